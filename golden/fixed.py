@@ -1,0 +1,107 @@
+"""Integer helpers shared by the integer golden model and the RTL generator.
+
+Rounding (used by STDP and by quantization), saturation and the LFSR that drives stochastic
+rounding are defined here once. All functions work on Python ints and inside numba (``njit``).
+
+LFSR
+    32-bit Galois LFSR, shifting right, feedback polynomial ``x^32 + x^22 + x^2 + x + 1``
+    (a maximal-length polynomial, period ``2**32 - 1``): ``lsb = s & 1; s >>= 1;
+    if lsb: s ^= 0x80200003``. The state is never 0. One rounding consumes one step, and the
+    rounding uses the state *after* the step.
+Rounding of ``x >> n`` (``x >= 0`` in every use; the rule is floor-based, so it is also defined
+for negative ``x``):
+    ``truncate``: ``x >> n`` (floor).
+    ``half_up``: ``(x + 2**(n-1)) >> n`` (ties go up), and ``x`` when ``n == 0``.
+    ``stochastic``: ``(x + r) >> n`` with ``r`` the low ``k = min(n, 32)`` bits of the LFSR
+    state shifted left by ``n - k``, i.e. a uniform fraction of an LSB.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = [
+    "TRUNCATE",
+    "HALF_UP",
+    "STOCHASTIC",
+    "ROUNDING_CODES",
+    "LFSR_TAPS",
+    "lfsr_step",
+    "lfsr_sequence",
+    "shr_round",
+    "round_half_up",
+    "quantize",
+    "signed_range",
+]
+
+TRUNCATE, HALF_UP, STOCHASTIC = 0, 1, 2
+ROUNDING_CODES = {"truncate": TRUNCATE, "half_up": HALF_UP, "stochastic": STOCHASTIC}
+
+LFSR_TAPS = 0x80200003
+"""Galois feedback mask of x^32 + x^22 + x^2 + x + 1 for a right-shifting register."""
+
+
+@njit(cache=True)
+def lfsr_step(state: int) -> int:
+    lsb = state & 1
+    state >>= 1
+    if lsb:
+        state ^= LFSR_TAPS
+    return state
+
+
+def lfsr_sequence(seed: int, n: int) -> np.ndarray:
+    """The next ``n`` states after ``seed`` (uint32)."""
+    out = np.empty(n, dtype=np.uint32)
+    s = seed
+    for i in range(n):
+        s = lfsr_step(s)
+        out[i] = s
+    return out
+
+
+@njit(cache=True)
+def shr_round(x: int, n: int, mode: int, state: int) -> tuple[int, int]:
+    """``x / 2**n`` rounded by ``mode``; returns ``(result, new_lfsr_state)``."""
+    if n <= 0:
+        return x << (-n), state
+    if mode == TRUNCATE:
+        return x >> n, state
+    if mode == HALF_UP:
+        return (x + (1 << (n - 1))) >> n, state
+    state = lfsr_step(state)
+    k = n if n < 32 else 32
+    r = (state & ((1 << k) - 1)) << (n - k)
+    return (x + r) >> n, state
+
+
+def round_half_up(x: np.ndarray | float) -> np.ndarray | int:
+    """``floor(x + 0.5)`` as int64 (float -> fixed-point conversions; never banker's rounding)."""
+    if np.isscalar(x):
+        return int(np.floor(float(x) + 0.5))
+    return np.floor(np.asarray(x, dtype=np.float64) + 0.5).astype(np.int64)
+
+
+def signed_range(bits: int) -> tuple[int, int]:
+    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+
+def quantize(x: np.ndarray, frac: int, bits: int, *, signed: bool = True,
+             overflow: str = "saturate", what: str = "value") -> np.ndarray:
+    """Float array -> int64 fixed point ``round_half_up(x * 2**frac)`` in ``bits`` bits.
+
+    ``overflow="saturate"`` clamps to the format's range; ``"error"`` raises naming ``what``.
+    """
+    q = round_half_up(np.asarray(x, dtype=np.float64) * float(2 ** frac))
+    lo, hi = signed_range(bits) if signed else (0, (1 << bits) - 1)
+    if overflow == "error":
+        bad = (q < lo) | (q > hi)
+        if np.any(bad):
+            raise OverflowError(
+                f"{what}: {int(bad.sum())} values outside {bits}-bit range [{lo}, {hi}] "
+                f"(largest magnitude {float(np.abs(x).max()):.6g} with {frac} fraction bits)")
+        return q
+    if overflow != "saturate":
+        raise ValueError(f"overflow policy must be 'saturate' or 'error', not {overflow!r}")
+    return np.clip(q, lo, hi)

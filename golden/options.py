@@ -1,0 +1,294 @@
+"""Algorithm options of the SpykeFlow network: what the model computes, not in which numbers.
+
+These options are shared by the float reference and the integer golden model. Every place where
+the authors' code departs from the paper (``../shared/spec/SPYKEFLOW_REFERENCE.md``, marked
+[≠paper] there) is a named field here, and the defaults follow the authors' code. The number
+formats of the integer model live in :mod:`spykehw.golden.formats`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import SpykehwError
+
+__all__ = [
+    "EncoderOptions",
+    "ConvOptions",
+    "ClassifierOptions",
+    "NetworkOptions",
+    "CONV1",
+    "CONV2",
+    "OptionsError",
+]
+
+
+class OptionsError(SpykehwError, ValueError):
+    """An invalid option value, named by its dotted key."""
+
+
+def _check(cond: bool, key: str, msg: str) -> None:
+    if not cond:
+        raise OptionsError(f"{key}: {msg}")
+
+
+@dataclass(frozen=True)
+class EncoderOptions:
+    """Latency encoding of a 28x28 u8 image into 2x27x27 first-spike times (spec section 2).
+
+    image_mode:
+        ``"viridis"`` (authors' code): the per-image min-max normalised image goes through the
+        viridis colour map and back to grey (VIRIDIS_L LUT, range 30..215) before the DoG.
+        ``"raw"`` (paper): the raw 0..255 pixels.
+    local_contrast:
+        authors' code divides each thresholded DoG map by its 17x17 box mean before ranking
+        (spec 2.6). ``False`` ranks the thresholded DoG values themselves (paper).
+    dog_threshold:
+        a DoG response counts if it is ``>= dog_threshold`` (authors' code; paper says ``>``).
+    border:
+        only rows/cols ``border .. 26-border`` may spike (2 in the authors' code).
+    bins:
+        number of populated equal-count time bins (10); ``steps`` is the number of time steps
+        per image (12: bins 10 and 11 are always empty).
+    """
+
+    image_mode: str = "viridis"
+    local_contrast: bool = True
+    dog_threshold: float = 50.0
+    border: int = 2
+    bins: int = 10
+    steps: int = 12
+
+    def __post_init__(self) -> None:
+        _check(self.image_mode in ("viridis", "raw"), "encoder.image_mode",
+               f"must be 'viridis' or 'raw', not {self.image_mode!r}")
+        _check(self.dog_threshold > 0, "encoder.dog_threshold", "must be > 0")
+        _check(0 <= self.border < 13, "encoder.border", "must be in 0..12")
+        _check(1 <= self.bins <= self.steps, "encoder.bins", "must be in 1..steps")
+        _check(self.steps <= 127, "encoder.steps", "must be <= 127 (stored as int8)")
+
+
+@dataclass(frozen=True)
+class ConvOptions:
+    """One STDP-trained convolutional layer with lateral inhibition (spec sections 3, 4 and 6).
+
+    Conv1 and Conv2 are this same layer with other parameters (:data:`CONV1`, :data:`CONV2`).
+
+    competition:
+        ``"greedy"`` (authors' code): repeatedly take the first row-major global maximum of the
+        per-location best potential; its map wins; a map whose best neuron lies in an earlier
+        winner's window may still win elsewhere. ``"per_map"`` (paper): each map's own maximum
+        competes, and a map whose maximum lies in an earlier winner's window gets no winner.
+    step0_doubling:
+        the authors' learning-rate schedule fires at global step 0, so the rate used from step 1
+        on is ``2 * a_plus``. ``False`` starts the doubling schedule at its first period.
+    rate_cap:
+        ``a_plus`` never exceeds this (0.15 in the code; ``None`` = no cap, as in the paper).
+    homeostasis:
+        the authors' map suppression (spec 4.3): a map with more than
+        ``homeostasis_const / homeostasis_factor`` wins in the current window of
+        ``homeostasis_const`` images is excluded from competition and its weights decay by
+        ``homeostasis_coeff * w * (1 - w)`` at every step with candidates.
+    last_snapshot_weights:
+        the authors hand ``evol_weights[-1]`` (the last snapshot) to inference, not the final
+        weights.
+    """
+
+    in_channels: int = 2
+    in_size: int = 27
+    maps: int = 30
+    kernel: int = 5
+    threshold: float = 15.0
+    inhibition_window: int = 11
+    a_plus: float = 0.002
+    a_minus_ratio: float = 0.75
+    lr_inc_rate: int = 500
+    rate_cap: float | None = 0.15
+    step0_doubling: bool = True
+    homeostasis: bool = True
+    homeostasis_const: int = 5
+    homeostasis_factor: float = 3.0
+    homeostasis_coeff: float = 0.003
+    sample_interval: int = 200
+    last_snapshot_weights: bool = True
+    competition: str = "greedy"
+    init_mean: float = 0.8
+    init_std: float = 0.01
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self.in_channels >= 1, "conv.in_channels", "must be >= 1")
+        _check(self.kernel >= 1, "conv.kernel", "must be >= 1")
+        _check(self.in_size >= self.kernel, "conv.in_size", "must be >= kernel")
+        _check(1 <= self.maps <= 1024, "conv.maps", "must be in 1..1024")
+        _check(self.threshold > 0, "conv.threshold", "must be > 0")
+        _check(self.inhibition_window >= 1 and self.inhibition_window % 2 == 1,
+               "conv.inhibition_window", "must be a positive odd number")
+        _check(0 < self.a_plus < 1, "conv.a_plus", "must be in (0, 1)")
+        _check(self.a_minus_ratio == 0.75, "conv.a_minus_ratio",
+               "is 0.75 in the reference (hard-coded there) and in the integer model (A- = 3*2^-(s+2))")
+        _check(self.lr_inc_rate >= 1, "conv.lr_inc_rate", "must be >= 1")
+        _check(self.rate_cap is None or 0 < self.rate_cap < 1, "conv.rate_cap", "must be in (0, 1) or None")
+        _check(self.homeostasis_const >= 1, "conv.homeostasis_const", "must be >= 1")
+        _check(self.homeostasis_factor > 0, "conv.homeostasis_factor", "must be > 0")
+        _check(0 <= self.homeostasis_coeff < 1, "conv.homeostasis_coeff", "must be in [0, 1)")
+        _check(self.sample_interval >= 1, "conv.sample_interval", "must be >= 1")
+        _check(self.competition in ("greedy", "per_map"), "conv.competition",
+               f"must be 'greedy' or 'per_map', not {self.competition!r}")
+        _check(0 < self.init_mean < 1, "conv.init_mean", "must be in (0, 1)")
+
+    @property
+    def out_size(self) -> int:
+        """Output side of the VALID convolution (23 for Conv1, 7 for Conv2)."""
+        return self.in_size - self.kernel + 1
+
+    @property
+    def pool_size(self) -> int:
+        """Side of the 2x2 stride-2 VALID pool (11 for Conv1, 3 for Conv2)."""
+        return self.out_size // 2
+
+    @property
+    def features(self) -> int:
+        """Length of the feature vector, index ``m * pool_size**2 + i * pool_size + j``."""
+        return self.maps * self.pool_size ** 2
+
+    @property
+    def inhibition_offset(self) -> int:
+        return self.inhibition_window // 2
+
+    @property
+    def homeostasis_limit(self) -> float:
+        """A map is suppressed when its wins in the window are ``> homeostasis_limit``."""
+        return self.homeostasis_const / self.homeostasis_factor
+
+    @property
+    def snapshot_period(self) -> int:
+        """Snapshots are taken at global steps ``t % snapshot_period == 0`` (2399 for Conv1)."""
+        return 12 * self.sample_interval - 1
+
+    @property
+    def lr_period(self) -> int:
+        """The rate doubles at steps ``s % lr_period == 0`` (5999 for Conv1)."""
+        return 12 * self.lr_inc_rate - 1
+
+
+CONV1 = ConvOptions()
+"""Conv1 as in the authors' ``main_emnist.py`` (2x27x27 -> 30x23x23, 11x11 competition)."""
+
+CONV2 = ConvOptions(
+    in_channels=30, in_size=11, maps=200, kernel=5, inhibition_window=3, a_plus=0.0002,
+    lr_inc_rate=1500, homeostasis_const=3, homeostasis_factor=3.0, homeostasis_coeff=0.0003,
+)
+"""Conv2 as in the authors' ``main_emnist.py`` (30x11x11 -> 200x7x7, 3x3 competition)."""
+
+
+@dataclass(frozen=True)
+class ClassifierOptions:
+    """The binary-activation classifier and its training (spec section 7).
+
+    gradient:
+        ``"sg1"``: surrogate ``1[0 <= z2 <= sg1_window]`` (window 0.125, closed at both ends);
+        ``"sg2"``: surrogate ``1[z2 >= 0]``; ``"relu"``: actual gradient of a ReLU hidden layer
+        (no binary activation, no floor), as in the authors' ``*_actual_gradient`` notebooks.
+    cost:
+        ``"softmax_ce"`` (default, on floored logits for sg1/sg2) or ``"quadratic"`` (ReLU output
+        and quadratic cost with ``delta3 = a3 - y``, the MNIST actual-gradient notebook).
+    dropout:
+        probability of dropping a hidden unit during training; a dropped unit gets ``z2 = -1``
+        and there is no ``1/(1-p)`` rescaling (authors' code).
+    init:
+        ``"truncated_normal"`` (std 0.01, redrawn beyond 2 std) or ``"uniform_fan_in"``
+        (``U(+-sqrt(4/fan_in))``, EMNIST actual-gradient notebook).
+    val_fraction:
+        the validation set is the first ``int(val_fraction * N)`` training rows (not shuffled).
+    """
+
+    hidden: int = 1000
+    eta: float = 0.01
+    epochs: int = 40
+    batch: int = 5
+    dropout: float = 0.5
+    gradient: str = "sg1"
+    cost: str = "softmax_ce"
+    sg1_window: float = 0.125
+    init: str = "truncated_normal"
+    init_std: float = 0.01
+    val_fraction: float = 0.09
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self.hidden >= 1, "classifier.hidden", "must be >= 1")
+        _check(self.eta > 0, "classifier.eta", "must be > 0")
+        _check(self.epochs >= 1, "classifier.epochs", "must be >= 1")
+        _check(self.batch >= 1, "classifier.batch", "must be >= 1")
+        _check(0 <= self.dropout < 1, "classifier.dropout", "must be in [0, 1)")
+        _check(self.gradient in ("sg1", "sg2", "relu"), "classifier.gradient",
+               f"must be 'sg1', 'sg2' or 'relu', not {self.gradient!r}")
+        _check(self.cost in ("softmax_ce", "quadratic"), "classifier.cost",
+               f"must be 'softmax_ce' or 'quadratic', not {self.cost!r}")
+        _check(self.cost == "softmax_ce" or self.gradient == "relu", "classifier.cost",
+               "'quadratic' goes with gradient='relu' only")
+        _check(self.init in ("truncated_normal", "uniform_fan_in"), "classifier.init",
+               f"must be 'truncated_normal' or 'uniform_fan_in', not {self.init!r}")
+        _check(0 <= self.val_fraction < 1, "classifier.val_fraction", "must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class NetworkOptions:
+    """Everything the SpykeFlow pipeline computes, one frozen object (recorded in every output)."""
+
+    encoder: EncoderOptions = field(default_factory=EncoderOptions)
+    conv: ConvOptions = field(default_factory=ConvOptions)
+    classifier: ClassifierOptions = field(default_factory=ClassifierOptions)
+    stdp_images: int = 6000
+
+    def __post_init__(self) -> None:
+        _check(self.stdp_images >= 1, "stdp_images", "must be >= 1")
+        _check(self.conv.in_size == 27 and self.conv.in_channels == 2, "conv",
+               "the network's first layer takes the encoder's 2x27x27 spikes")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "NetworkOptions":
+        d = dict(d)
+        parts = {"encoder": EncoderOptions, "conv": ConvOptions, "classifier": ClassifierOptions}
+        kwargs: dict[str, Any] = {}
+        for key, value in d.items():
+            if key in parts:
+                kwargs[key] = _build(parts[key], value, key)
+            elif key in {f.name for f in dataclasses.fields(cls)}:
+                kwargs[key] = value
+            else:
+                raise OptionsError(f"{key}: unknown option")
+        return cls(**kwargs)
+
+    def replace(self, **changes: Any) -> "NetworkOptions":
+        """Return a copy with dotted keys changed, e.g. ``replace(**{"conv.homeostasis": False})``."""
+        d = self.to_dict()
+        for dotted, value in changes.items():
+            node = d
+            *path, last = dotted.split(".")
+            for p in path:
+                if p not in node or not isinstance(node[p], dict):
+                    raise OptionsError(f"{dotted}: unknown option")
+                node = node[p]
+            if last not in node:
+                raise OptionsError(f"{dotted}: unknown option")
+            node[last] = value
+        return NetworkOptions.from_dict(d)
+
+
+def _build(klass: type, value: Any, prefix: str) -> Any:
+    if isinstance(value, klass):
+        return value
+    if not isinstance(value, dict):
+        raise OptionsError(f"{prefix}: expected a table, found {type(value).__name__}")
+    names = {f.name for f in dataclasses.fields(klass)}
+    for k in value:
+        if k not in names:
+            raise OptionsError(f"{prefix}.{k}: unknown option")
+    return klass(**value)

@@ -1,0 +1,55 @@
+"""The ``spykehw`` command line: wiring and reporting only (DESIGN.md).
+
+Each subcommand lives in :mod:`spykehw.commands` as a module with ``register(subparsers)``
+that adds its parser and sets ``func`` (called with the parsed arguments, returning an exit
+status).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .errors import SpykehwError
+
+__all__ = ["main", "build_parser"]
+
+# Subcommand modules in the order --help lists them.
+COMMANDS = ("run", "data", "bench", "quant", "vectors", "verilog", "cosim", "fpga")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spykehw",
+        description="SpykeFlow in hardware: float reference, integer golden model, RTL and co-simulation.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"spykehw.commands.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"spykehw.commands.{name}":
+                continue  # not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (SpykehwError, FileNotFoundError, PermissionError) as e:
+        # Input errors (bad config, bad file) end with one clear line, not a traceback.
+        if getattr(args, "debug", False):
+            raise
+        print(f"spykehw {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
