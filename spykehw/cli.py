@@ -43,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # Output piped into `head` and closed early: not an error worth a traceback.
+        sys.stderr.close()
+        return 0
     except (SpykehwError, FileNotFoundError, PermissionError) as e:
         # Input errors (bad config, bad file) end with one clear line, not a traceback.
         if getattr(args, "debug", False):
