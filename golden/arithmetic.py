@@ -3,8 +3,9 @@
 The conv dynamics (integration, threshold, lateral inhibition, STDP competition) are one
 numba kernel for both models (:mod:`spykehw.golden.conv`); what differs is the weight dtype, the
 threshold and the two weight updates, which live here as small njit functions with the same
-signature. The kernel receives them as first-class functions, so numba compiles one
-specialisation per arithmetic from one source.
+signature. The kernel calls :func:`stdp_update` and :func:`homeostasis_decay`, which numba
+resolves at compile time by the weights' dtype (float -> reference, integer -> golden model),
+so one source compiles to both models and the compiled kernels can be cached on disk.
 
 Signatures (``W`` is the layer's weights in kernel layout ``(C, K, K, M)`` with the ``kc`` axis
 reversed, see :func:`spykehw.golden.conv.to_kernel_layout`; logical weight ``(ch, kr, kc)`` of map
@@ -31,13 +32,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
 from .fixed import ROUNDING_CODES, shr_round
 from .formats import NumberFormats
 from .options import ConvOptions
 
-__all__ = ["Arithmetic", "float_arithmetic", "int_arithmetic"]
+__all__ = ["Arithmetic", "float_arithmetic", "int_arithmetic", "stdp_update", "homeostasis_decay"]
 
 
 # ----- float (reference) -------------------------------------------------------------------
@@ -129,6 +131,26 @@ def _decay_int(W, m, prm, st):
                 W[ch, kr, K - 1 - kc, m] = w
 
 
+def stdp_update(W, m, r, c, pre, level, prm, st):
+    """STDP of one winner (see module docstring); numba picks the float or integer rule."""
+    raise NotImplementedError("called from numba-compiled code only")
+
+
+def homeostasis_decay(W, m, prm, st):
+    """Homeostasis decay of one map (see module docstring); float or integer by dtype."""
+    raise NotImplementedError("called from numba-compiled code only")
+
+
+@overload(stdp_update)
+def _stdp_update_overload(W, m, r, c, pre, level, prm, st):
+    return (_stdp_float if isinstance(W.dtype, types.Float) else _stdp_int).py_func
+
+
+@overload(homeostasis_decay)
+def _homeostasis_decay_overload(W, m, prm, st):
+    return (_decay_float if isinstance(W.dtype, types.Float) else _decay_int).py_func
+
+
 @dataclass(frozen=True, eq=False)
 class Arithmetic:
     """Everything the conv kernel needs to know about a layer's numbers.
@@ -143,8 +165,6 @@ class Arithmetic:
     threshold: float | int
     weight_dtype: type
     potential_dtype: type
-    stdp: object
-    decay: object
     prm: np.ndarray
     state0: np.ndarray
     weight_scale: float
@@ -163,8 +183,7 @@ def float_arithmetic(opts: ConvOptions) -> Arithmetic:
     # float64 potentials: sums of float32 weights are then exact in practice, so the model does
     # not depend on summation order. With float32 (the reference's TF dtype) trained weights
     # near 1.0 leave maps within an ulp of each other and the winner depends on the order.
-    return Arithmetic("float", float(opts.threshold), np.float32, np.float64, _stdp_float,
-                      _decay_float, prm, np.zeros(1, np.int64), 1.0)
+    return Arithmetic("float", float(opts.threshold), np.float32, np.float64, prm, np.zeros(1, np.int64), 1.0)
 
 
 def int_arithmetic(opts: ConvOptions, fmt: NumberFormats, *, max_spikes_per_input: int = 1) -> Arithmetic:
@@ -175,5 +194,4 @@ def int_arithmetic(opts: ConvOptions, fmt: NumberFormats, *, max_spikes_per_inpu
     bits = fmt.potential_bits(opts.in_channels, opts.kernel, max_spikes_per_input)
     # Potentials fit 31 bits for Conv1 at up to 24-bit weights; int32 halves memory traffic.
     pot = np.int32 if bits <= 31 else np.int64
-    return Arithmetic("int", fmt.threshold_int(opts.threshold), pot, pot, _stdp_int, _decay_int,
-                      prm, np.array([st.lfsr_seed], dtype=np.int64), float(1 << fmt.conv.weight_bits))
+    return Arithmetic("int", fmt.threshold_int(opts.threshold), pot, pot, prm, np.array([st.lfsr_seed], dtype=np.int64), float(1 << fmt.conv.weight_bits))

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import literally, njit, prange
 
-from .arithmetic import Arithmetic
+from .arithmetic import Arithmetic, homeostasis_decay, stdp_update
 from .options import ConvOptions
 from .spikes import SpikeEvents
 
@@ -99,8 +99,8 @@ def _integrate(K, M, Wf, Vf, dirty, pre, ev, i0, i1):
     in ``Wk``: one vectorisable loop per kernel row. Fired positions are integrated too (cheaper
     than skipping them, and their potential is never looked at again). ``Wf`` and ``Vf`` are flat
     views of the weights and potentials; indices are unsigned so that numba emits no
-    negative-index wraparound, and the callers make ``K`` and ``M`` compile-time constants
-    (``numba.literally``): together 5x faster, as LLVM then vectorises the inner loop.
+    negative-index wraparound, and the callers make ``K`` a compile-time constant
+    (``numba.literally``): together 3x faster, as LLVM then vectorises the inner loop.
     """
     H = dirty.shape[0]
     Mu = np.uint64(M)
@@ -179,7 +179,6 @@ def _next_event_block(ev, i, end, t):
 def _infer_batch(offsets, ev, Wk, K, M, threshold, steps, H, pool, out_t, out_m, out_u, out_v, counts,
                  features, pool_counts, chunks, pot_dtype_probe):
     literally(K)
-    literally(M)
     N = len(offsets) - 1
     C = Wk.shape[0]
     S = pool
@@ -367,19 +366,19 @@ def _sort_winners_by_map(wm, wr, wc, nw):
 
 
 @njit(cache=True)
-def _train_kernel(offsets, ev, Wk, K, M, threshold, steps, H, stdp, decay, prm, st, ictl, fctl,
-                  sched, snaps, snap_steps, win_log, win_per_step, updates, weights_trace,
-                  pot_probe):
+def _train_kernel(offsets, ev, Wk, K, M, threshold, steps, H, prm, st, ictl, fctl,
+                  sched, snaps, snap_steps, win_log, win_per_step, updates, win_window,
+                  weights_trace, pot_probe):
     """Sequential STDP training over the images of ``offsets``/``ev`` (one epoch).
 
     ictl = [homeostasis, homeostasis_const, competition (0 greedy, 1 per_map), inhibition offset,
             snapshot_period, lr_period, step0_doubling, epoch-local index of the first image,
             global step at which the epoch started]
     fctl = [homeostasis_limit]
-    sched = [global_step, level, n_snaps, n_wins] (updated in place, carried across epochs)
+    sched = [global_step, level, n_snaps, n_wins] (updated in place, carried across calls, like
+    ``updates`` and the homeostasis window counts ``win_window``)
     """
     literally(K)
-    literally(M)
     N = len(offsets) - 1
     C = Wk.shape[0]
     homeo = ictl[0] != 0
@@ -405,7 +404,6 @@ def _train_kernel(offsets, ev, Wk, K, M, threshold, steps, H, stdp, decay, prm, 
     wm = np.empty(M, dtype=np.int64)
     wr = np.empty(M, dtype=np.int64)
     wc = np.empty(M, dtype=np.int64)
-    win_window = np.zeros(M, dtype=np.int64)
     suppressed = np.zeros(M, dtype=np.bool_)
     trace = weights_trace.shape[0] > 0
     for n in range(N):
@@ -436,7 +434,7 @@ def _train_kernel(offsets, ev, Wk, K, M, threshold, steps, H, stdp, decay, prm, 
                     for m in range(M):
                         suppressed[m] = win_window[m] > limit
                         if suppressed[m]:
-                            decay(Wk, m, prm, st)
+                            homeostasis_decay(Wk, m, prm, st)
                     for k in range(ns):
                         if suppressed[sm[k]]:
                             alive[k] = False
@@ -447,7 +445,7 @@ def _train_kernel(offsets, ev, Wk, K, M, threshold, steps, H, stdp, decay, prm, 
                 _sort_winners_by_map(wm, wr, wc, nw)
                 for k in range(nw):
                     m, r, c = wm[k], wr[k], wc[k]
-                    stdp(Wk, m, r, c, pre, sched[1], prm, st)
+                    stdp_update(Wk, m, r, c, pre, sched[1], prm, st)
                     r0 = max(r - off, 0)
                     r1 = min(r + off, H - 1)
                     c0 = max(c - off, 0)
@@ -536,6 +534,7 @@ def train_conv(events: SpikeEvents, weights0: np.ndarray, opts: ConvOptions, ari
     win_log = np.zeros((N * epochs * min(M, H * H), 4), dtype=np.int64)
     win_per_step = np.zeros(total_steps, dtype=np.int64)
     updates = np.zeros(M, dtype=np.int64)
+    win_window = np.zeros(M, dtype=np.int64)
     wtrace = np.zeros((N * epochs if trace_weights else 0,) + Wk.shape, dtype=Wk.dtype)
     ictl = np.array([opts.homeostasis, opts.homeostasis_const, opts.competition == "per_map",
                      opts.inhibition_offset, opts.snapshot_period, opts.lr_period,
@@ -551,9 +550,9 @@ def train_conv(events: SpikeEvents, weights0: np.ndarray, opts: ConvOptions, ari
             sub = events if (a, b) == (0, N) else events.select(np.arange(a, b))
             ictl[7] = a
             wt = wtrace[epoch * N + a: epoch * N + b] if trace_weights else wtrace
-            _train_kernel(sub.offsets, sub.ev, Wk, opts.kernel, opts.maps, thr, steps, H, arith.stdp, arith.decay, arith.prm,
+            _train_kernel(sub.offsets, sub.ev, Wk, opts.kernel, opts.maps, thr, steps, H, arith.prm,
                           st, ictl, fctl, sched, snaps, snap_steps, win_log, win_per_step, updates,
-                          wt, probe)
+                          win_window, wt, probe)
             if progress is not None:
                 progress.advance(b - a)
     n_s = int(sched[2])
