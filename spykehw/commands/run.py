@@ -1,0 +1,63 @@
+"""``spykehw run``: the main job (see :mod:`spykehw.flow`)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+__all__ = ["register"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run", help="the whole flow on a dataset (default: the embedded MNIST sample)",
+        description="STDP-train Conv1, extract features, train and test the classifier, for the float "
+                    "reference and the integer golden model; then generate the RTL and co-simulate a "
+                    "few test images. Prints a short report; files go to a run folder with a manifest.")
+    p.add_argument("--dataset", default="mnist-sample",
+                   choices=["mnist-sample", "mnist", "emnist", "emnist-balanced"],
+                   help="mnist-sample (embedded, default), mnist (60k/10k), emnist (47 classes, "
+                        "seeded stratified split of EMNIST bymerge-test) or emnist-balanced")
+    p.add_argument("--data-dir", type=Path, help="folder with the real IDX files (mnist/, emnist/)")
+    p.add_argument("--config", default=None,
+                   help="number formats of the integer model: a preset name (paper-float-equivalent, "
+                        "fpga-16 (default), fpga-8, edge-4) or a TOML file")
+    p.add_argument("--out", type=Path, default=Path("runs"), help="where run folders go (default: runs/)")
+    p.add_argument("--seed", type=int, default=0, help="split seed (EMNIST) (default 0)")
+    p.add_argument("--stdp-images", type=int, default=6000,
+                   help="images for Conv1 STDP training, first of the training order (default 6000)")
+    p.add_argument("--epochs", type=int, help="classifier epochs (default: 40 MNIST, 35 EMNIST)")
+    p.add_argument("--hidden", type=int, help="hidden neurons (default: 1000 MNIST, 1500 EMNIST)")
+    p.add_argument("--gradient", choices=["sg1", "sg2", "relu"], default="sg1",
+                   help="classifier training: surrogate gradient 1 (default), 2, or the actual "
+                        "gradient of a ReLU network (float model only)")
+    p.add_argument("--train-limit", type=int, help="use only the first N training images")
+    p.add_argument("--test-limit", type=int, help="use only the first N test images")
+    p.add_argument("--float-only", action="store_true", help="skip the integer model and hardware")
+    p.add_argument("--no-hardware", action="store_true", help="skip Verilog and co-simulation")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
+    p.set_defaults(func=_main)
+
+
+def _main(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from ..flow import RunConfig, classifier_defaults, run_flow
+    from ..golden.formats import DEFAULT_PRESET, load_formats
+    from ..golden.options import NetworkOptions
+
+    cls = classifier_defaults(args.dataset)
+    changes = {"gradient": args.gradient}
+    if args.epochs is not None:
+        changes["epochs"] = args.epochs
+    if args.hidden is not None:
+        changes["hidden"] = args.hidden
+    opts = NetworkOptions(classifier=replace(cls, **changes), stdp_images=args.stdp_images)
+    integer = not args.float_only and args.gradient != "relu"
+    cfg = RunConfig(dataset=args.dataset, data_dir=args.data_dir, seed=args.seed, options=opts,
+                    formats=load_formats(args.config or DEFAULT_PRESET), integer=integer,
+                    hardware=integer and not args.no_hardware, train_limit=args.train_limit,
+                    test_limit=args.test_limit, out_root=args.out, progress=not args.quiet)
+    run_flow(cfg)
+    return 0
