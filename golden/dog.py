@@ -3,7 +3,10 @@
 ``k(d2) = (exp(-d2/2)/s1 - exp(-d2/(2 s2^2))/s2) / sqrt(2 pi)`` with s1=1, s2=2, then
 ``k -= mean(k)`` and ``k /= max(k)``: the centre is 1 and the kernel sums to 0 (the authors'
 ``inp.py:DoG``; the paper's eq. 1 differs). The fixed-point kernel is
-``round_half_up(k * 2**frac_bits)``.
+``round_half_up(k * 2**frac_bits)`` with the centre coefficient then corrected so that the
+integer kernel also sums to exactly 0: like the float kernel, it then gives 0 on flat image
+regions, and its responses follow the float ones more closely (measured: 89% -> 94% identical
+encodings of MNIST at 14 fraction bits).
 """
 
 from __future__ import annotations
@@ -38,10 +41,11 @@ def dog_kernel() -> np.ndarray:
 @lru_cache(maxsize=None)
 def _dog_kernel_fixed(frac_bits: int) -> np.ndarray:
     k = np.floor(_dog_kernel() * float(1 << frac_bits) + 0.5).astype(np.int64)
+    k[DOG_SIZE // 2, DOG_SIZE // 2] -= k.sum()
     k.setflags(write=False)
     return k
 
 
 def dog_kernel_fixed(frac_bits: int) -> np.ndarray:
-    """Int64 7x7 kernel ``round_half_up(k * 2**frac_bits)`` (read-only)."""
+    """Int64 7x7 kernel ``round_half_up(k * 2**frac_bits)``, zero-sum corrected (read-only)."""
     return _dog_kernel_fixed(frac_bits)

@@ -9,10 +9,12 @@ Image
     u8 pixels, 0..255 (after the optional viridis LUT, still u8). The 28->27 area resize is exact
     integer arithmetic: ``(sum K_r K_c g + 392) // 784`` (round half up).
 DoG
-    kernel coefficients ``round_half_up(k * 2**dog_frac_bits)``, signed; the filtered value ``R``
+    kernel coefficients ``round_half_up(k * 2**dog_frac_bits)``, signed, with the centre
+    coefficient corrected so the kernel sums to 0 like the float one; the filtered value ``R``
     is an exact integer sum; a pixel counts if ``R >= dog_threshold * 2**dog_frac_bits``.
     Ranking with local contrast uses the exact comparison ``R1 * S2`` vs ``R2 * S1`` (``S`` the
-    17x17 box sum of the thresholded map) and ties go to the lower flat index.
+    17x17 box sum of the thresholded map, products compared exactly in 128 bits) and ties go to
+    the lower flat index.
 Conv weights
     unsigned ``UQ0.weight_bits``: integer ``w`` in ``0 .. 2**weight_bits - 1`` means
     ``w / 2**weight_bits``. Initial weights are ``round_half_up(w_float * 2**weight_bits)``
@@ -93,10 +95,10 @@ def _int(value: Any, key: str, lo: int, hi: int) -> None:
 
 @dataclass(frozen=True)
 class EncoderFormat:
-    dog_frac_bits: int = 8
+    dog_frac_bits: int = 14
 
     def __post_init__(self) -> None:
-        _int(self.dog_frac_bits, "encoder.dog_frac_bits", 0, 20)
+        _int(self.dog_frac_bits, "encoder.dog_frac_bits", 0, 24)
 
 
 @dataclass(frozen=True)
@@ -193,11 +195,10 @@ class NumberFormats:
         b = self.conv.weight_bits
         _check(2 * b + 2 + max(8, self.stdp.homeostasis_mult.bit_length()) <= 62, "conv.weight_bits",
                f"{b} bits make the STDP product overflow 64-bit integers")
-        # The exact ranking compares R1*S2 with R2*S1; both must fit an int64.
+        # The exact ranking compares R1*S2 with R2*S1 in 128 bits; R and S must fit an int64.
         rmax = self.dog_abs_max(255)
-        _check((rmax * 289 * rmax).bit_length() <= 62, "encoder.dog_frac_bits",
-               f"{self.encoder.dog_frac_bits} fraction bits make the exact ranking products "
-               "overflow 64-bit integers (at most 14 bits)")
+        _check((rmax * 289).bit_length() <= 62, "encoder.dog_frac_bits",
+               f"{self.encoder.dog_frac_bits} fraction bits make the DoG box sums overflow 64 bits")
         _check(self.classifier.hidden_weight_frac <= self.classifier.hidden_weight_bits + 16,
                "classifier.hidden_weight_frac", "is implausibly large for the weight width")
         # argmax(softmax words) must equal argmax(logits): the winning word must exceed every
@@ -305,7 +306,7 @@ def _build_presets() -> dict[str, NumberFormats]:
         # As close to the float reference as the integer model gets; the baseline of the studies.
         "paper-float-equivalent": _preset(
             "paper-float-equivalent",
-            encoder__dog_frac_bits=14, conv__weight_bits=24, stdp__rounding="half_up",
+            encoder__dog_frac_bits=24, conv__weight_bits=24, stdp__rounding="half_up",
             classifier__hidden_weight_bits=24, classifier__hidden_weight_frac=20,
             classifier__hidden_bias_bits=28, classifier__output_weight_bits=24,
             classifier__output_weight_frac=16, classifier__output_bias_bits=28,

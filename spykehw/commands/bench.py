@@ -1,0 +1,77 @@
+"""``spykehw bench``: images/s and peak memory of encoding, STDP, feature extraction and the
+classifier, as JSON (the speed targets live here, never in unit tests)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["register"]
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from spykehw.bench import (BENCHMARKS, BenchConfig, BenchError, quick_config,
+                               resolve_dataset, run_benchmarks, to_json)
+    from spykehw.golden.formats import load_formats
+    from spykehw.output import atomic_write
+
+    load_formats(args.formats)  # a bad preset or file fails here, not in every child
+    names = tuple(n.strip() for n in args.only.split(",") if n.strip()) if args.only else BENCHMARKS
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        raise BenchError(f"--only: unknown benchmark {', '.join(unknown)} "
+                         f"(known: {', '.join(BENCHMARKS)})")
+    dataset, note = resolve_dataset(args.dataset, args.data_dir)
+    if note:
+        print(f"spykehw bench: {note}", file=sys.stderr)
+    sizes = {k: v for k, v in (("encode_images", args.encode_images),
+                               ("stdp_images", args.stdp_images),
+                               ("classifier_images", args.classifier_images),
+                               ("hidden", args.hidden)) if v is not None}
+    common = dict(dataset=dataset, data_dir=None if args.data_dir is None else str(args.data_dir),
+                  formats=args.formats, threads=args.threads, **sizes)
+    cfg = quick_config(**common) if args.quick else BenchConfig(**common)
+    report = run_benchmarks(cfg, names, quick=args.quick, requested_dataset=args.dataset,
+                            dataset_note=note)
+    text = to_json(report)
+    if args.out is not None:
+        with atomic_write(args.out, "w") as f:
+            f.write(text)
+    sys.stdout.write(text)
+    return 0 if report["ok"] else 1
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from spykehw.bench import BENCHMARKS
+
+    p = subparsers.add_parser(
+        "bench", help="images/s and peak memory of the golden models, as JSON",
+        description="Benchmark the golden models on real MNIST (the embedded sample if MNIST is "
+                    "not found): encoding, Conv1 STDP training and feature extraction for the "
+                    "float and integer models, and one classifier epoch. Each benchmark runs in "
+                    "its own process (peak memory = its ru_maxrss); numba compilation is excluded "
+                    "by a warm-up. Prints JSON, with the issue's speed targets for comparison.")
+    p.add_argument("--quick", action="store_true",
+                   help="a few hundred images per benchmark (checks that it runs; times mean little)")
+    p.add_argument("--dataset", choices=("mnist", "mnist-sample"), default="mnist",
+                   help="mnist (default; falls back to the sample if not found) or mnist-sample")
+    p.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
+                   help="folder holding mnist/ (default: the standard data folders)")
+    p.add_argument("--only", default=None, metavar="NAMES",
+                   help=f"comma-separated subset of: {', '.join(BENCHMARKS)}")
+    p.add_argument("--formats", default="fpga-16", metavar="PRESET|TOML",
+                   help="number formats of the integer model (default fpga-16)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="numba threads (default: numba's default, one per CPU)")
+    p.add_argument("--encode-images", type=int, default=None, metavar="N",
+                   help="images for encoding and feature extraction (default 10000; quick 300)")
+    p.add_argument("--stdp-images", type=int, default=None, metavar="N",
+                   help="images for STDP training (default 6000; quick 300)")
+    p.add_argument("--classifier-images", type=int, default=None, metavar="N",
+                   help="feature rows for the classifier epoch (default 10000; quick 300)")
+    p.add_argument("--hidden", type=int, default=None, metavar="H",
+                   help="classifier hidden units (default 1000)")
+    p.add_argument("--out", type=Path, default=None, metavar="FILE",
+                   help="also write the JSON to FILE")
+    p.set_defaults(func=_bench)
