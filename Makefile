@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.spykehw-installed
 
-.PHONY: run test test-long env clean
+.PHONY: run test test-long env clean clean-cache
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (spykehw needs Python 3.11; set PYTHON=...)"; exit 1; }
@@ -28,5 +28,9 @@ test: $(STAMP)
 test-long: $(STAMP)
 	$(BIN)/python -m pytest -m long -q
 
-clean:
+## numba's on-disk cache does not notice edits in a called module: clear it after editing golden/
+clean-cache:
+	find golden spykehw -name '*.nbi' -o -name '*.nbc' | xargs rm -f
+
+clean: clean-cache
 	rm -rf $(VENV) build *.egg-info .pytest_cache
