@@ -4,10 +4,11 @@ Rounding (used by STDP and by quantization), saturation and the LFSR that drives
 rounding are defined here once. All functions work on Python ints and inside numba (``njit``).
 
 LFSR
-    32-bit Galois LFSR, shifting right, feedback polynomial ``x^32 + x^22 + x^2 + x + 1``
-    (a maximal-length polynomial, period ``2**32 - 1``): ``lsb = s & 1; s >>= 1;
-    if lsb: s ^= 0x80200003``. The state is never 0. One rounding consumes one step, and the
-    rounding uses the state *after* the step.
+    32-bit Galois LFSR, shifting right: ``lsb = s & 1; s >>= 1; if lsb: s ^= 0x80200003``.
+    Its connection polynomial is ``1 + x + x^2 + x^22 + x^32`` (primitive, so the period is
+    ``2**32 - 1`` and the state is never 0 from a non-zero seed): the bit sequence
+    ``b[n] = s_n & 1`` satisfies ``b[n+32] = b[n+31] ^ b[n+30] ^ b[n+10] ^ b[n]``. One rounding
+    consumes one step, and the rounding uses the state *after* the step.
 Rounding of ``x >> n`` (``x >= 0`` in every use; the rule is floor-based, so it is also defined
 for negative ``x``):
     ``truncate``: ``x >> n`` (floor).
@@ -39,7 +40,7 @@ TRUNCATE, HALF_UP, STOCHASTIC = 0, 1, 2
 ROUNDING_CODES = {"truncate": TRUNCATE, "half_up": HALF_UP, "stochastic": STOCHASTIC}
 
 LFSR_TAPS = 0x80200003
-"""Galois feedback mask of x^32 + x^22 + x^2 + x + 1 for a right-shifting register."""
+"""Galois feedback mask (bits 31, 21, 1, 0) of the right-shifting register."""
 
 
 @njit(cache=True)
