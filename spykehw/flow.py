@@ -136,6 +136,9 @@ def _run_model(ds: Dataset, cfg: RunConfig, fmt: NumberFormats | None, folder: R
         logits, pred = fw.logits, fw.classes
         extra["quantized"] = q
     test_acc = metrics.accuracy(ds.test_labels, pred)
+    if len(ds.classes) == 47:  # EMNIST: the paper's conditioned and collapsed-label accuracies
+        extra["conditioned_acc"] = metrics.conditioned_accuracy(logits, ds.test_labels)
+        extra["collapsed_acc"] = metrics.collapsed_accuracy(ds.test_labels, pred)
     res = ModelResult(name, fmt, test_acc, result.test_acc_final, 
                       metrics.balanced_accuracy(ds.test_labels, pred, len(ds.classes)),
                       result.best_val_acc, result.best_epoch, pred, logits, x,
@@ -160,6 +163,9 @@ def _run_model(ds: Dataset, cfg: RunConfig, fmt: NumberFormats | None, folder: R
     line = (f"[{name}] classifier H={opts.classifier.hidden}: best validation {100 * result.best_val_acc:.2f}% "
             f"after {result.best_epoch} epochs; test {100 * test_acc:.2f}% "
             f"(balanced {100 * res.balanced_acc:.2f}%)")
+    if "conditioned_acc" in extra:
+        line += (f"; conditioned (digit/upper/lower) {100 * extra['conditioned_acc']:.2f}%, "
+                 f"collapsed labels {100 * extra['collapsed_acc']:.2f}%")
     if fmt is not None:
         line += f"; float classifier on these features {100 * result.test_acc_best:.2f}%"
     report.say(line)
