@@ -142,9 +142,18 @@ def describe_ports(component: wiring.Component) -> list[PortInfo]:
 _PORT_DECL = re.compile(r"^\s*(input|output|inout)\s+(?:\[(\d+):(\d+)\]\s+)?\\?(\S+)\s*;", re.M)
 
 
-def _verilog_ports(text: str) -> dict[str, tuple[str, int]]:
+def _module_text(text: str, name: str) -> str:
+    """The text of ``module <name>`` .. its ``endmodule`` (submodules declare ports too)."""
+    m = re.search(rf"^module\s+\\?{re.escape(name)}\s*\(", text, re.MULTILINE)
+    if m is None:
+        raise RuntimeError(f"module {name} not found in the generated Verilog")
+    end = text.find("\nendmodule", m.end())
+    return text[m.start():end if end >= 0 else len(text)]
+
+
+def _verilog_ports(text: str, name: str) -> dict[str, tuple[str, int]]:
     return {m.group(4): (m.group(1), int(m.group(2)) - int(m.group(3)) + 1 if m.group(2) else 1)
-            for m in _PORT_DECL.finditer(text)}
+            for m in _PORT_DECL.finditer(_module_text(text, name))}
 
 
 def _jsonable(value: Any) -> Any:
@@ -187,7 +196,7 @@ def generate(component: wiring.Component, name: str, out_dir: str | Path,
     text = verilog.convert(component, name=name, emit_src=False)
     il_text = rtlil.convert(component, name=name, emit_src=False)
 
-    declared = _verilog_ports(text)
+    declared = _verilog_ports(text, name)
     ports = describe_ports(component)
     for p in ports:
         if declared.get(p.name) != (p.direction, p.width):

@@ -1,0 +1,98 @@
+"""Measured cycles and traffic per image from the blocks' benchmark outputs (``--bench FILE``).
+
+The conv core's and the classifier's cycles per image depend on the data (input spikes, active
+features), so the figures to trust are the ones their co-simulation benchmarks measure on real
+images. Those benchmarks (:mod:`spykehw.sim.bench_conv`, :mod:`spykehw.sim.bench_classifier`)
+build and run Verilator models for minutes, far too long to run inside every FPGA study, so
+the flow reads the JSON they write (``python -m spykehw.sim.bench_conv --out conv.json``,
+``python -m spykehw.sim.bench_classifier --out classifier.json``) instead:
+
+conv (``"layer": "conv1"``)
+    ``results.conv1_cycles_per_image["L<parallelism>"]``: measured on ``images`` MNIST test
+    images at preset ``preset`` (the harness's cycle counter, partners never stalling). Used for
+    a Conv1 study at the same parallelism.
+classifier (``"benchmark": "classifier"``)
+    ``configs[*]``: ``cycles_per_image`` (steady state, the three stages overlapping) and
+    ``bytes_per_image`` measured at ``features``/``hidden``/``classes``/``lanes`` behind a memory
+    of ``memory_latency`` cycles, and ``active_features_mean``. Used for the same shape and
+    lanes; for the same shape at other lanes, the measured mean active features feed the
+    classifier's own timing model instead of the assumed default.
+
+Without a matching entry the blocks fall back to their models (:mod:`spykehw.fpga.blocks`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import SpykehwError
+
+__all__ = ["BenchError", "BenchData", "read_bench", "bench_key"]
+
+
+class BenchError(SpykehwError, ValueError):
+    """A ``--bench`` file that is not a benchmark output this module knows."""
+
+
+@dataclass(frozen=True)
+class BenchData:
+    """Benchmark outputs by kind: ``conv`` and ``classifier`` lists of ``(file, document)``."""
+
+    conv: tuple[tuple[str, dict], ...] = ()
+    classifier: tuple[tuple[str, dict], ...] = ()
+    files: tuple[str, ...] = field(default=())
+
+    def conv_cycles(self, parallelism: int, preset: str) -> tuple[float, str] | None:
+        """Measured Conv1 cycles per image at ``parallelism`` (latest file first)."""
+        for path, doc in reversed(self.conv):
+            per_l = (doc.get("results") or {}).get("conv1_cycles_per_image") or {}
+            value = per_l.get(f"L{parallelism}")
+            if value is None:
+                continue
+            note = "" if doc.get("preset") == preset else \
+                f"; measured at preset {doc.get('preset')}, this study is {preset}"
+            return float(value), (f"measured: {path} (spykehw.sim.bench_conv, {doc.get('images')} MNIST "
+                                  f"test images, Verilator co-simulation, harness cycle counter{note})")
+        return None
+
+    def classifier_entry(self, features: int, hidden: int, classes: int,
+                   lanes: int) -> tuple[dict | None, dict | None, str]:
+        """``(exact, same_shape, path)``: the benchmark entry at these lanes, or else one of
+        the same shape (for its measured active features)."""
+        same = None
+        for path, doc in reversed(self.classifier):
+            for c in doc.get("configs", []):
+                if (c.get("features"), c.get("hidden"), c.get("classes")) != (features, hidden, classes):
+                    continue
+                if c.get("lanes") == lanes:
+                    return c, c, path
+                same = same or (c, path)
+        return (None, same[0], same[1]) if same else (None, None, "")
+
+
+def read_bench(paths: list[str | Path]) -> BenchData:
+    conv, cls = [], []
+    for p in paths:
+        p = Path(p)
+        try:
+            doc = json.loads(p.read_text())
+        except ValueError as e:
+            raise BenchError(f"{p}: not JSON ({e})") from None
+        if isinstance(doc, dict) and doc.get("layer") == "conv1" and "results" in doc:
+            conv.append((str(p), doc))
+        elif isinstance(doc, dict) and doc.get("benchmark") == "classifier":
+            cls.append((str(p), doc))
+        else:
+            raise BenchError(f"{p}: expected the JSON of python -m spykehw.sim.bench_conv or "
+                             "spykehw.sim.bench_classifier (--out FILE)")
+    return BenchData(tuple(conv), tuple(cls), tuple(str(p) for p in paths))
+
+
+def bench_key(data: BenchData | None) -> Any:
+    """What a sweep key needs to know about the benchmark files: their contents."""
+    if data is None:
+        return None
+    return {"conv": [d for _, d in data.conv], "classifier": [d for _, d in data.classifier]}
