@@ -69,9 +69,10 @@ def alias_wires(verilog_text: str) -> frozenset[str]:
     outputs: set[str] = set()
     for line in verilog_text.splitlines():
         if _DECL.match(line):
-            words = line.split()
+            # `output [21:0] \name ;` (escaped names end with a space before the semicolon)
+            words = line.strip().rstrip(";").split()
             if words[0] == "output":
-                outputs.add(_tokens(words[-1].rstrip(";"))[-1])
+                outputs.add(_tokens(words[-1])[-1])
             continue
         m = _ASSIGN.match(line)
         if m:
@@ -99,6 +100,11 @@ def alias_wires(verilog_text: str) -> frozenset[str]:
 
 
 WAIVERS: tuple[Waiver, ...] = (
+    Waiver(
+        "DECLFILENAME", r"^Filename '([^']+)' does not match MODULE name: '\1\.",
+        "Amaranth writes a design with submodules as one file; the submodules are named "
+        "`<top>.<path>`, so only the top module can match the file name.",
+    ),
     Waiver(
         "PROCASSINIT", r"^Procedural assignment to declaration with initial value",
         "Amaranth declares every register with its power-on value (`reg [7:0] r = 8'h00;`, "

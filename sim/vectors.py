@@ -204,7 +204,18 @@ def _check_against_kind(where: str, spec: KindSpec, arrays: Mapping[str, np.ndar
                           f"missing {missing_opts}")
 
 
+# Kinds defined beside their generators; imported on first use so that reading a file never
+# depends on which modules the caller happened to import.
+_KIND_MODULES = {
+    "conv-infer": "spykehw.sim.vector_gen_conv",
+    "classifier": "spykehw.sim.vector_gen_classifier",
+}
+
+
 def _kind(where: str, kind: str) -> KindSpec:
+    if kind not in KINDS and kind in _KIND_MODULES:
+        import importlib
+        importlib.import_module(_KIND_MODULES[kind])
     try:
         return KINDS[kind]
     except KeyError:

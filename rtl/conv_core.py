@@ -1,0 +1,888 @@
+"""The conv/inhibition core for inference: bit-exact with the golden ``run_conv`` (as a set per step).
+
+What it computes (the module docstring of :mod:`spykehw.golden.conv`, inference part): per
+image, per step ``t``, every input spike ``(c, y, x)`` of the step adds ``W[m, c, kr, kc]`` to
+``V[m, u, v]`` for ``(u, v) = (y - kr, x - kc)`` inside the ``H x H`` output (potentials start at
+0 for each image, never leak, never reset); at the end of the step every position that has not
+fired yet and whose ``max_m V >= threshold`` fires once, in map ``argmax_m V`` (lowest map on
+ties, over the potentials at the end of the step), and is blocked for the rest of the image.
+Pool feature ``m*P*P + (u//2)*P + (v//2)`` is set by a spike ``(m, u, v)`` with ``u, v < 2P``.
+
+Numbers: weights are unsigned ``B = weight_bits`` integers; potentials are unsigned and
+``V = formats.potential_bits(C, K, max_spikes_per_input)`` bits wide, which holds the largest
+potential an image can produce (every input of a receptive field spiking
+``max_spikes_per_input`` times with weight ``2**B - 1``), so no adder can overflow; the
+threshold is ``formats.threshold_int(options.threshold)``.
+
+Streams
+-------
+``i_events`` (:func:`~spykehw.rtl.layouts.token_layout`)
+    An image is its steps in order; a step is its input spikes **in any order** followed by one
+    end-of-step marker; the image ends after ``T`` markers and the next image may follow at
+    once. Coordinates must be in range (``c < C``, ``y, x < S``) and an input may spike at
+    most ``max_spikes_per_input`` times per image (what sizes the potentials); otherwise the
+    result is undefined.
+``o_spikes`` (:func:`~spykehw.rtl.layouts.spike_layout`)
+    The spikes of step ``t``, then the end-of-step marker of ``t`` (``last`` on the image's
+    final marker). **Within a step the spikes come in the order the positions crossed the
+    threshold during integration, not in the golden model's row-major order**: the set of
+    spikes of every step equals the golden one, and that is the only freedom taken.
+``o_features``
+    Each pool feature index that becomes 1 during the image, once, when it is first set (so in
+    first-set order), then an end-of-image marker (``last``). A consumer such as the
+    classifier only needs the set of active features, which equals the golden ``features``.
+
+Weight bus (``weights``, the host drives ``addr``, ``w_en``, ``w_data``, ``r_en``)
+    Word ``addr = index*G + g`` holds the weights ``W[g*L + l, c, kr, kc]`` of lanes
+    ``l = 0..L-1`` (lane ``l`` in bits ``l*B .. l*B+B-1`` of ``w_data``/``r_data``) for
+    ``index = c*K*K + kr*K + kc``. ``w_en`` is a per-lane write enable: one lane writes a single
+    weight, all lanes a whole word; writes are always accepted, in one cycle. A read is
+    accepted in a cycle where ``r_en & r_ready`` (``r_ready`` is low only while the core itself
+    reads weights); ``r_valid`` and ``r_data`` follow one cycle later. Load weights only while
+    ``idle`` (between images): the core does not order bus writes against its own reads.
+    :func:`spykehw.sim.conv_harness.weight_words` builds the words from ``(M, C, K, K)``.
+
+Architecture (one potential read-modify-write per cycle)
+--------------------------------------------------------
+Maps are processed ``L`` at a time (``parallelism``): ``G = M / L`` groups, map ``m`` is lane
+``m % L`` of group ``m // L``.
+
+- **Weights**: one memory per lane, ``C*K*K*G`` words of ``B`` bits, common address: together
+  the memory of ``C*K*K*G`` words of ``L*B`` bits the bus shows, with lane-granular writes.
+- **Potentials**: one memory per lane, ``H*H*G`` words of ``V`` bits, word ``(u*H + v)*G + g``,
+  common addresses, with synchronous read ports transparent to the write ports, so
+  back-to-back read-modify-writes of one word are correct. (One memory per lane rather than one
+  ``L*V``-bit word: the same bits, and no wide word to split and rebuild every cycle, which made
+  the Icarus simulation three times slower.) It is never cleared: a per-position *touched*
+  flag (``H*H`` flip-flops, cleared in one cycle at the end of an image) makes an untouched word
+  read as 0.
+- **Integration**: an accepted input spike becomes a ``K*K`` mask of its output positions that
+  are inside the output and have not fired (from the *fired* flags, which only change between
+  steps); each set bit costs ``G`` cycles, one per group, lowest bit first, and the next token
+  is accepted in the cycle the last one issues, so there are no bubbles between input spikes.
+  Fired positions cost nothing: their potential is never observed again. Each read-modify-write
+  compares the ``L`` new potentials with the threshold (weights are non-negative, so a
+  potential that crosses stays above); a not-yet-pending position that crosses is appended to
+  a *pending* list (memory of ``H*H`` entries, plus ``H*H`` pending flags). A position is
+  evaluated at the end of every step it crossed in, which is exactly when the golden model
+  fires it: a position whose ``max_m V`` reached the threshold was touched in that step.
+- **Firing** (after the end-of-step marker): each pending position's ``G`` words are read again,
+  the lanes of a word reduced by a comparator tree (ties to the lower lane) and the words
+  combined with a strict ``>`` (ties to the lower group): the lowest map among the maxima. The
+  spike is emitted, the position marked fired, and its pool window's flag word (a memory of
+  ``P*P`` words of ``M`` bits, with per-window touched flags) says whether the feature is new.
+  The pipeline takes one pending position per ``G`` cycles and stalls as a whole while an output
+  register is full. Then the end-of-step marker (and at the last step the end-of-image marker)
+  is emitted and the image state is cleared.
+
+Cycles, partners never stalling: an input spike with ``n`` free output positions costs
+``n*G`` cycles (one if ``n = 0``; the first of a step one more); the end of a step costs 4
+cycles, plus ``n*G + 1`` when ``n`` positions fire. Conv1 on MNIST at ``L = 30``: about 5,500
+cycles per image (``sim/bench_conv.py``).
+
+The building blocks (flag grids, window mask, lane adders, comparator tree) are inlined into one
+module, so the Verilog is one module (``hierarchy=True`` keeps them as submodules, which the
+Amaranth simulator runs several times faster). Only ``formats``/``options`` come from
+``golden``: the hardware is checked against the model, never built from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import operator
+from dataclasses import dataclass
+from typing import Any
+
+from amaranth import Array, Cat, Const, Elaboratable, Module, Mux, Signal, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..errors import SpykehwError
+from ..golden.formats import NumberFormats
+from ..golden.options import ConvOptions
+from .layouts import feature_layout, index_bits, layout_fields, spike_layout, token_layout
+
+__all__ = ["ConvCoreError", "ConvCoreConfig", "WeightBusSignature", "ConvCore"]
+
+MAX_STEPS = 1 << 10
+
+
+class ConvCoreError(SpykehwError, ValueError):
+    """A conv core configuration that cannot be built (names the parameter)."""
+
+
+@dataclass(frozen=True)
+class ConvCoreConfig:
+    """Everything that fixes a conv core: layer shape and threshold, number formats, ``T``, ``L``.
+
+    Parameters
+    ----------
+    options : ConvOptions
+        ``in_channels`` C, ``in_size`` S, ``maps`` M, ``kernel`` K, ``threshold``.
+    formats : NumberFormats
+        ``conv.weight_bits`` B; the threshold and the potential width derive from it.
+    steps : int
+        ``T``, time steps per image (1 .. 1024).
+    parallelism : int
+        ``L``, maps updated per cycle; must divide ``M``.
+    max_spikes_per_input : int
+        How often one input can spike in an image (1 for Conv1; up to 4 for Conv2, whose inputs
+        are Pool1 neurons); sizes the potentials.
+    """
+
+    options: ConvOptions
+    formats: NumberFormats
+    steps: int = 12
+    parallelism: int = 1
+    max_spikes_per_input: int = 1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.options, ConvOptions):
+            raise TypeError(f"options must be a ConvOptions, not {self.options!r}")
+        if not isinstance(self.formats, NumberFormats):
+            raise TypeError(f"formats must be a NumberFormats, not {self.formats!r}")
+        for name in ("steps", "parallelism", "max_spikes_per_input"):
+            value = getattr(self, name)
+            if isinstance(value, bool):
+                raise TypeError(f"{name} must be an integer, not {value!r}")
+            object.__setattr__(self, name, operator.index(value))
+        if not 1 <= self.steps <= MAX_STEPS:
+            raise ConvCoreError(f"steps: must be in 1..{MAX_STEPS}, not {self.steps}")
+        if self.parallelism < 1 or self.options.maps % self.parallelism:
+            divisors = [d for d in range(1, self.options.maps + 1) if self.options.maps % d == 0]
+            raise ConvCoreError(f"parallelism: must divide the {self.options.maps} maps "
+                                f"(one of {divisors}), not {self.parallelism}")
+        if self.max_spikes_per_input < 1:
+            raise ConvCoreError(f"max_spikes_per_input: must be >= 1, not {self.max_spikes_per_input}")
+
+    # --- shape -----------------------------------------------------------------------------
+
+    @property
+    def channels(self) -> int:
+        return self.options.in_channels
+
+    @property
+    def in_size(self) -> int:
+        return self.options.in_size
+
+    @property
+    def maps(self) -> int:
+        return self.options.maps
+
+    @property
+    def kernel(self) -> int:
+        return self.options.kernel
+
+    @property
+    def out_size(self) -> int:
+        return self.options.out_size
+
+    @property
+    def pool_size(self) -> int:
+        return self.options.pool_size
+
+    @property
+    def features(self) -> int:
+        return self.options.features
+
+    @property
+    def kernel_weights(self) -> int:
+        """``C*K*K``: weights per map, and words per group of the weight memory."""
+        return self.channels * self.kernel ** 2
+
+    @property
+    def groups(self) -> int:
+        return self.maps // self.parallelism
+
+    @property
+    def weight_words(self) -> int:
+        """Words of the weight bus: ``index*G + group`` for ``index < C*K*K``, ``group < G``."""
+        return self.kernel_weights * self.groups
+
+    # --- numbers ---------------------------------------------------------------------------
+
+    @property
+    def weight_bits(self) -> int:
+        return self.formats.conv.weight_bits
+
+    @property
+    def potential_bits(self) -> int:
+        return self.formats.potential_bits(self.channels, self.kernel, self.max_spikes_per_input)
+
+    @property
+    def threshold(self) -> int:
+        return self.formats.threshold_int(self.options.threshold)
+
+    # --- storage ----------------------------------------------------------------------------
+
+    def pending_layout(self) -> data.StructLayout:
+        """An entry of the pending list: a position that crossed the threshold in this step,
+        with what the firing stage needs precomputed (no multiplier or divider there)."""
+        H, P, G = self.out_size, self.pool_size, self.groups
+        return data.StructLayout({
+            "pg": unsigned(index_bits(H * H * G)),      # (u*H + v) * G: the word of group 0
+            "u": unsigned(index_bits(H)),
+            "v": unsigned(index_bits(H)),
+            "win": unsigned(index_bits(P * P)),         # (u//2)*P + v//2
+            "win_ok": unsigned(1),                      # u < 2P and v < 2P
+        })
+
+    def memory_bits(self) -> dict[str, int]:
+        """Bits of each memory (the flags are flip-flops, not counted here)."""
+        H, P, L, G = self.out_size, self.pool_size, self.parallelism, self.groups
+        return {
+            "potentials": H * H * G * L * self.potential_bits,
+            "weights": self.kernel_weights * G * L * self.weight_bits,
+            "pending": H * H * self.pending_layout().size,
+            "feature_flags": P * P * self.maps,
+        }
+
+    def flag_bits(self) -> int:
+        """Flip-flops of the per-position flags: fired, touched, pending, and the pool
+        windows' touched flags."""
+        H, P = self.out_size, self.pool_size
+        return 3 * H * H + P * P
+
+    def to_dict(self) -> dict[str, Any]:
+        """Parameters for the JSON beside the Verilog (and for checks against vector files)."""
+        return {
+            "options": dataclasses.asdict(self.options),
+            "formats": self.formats.name,
+            "steps": self.steps,
+            "parallelism": self.parallelism,
+            "max_spikes_per_input": self.max_spikes_per_input,
+            "channels": self.channels, "in_size": self.in_size, "maps": self.maps,
+            "kernel": self.kernel, "out_size": self.out_size, "pool_size": self.pool_size,
+            "features": self.features, "groups": self.groups,
+            "weight_bits": self.weight_bits, "potential_bits": self.potential_bits,
+            "threshold": self.threshold,
+            "memory_bits": self.memory_bits(),
+            "layouts": {
+                "token": layout_fields(token_layout(self.channels, self.in_size)),
+                "spike": layout_fields(spike_layout(self.maps, self.out_size, self.steps)),
+                "feature": layout_fields(feature_layout(self.features)),
+            },
+        }
+
+
+class WeightBusSignature(wiring.Signature):
+    """The weight bus seen from the host (``In(WeightBusSignature(...))`` on the core).
+
+    Members: ``addr`` (the word ``index*G + group``), ``w_en`` (``L`` lane write enables),
+    ``w_data`` (``L`` weights, lane ``l`` in bits ``l*B .. l*B+B-1``), ``r_en``; back from the
+    core: ``r_ready``, ``r_valid``, ``r_data`` (``L`` weights, same order). Plain vectors rather
+    than ``ArrayLayout`` views, so the Verilog has no per-lane alias wires.
+    """
+
+    def __init__(self, words: int, lanes: int, weight_bits: int) -> None:
+        word = unsigned(weight_bits * lanes)
+        super().__init__({
+            "addr": Out(range(words)),
+            "w_en": Out(lanes),
+            "w_data": Out(word),
+            "r_en": Out(1),
+            "r_ready": In(1),
+            "r_valid": In(1),
+            "r_data": In(word),
+        })
+
+
+# ----- building blocks --------------------------------------------------------------------------
+# Each block is its own module: the Verilog keeps them as separate modules, and the Amaranth
+# simulator re-evaluates a module's combinational logic only when one of its inputs changes
+# (one process per module), which makes the unit tests several times faster.
+#
+# Arithmetic takes whole nets (registers, memory read registers, cell outputs) as operands and
+# truncates only where a value is stored or used as an address: a slice as the operand of an
+# adder is what makes Verilator's WIDTHEXPAND fire on the Verilog that Yosys writes, since
+# Amaranth drops the zero-extension of narrower operands. Dynamic bit selects are case
+# multiplexers (``Array``), not shifters whose wide result would be truncated.
+
+class _Block:
+    """A building block: ``build(m)`` adds its logic to a module. ``ConvCore`` either inlines
+    it (``build`` into its own module: one flat Verilog module, the default) or makes it a
+    submodule (:class:`_BlockModule`, with ``hierarchy=True``: faster in the Amaranth
+    simulator)."""
+
+    def build(self, m: Module) -> None:
+        raise NotImplementedError
+
+
+class _BlockModule(Elaboratable):
+    def __init__(self, block: _Block) -> None:
+        self._block = block
+
+    def elaborate(self, platform):
+        m = Module()
+        self._block.build(m)
+        return m
+
+
+def _drive(target, value) -> list:
+    """``[target.eq(value)]``, or nothing when the target is a constant (an index into a
+    dimension of size 1)."""
+    return [] if isinstance(target, Const) else [target.eq(value)]
+
+
+def _select_bit(m: Module, value, index, name: str) -> Signal:
+    """``value[index]`` as a multiplexer (``index`` must be in range)."""
+    out = Signal(name=name)
+    m.d.comb += out.eq(Array(value[i] for i in range(len(value)))[index])
+    return out
+
+
+def _decode(m: Module, index, width: int, name: str) -> Signal:
+    """One-hot ``1 << index`` over ``width`` bits, as ``width`` comparators."""
+    out = Signal(width, name=name)
+    m.d.comb += out.eq(Cat(*(index == i for i in range(width))))
+    return out
+
+
+class _FlagGrid(_Block):
+    """``rows x cols`` flip-flop flags (one register per row), cleared all at once.
+
+    ``read_bit(r, c)`` and ``read_row(r)`` add read ports (combinational); one set port
+    (``set_en``, ``set_row``, ``set_col``) and ``clear`` (wins over a set in the same cycle).
+    """
+
+    def __init__(self, rows: int, cols: int, name: str) -> None:
+        self.name = name
+        self.cols = cols
+        self.rows = [Signal(cols, name=f"{name}_r{r}") for r in range(rows)]
+        self.set_en = Signal(name=f"{name}_set_en")
+        # One row: no row index (a constant 0 would be an unused wire in the Verilog).
+        self.set_row = Signal(index_bits(rows), name=f"{name}_set_row") if rows > 1 else Const(0, 1)
+        self.set_col = Signal(index_bits(cols), name=f"{name}_set_col")
+        self.clear = Signal(name=f"{name}_clear")
+        self._reads: list[tuple[str, Signal, Signal | None, Signal]] = []
+
+    def _row_index(self, name: str):
+        return Signal(index_bits(len(self.rows)), name=f"{name}_row") if len(self.rows) > 1 else Const(0, 1)
+
+    def read_row(self, name: str) -> tuple[Signal, Signal]:
+        """(row index in, row bits out)."""
+        r = self._row_index(name)
+        out = Signal(self.cols, name=name)
+        self._reads.append(("row", r, None, out))
+        return r, out
+
+    def read_bit(self, name: str) -> tuple[Signal, Signal, Signal]:
+        """(row index in (a constant for one row), column index in, bit out)."""
+        r = self._row_index(name)
+        c = Signal(index_bits(self.cols), name=f"{name}_col")
+        out = Signal(name=name)
+        self._reads.append(("bit", r, c, out))
+        return r, c, out
+
+    def build(self, m: Module) -> None:
+        rows = Array(self.rows) if len(self.rows) > 1 else None
+        for kind, r, c, out in self._reads:
+            row = Signal(self.cols, name=f"{out.name}_bits")
+            m.d.comb += row.eq(rows[r] if rows is not None else self.rows[0])
+            if kind == "row":
+                m.d.comb += out.eq(row)
+            else:
+                m.d.comb += out.eq(_select_bit(m, row, c, f"{out.name}_sel"))
+        col = _decode(m, self.set_col, self.cols, f"{self.name}_col_hot")
+        for k, row in enumerate(self.rows):
+            hit = self.set_en & (self.set_row == k) if len(self.rows) > 1 else self.set_en
+            with m.If(self.clear):
+                m.d.sync += row.eq(0)
+            with m.Elif(hit):
+                m.d.sync += row.eq(row | col)
+
+
+class _WindowMask(_Block):
+    """The ``K*K`` output positions of an input spike at ``(y, x)`` that lie inside the ``H x H``
+    output and have not fired: bit ``kr*K + kc`` for position ``(y - kr, x - kc)``."""
+
+    def __init__(self, cfg: "ConvCoreConfig", fired: _FlagGrid) -> None:
+        K, S, H = cfg.kernel, cfg.in_size, cfg.out_size
+        self._K, self._H = K, H
+        self.y = Signal(index_bits(S))
+        self.x = Signal(index_bits(S))
+        self.mask = Signal(K * K)
+        self._rows = [fired.read_row(f"win{r}_fired") for r in range(K)]
+
+    def build(self, m: Module) -> None:
+        K, H = self._K, self._H
+        col_ok, col_idx = [], []
+        for c in range(K):
+            ok = Signal(name=f"col{c}_ok")
+            ci = Signal(index_bits(H), name=f"col{c}_idx")
+            # (x >= 0 is always true, and Verilator warns about a constant comparison)
+            m.d.comb += [ok.eq(((self.x >= c) if c else 1) & (self.x < H + c)),
+                         ci.eq(Mux(ok, self.x - c, 0))]
+            col_ok.append(ok)
+            col_idx.append(ci)
+        for r, (row_idx, fired_row) in enumerate(self._rows):
+            row_ok = Signal(name=f"row{r}_ok")
+            m.d.comb += row_ok.eq(((self.y >= r) if r else 1) & (self.y < H + r))
+            m.d.comb += _drive(row_idx, Mux(row_ok, self.y - r, 0))
+            free = Signal(H, name=f"row{r}_free")
+            m.d.comb += free.eq(~fired_row & row_ok.replicate(H))
+            for c in range(K):
+                bit = _select_bit(m, free, col_idx[c], f"row{r}_col{c}_free")
+                m.d.comb += self.mask[r * K + c].eq(bit & col_ok[c])
+
+
+class _LaneUpdate(_Block):
+    """``L`` potential adders and threshold comparators: ``new[l] = old[l] + w[l]`` (``old`` read
+    as 0 for an untouched word) and ``crossed[l] = new[l] >= threshold``. No adder overflows:
+    ``V`` bits hold the largest potential an image can reach."""
+
+    def __init__(self, lanes: int, pot_bits: int, weight_bits: int, threshold: int) -> None:
+        self._L, self._V, self._thr = lanes, pot_bits, threshold
+        self.touched = Signal()
+        self.old = [Signal(pot_bits, name=f"old{lane}") for lane in range(lanes)]
+        self.w = [Signal(weight_bits, name=f"w{lane}") for lane in range(lanes)]
+        self.new = [Signal(pot_bits, name=f"new{lane}") for lane in range(lanes)]
+        self.crossed = Signal(lanes)
+
+    def build(self, m: Module) -> None:
+        for lane in range(self._L):
+            base = Signal(self._V, name=f"base{lane}")
+            m.d.comb += [
+                base.eq(Mux(self.touched, self.old[lane], 0)),
+                self.new[lane].eq(base + self.w[lane]),
+                self.crossed[lane].eq(self.new[lane] >= self._thr),
+            ]
+
+
+class _LaneArgmax(_Block):
+    """The largest of ``L`` lanes and its lane index, lowest lane on ties: a balanced tree of
+    comparators where the left operand (lower lanes) wins ties (strict ``>``). Without
+    ``need_value`` the maximum itself is not output (one lane group: only the index is used)."""
+
+    def __init__(self, lanes: int, pot_bits: int, need_value: bool) -> None:
+        self._L, self._V, self._need = lanes, pot_bits, need_value
+        self.values = [Signal(pot_bits, name=f"in{lane}") for lane in range(lanes)]
+        self.value = Signal(pot_bits) if need_value else None
+        self.index = Signal(index_bits(lanes)) if lanes > 1 else Const(0, 1)
+
+    def build(self, m: Module) -> None:
+        L, V = self._L, self._V
+        ib = index_bits(L)
+        if L == 1:
+            if self._need:
+                m.d.comb += self.value.eq(self.values[0])
+            return
+        nodes = [(self.values[i], Const(i, ib)) for i in range(L)]
+        level = 0
+        while len(nodes) > 1:
+            nxt = []
+            last_level = len(nodes) == 2
+            for k in range(0, len(nodes) - 1, 2):
+                (va, ia), (vb, ib_) = nodes[k], nodes[k + 1]
+                gt = Signal(name=f"l{level}_{k // 2}_gt")
+                idx = self.index if last_level else Signal(ib, name=f"l{level}_{k // 2}_i")
+                m.d.comb += [gt.eq(vb > va), idx.eq(Mux(gt, ib_, ia))]
+                val = None
+                if not last_level:
+                    val = Signal(V, name=f"l{level}_{k // 2}_v")
+                    m.d.comb += val.eq(Mux(gt, vb, va))
+                elif self._need:
+                    m.d.comb += self.value.eq(Mux(gt, vb, va))
+                nxt.append((val, idx))
+            if len(nodes) % 2:
+                nxt.append(nodes[-1])
+            nodes = nxt
+            level += 1
+
+
+class ConvCore(wiring.Component):
+    """Inference conv layer with lateral inhibition and pooling (see the module docstring).
+
+    Parameters
+    ----------
+    config : ConvCoreConfig
+        Or build one from keyword arguments: ``ConvCore(options=..., formats=..., steps=12,
+        parallelism=L, max_spikes_per_input=1)``.
+    hierarchy : bool
+        Keep the building blocks as submodules (the Amaranth simulator re-evaluates only the
+        blocks whose inputs changed: several times faster). Default: one flat module, which is
+        what the Verilog is generated from (lint-clean, one module per file).
+
+    Members
+    -------
+    i_events : In(stream.Signature(token_layout(C, S)))
+        Input spikes and end-of-step markers.
+    o_spikes : Out(stream.Signature(spike_layout(M, H, T)))
+        Output spikes and end-of-step markers.
+    o_features : Out(stream.Signature(feature_layout(M*P*P)))
+        New pool features and end-of-image markers.
+    weights : In(WeightBusSignature(C*K*K*G, L, B))
+        Weight load and read-back.
+    idle : Out(1)
+        No image in progress and both outputs drained: weights may be (re)loaded.
+    """
+
+    def __init__(self, config: ConvCoreConfig | None = None, *, hierarchy: bool = False,
+                 **kwargs: Any) -> None:
+        self._hierarchy = bool(hierarchy)
+        if config is None:
+            config = ConvCoreConfig(**kwargs)
+        elif kwargs:
+            raise TypeError("pass either a ConvCoreConfig or keyword arguments, not both")
+        if not isinstance(config, ConvCoreConfig):
+            raise TypeError(f"config must be a ConvCoreConfig, not {config!r}")
+        self._cfg = config
+        cfg = config
+        super().__init__({
+            "i_events": In(stream.Signature(token_layout(cfg.channels, cfg.in_size))),
+            "o_spikes": Out(stream.Signature(spike_layout(cfg.maps, cfg.out_size, cfg.steps))),
+            "o_features": Out(stream.Signature(feature_layout(cfg.features))),
+            "weights": In(WeightBusSignature(cfg.weight_words, cfg.parallelism, cfg.weight_bits)),
+            "idle": Out(1),
+        })
+
+    @property
+    def config(self) -> ConvCoreConfig:
+        return self._cfg
+
+    def params(self) -> dict[str, Any]:
+        return self._cfg.to_dict()
+
+    # --- hardware ---------------------------------------------------------------------------
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._cfg
+        C, S, M, K = cfg.channels, cfg.in_size, cfg.maps, cfg.kernel
+        H, P, T = cfg.out_size, cfg.pool_size, cfg.steps
+        L, G, B, V = cfg.parallelism, cfg.groups, cfg.weight_bits, cfg.potential_bits
+        KK, NPOS, NWIN = K * K, H * H, P * P
+        ie, osp, oft, bus = self.i_events, self.o_spikes, self.o_features, self.weights
+
+        def idx(n: int, name: str) -> Signal:
+            # An index 0..n-1; one bit even when n == 1, so no zero-width wire reaches Verilog.
+            return Signal(index_bits(n), name=name)
+
+        # ----- weights: one memory per lane (a lane's read data is then a whole net) -------
+        w_rd_addr = idx(cfg.weight_words, "w_rd_addr")
+        w_rd_en = Signal()
+        host_read = Signal()        # the read ports hold a word the host asked for
+        w_lane = []
+        for lane in range(L):
+            mem = memory.Memory(shape=unsigned(B), depth=cfg.weight_words, init=[])
+            m.submodules[f"weight_mem{lane}"] = mem
+            wp = mem.write_port()
+            rp = mem.read_port()
+            m.d.comb += [
+                wp.addr.eq(bus.addr), wp.data.eq(bus.w_data.word_select(lane, B)),
+                wp.en.eq(bus.w_en[lane]),
+                rp.addr.eq(w_rd_addr), rp.en.eq(w_rd_en),
+                # Operand isolation: the wide read-back bus only moves for host reads.
+                bus.r_data.word_select(lane, B).eq(Mux(host_read, rp.data, 0)),
+            ]
+            w_lane.append(rp.data)
+
+        # ----- potentials: H*H*G words per lane, read transparent to the write ------------
+        # One memory per lane (as for the weights): the same bits as one L*V-bit memory, with
+        # a common address, but no wide word to split and rebuild every cycle.
+        p_raddr = idx(NPOS * G, "p_raddr")
+        p_ren = Signal()
+        p_waddr = idx(NPOS * G, "p_waddr")
+        p_wen = Signal()
+        pot = []
+        for lane in range(L):
+            mem = memory.Memory(shape=unsigned(V), depth=NPOS * G, init=[])
+            m.submodules[f"pot_mem{lane}"] = mem
+            wp = mem.write_port()
+            rp = mem.read_port(transparent_for=(wp,))
+            m.d.comb += [rp.addr.eq(p_raddr), rp.en.eq(p_ren), wp.addr.eq(p_waddr), wp.en.eq(p_wen)]
+            pot.append((rp.data, wp.data))
+
+        # ----- the pending list: positions that crossed the threshold in this step ----------
+        entry = cfg.pending_layout()
+        m.submodules.pending_mem = qmem = memory.Memory(shape=entry, depth=NPOS, init=[])
+        q_wr = qmem.write_port()
+        q_rd = qmem.read_port()
+
+        # ----- per-position flags ------------------------------------------------------------
+        fired = _FlagGrid(H, H, "fired")          # fired in this image
+        touched = _FlagGrid(H, H, "touched")      # potential words written in this image
+        pending = _FlagGrid(H, H, "pending")      # on the pending list of this step
+        blocks: dict[str, _Block] = {}      # added at the end, once every read port exists
+        blocks["window_mask"] = window = _WindowMask(cfg, fired)
+        blocks.update(fired=fired, touched=touched, pending=pending)
+        n_pend = Signal(range(NPOS + 1))
+        t = idx(T, "t") if T > 1 else Const(0, 1)
+        started = Signal()          # a token of the current image was accepted
+
+        # ----- integration: issue stage ----------------------------------------------------
+        cur_mask = Signal(KK)       # output positions of the current input spike still to do
+        cur_c = idx(C, "cur_c") if C > 1 else Const(0, 1)
+        cur_y = idx(S, "cur_y")
+        cur_x = idx(S, "cur_x")
+        g = idx(G, "g") if G > 1 else Const(0, 1)
+        g_last = Signal()
+        m.d.comb += g_last.eq(g == G - 1)
+
+        # The lowest set bit of the mask: weight index b = kr*K + kc, position offset kr*H + kc.
+        b = idx(KK, "b")
+        kr = idx(K, "kr")
+        kc = idx(K, "kc")
+        off = Signal(range((K - 1) * H + K), name="off")
+        for i in reversed(range(KK)):
+            with m.If(cur_mask[i]):
+                m.d.comb += [b.eq(i), kr.eq(i // K), kc.eq(i % K), off.eq((i // K) * H + i % K)]
+        issue = Signal()
+        single = Signal()           # at most one bit left in the mask
+        finishing = Signal()        # the current input spike is done after this cycle
+        in_integrate = Signal()
+        m.d.comb += [
+            issue.eq(cur_mask.any()),
+            single.eq((cur_mask & (cur_mask - 1)) == 0),
+            finishing.eq(~cur_mask.any() | (single & g_last)),
+            ie.ready.eq(in_integrate & finishing),
+        ]
+        # Full-width arithmetic on whole nets; truncated only into registers and addresses.
+        i_p = (cur_y * H + cur_x - off).as_unsigned()      # >= 0 by the mask
+        i_pg = i_p * G if G > 1 else i_p
+        i_paddr = i_pg + g if G > 1 else i_pg
+        i_w = (cur_c * KK + b) if C > 1 else b
+        i_waddr = i_w * G + g if G > 1 else i_w
+        m.d.comb += [
+            w_rd_addr.eq(Mux(issue, i_waddr, bus.addr)),
+            w_rd_en.eq(issue | bus.r_en),
+            bus.r_ready.eq(~issue),
+        ]
+        m.d.sync += bus.r_valid.eq(bus.r_en & ~issue)
+        m.d.comb += host_read.eq(bus.r_valid)
+        with m.If(issue):
+            with m.If(g_last):
+                m.d.sync += cur_mask.eq(cur_mask & (cur_mask - 1))
+                if G > 1:
+                    m.d.sync += g.eq(0)
+            if G > 1:
+                with m.Else():
+                    m.d.sync += g.eq(g + 1)
+
+        # The mask of a new input spike (from the fired flags, which only change between steps).
+        tok = ie.payload
+        m.d.comb += [window.y.eq(tok.y), window.x.eq(tok.x)]
+
+        # ----- integration: execute stage (read data arrives; write back) ------------------
+        s1_valid = Signal()
+        s1_first = Signal()         # group 0 of a position
+        s1_pg = idx(NPOS * G, "s1_pg")
+        s1_paddr = idx(NPOS * G, "s1_paddr")
+        s1_u = idx(H, "s1_u")
+        s1_v = idx(H, "s1_v")
+        m.d.sync += [
+            s1_valid.eq(issue), s1_first.eq(g == 0),
+            s1_pg.eq(i_pg), s1_paddr.eq(i_paddr),
+            s1_u.eq(cur_y - kr), s1_v.eq(cur_x - kc),
+        ]
+        t_row, t_col, touched_now = touched.read_bit("touched_now")
+        q_row, q_col, pending_now = pending.read_bit("pending_now")
+        m.d.comb += [*_drive(t_row, s1_u), t_col.eq(s1_v), *_drive(q_row, s1_u), q_col.eq(s1_v)]
+        seq_touched = Signal()      # the position's touched flag, as its group 0 saw it
+        m.d.comb += [touched.set_en.eq(s1_valid & s1_first), *_drive(touched.set_row, s1_u),
+                     touched.set_col.eq(s1_v)]
+        with m.If(s1_valid & s1_first):
+            m.d.sync += seq_touched.eq(touched_now)
+
+        blocks["lanes"] = lanes = _LaneUpdate(L, V, B, cfg.threshold)
+        m.d.comb += [
+            lanes.touched.eq(Mux(s1_first, touched_now, seq_touched)),
+            *(lanes.old[lane].eq(pot[lane][0]) for lane in range(L)),
+            *(lanes.w[lane].eq(w_lane[lane]) for lane in range(L)),
+            *(pot[lane][1].eq(lanes.new[lane]) for lane in range(L)),
+        ]
+        push = Signal()
+        m.d.comb += push.eq(s1_valid & lanes.crossed.any() & ~pending_now)
+        # The entry's pool window, from tables (no halving arithmetic on the fly).
+        s1_wrow = idx(NWIN, "s1_wrow")
+        s1_wcol = idx(P, "s1_wcol")
+        if NWIN:
+            m.d.comb += [
+                s1_wrow.eq(Array(Const((u // 2) * P if u < 2 * P else 0, s1_wrow.shape())
+                                 for u in range(1 << len(s1_u)))[s1_u]),
+                s1_wcol.eq(Array(Const(v // 2 if v < 2 * P else 0, s1_wcol.shape())
+                                 for v in range(1 << len(s1_v)))[s1_v]),
+            ]
+        m.d.comb += [
+            q_wr.addr.eq(n_pend),
+            q_wr.data.pg.eq(s1_pg),
+            q_wr.data.u.eq(s1_u), q_wr.data.v.eq(s1_v),
+            q_wr.data.win.eq(s1_wrow + s1_wcol),
+            q_wr.data.win_ok.eq((s1_u < 2 * P) & (s1_v < 2 * P)),
+            q_wr.en.eq(push),
+            pending.set_en.eq(push), *_drive(pending.set_row, s1_u), pending.set_col.eq(s1_v),
+        ]
+        with m.If(push):
+            m.d.sync += n_pend.eq(n_pend + 1)
+
+        # ----- firing pipeline ---------------------------------------------------------------
+        stall = Signal()            # an output register is full and not being taken
+        m.d.comb += stall.eq((osp.valid & ~osp.ready) | (oft.valid & ~oft.ready))
+        in_fire = Signal()
+        f_idx = Signal(range(NPOS + 1))
+        # Stage A reads entry f_idx of the pending list; stage B holds it on q_rd.data and
+        # reads its G potential words; stage C reduces them and emits.
+        b_valid = Signal()
+        b_g = idx(G, "b_g") if G > 1 else Const(0, 1)
+        b_last = Signal()
+        m.d.comb += b_last.eq(b_g == G - 1)
+        a_go = Signal()
+        m.d.comb += [
+            a_go.eq(in_fire & (f_idx < n_pend) & ~stall & (~b_valid | b_last)),
+            q_rd.addr.eq(f_idx), q_rd.en.eq(a_go),
+        ]
+        with m.If(a_go):
+            m.d.sync += f_idx.eq(f_idx + 1)
+        b_adv = Signal()
+        m.d.comb += b_adv.eq(b_valid & ~stall)
+        with m.If(~stall):
+            m.d.sync += b_valid.eq(a_go | (b_valid & ~b_last))
+        f_paddr = idx(NPOS * G, "f_paddr")
+        if G > 1:
+            b_next = idx(NPOS * G, "b_next")     # the word of the next group
+            m.d.comb += f_paddr.eq(Mux(b_g == 0, q_rd.data.pg, b_next))
+            with m.If(b_adv):
+                m.d.sync += [b_g.eq(Mux(b_last, 0, b_g + 1)), b_next.eq(f_paddr + 1)]
+        else:
+            m.d.comb += f_paddr.eq(q_rd.data.pg)
+
+        c_valid = Signal()
+        c_g = idx(G, "c_g") if G > 1 else Const(0, 1)
+        c_last = Signal()
+        c_u = idx(H, "c_u")
+        c_v = idx(H, "c_v")
+        c_win = idx(NWIN, "c_win")
+        c_win_ok = Signal()
+        with m.If(~stall):
+            if G > 1:
+                m.d.sync += c_g.eq(b_g)
+            m.d.sync += [c_valid.eq(b_valid), c_last.eq(b_last),
+                         c_u.eq(q_rd.data.u), c_v.eq(q_rd.data.v),
+                         c_win.eq(q_rd.data.win), c_win_ok.eq(q_rd.data.win_ok)]
+        # Operand isolation: the comparator tree sees the potentials only while firing.
+        blocks["lane_max"] = lane_max = _LaneArgmax(L, V, need_value=G > 1)
+        m.d.comb += [lane_max.values[lane].eq(Mux(in_fire, pot[lane][0], 0)) for lane in range(L)]
+        cand_m = idx(M, "cand_m")
+        if G > 1:
+            run_val = Signal(V)         # best of the groups so far
+            run_m = idx(M, "run_m")
+            take = Signal()
+            cand_val = Signal(V)
+            m.d.comb += [
+                take.eq((c_g == 0) | (lane_max.value > run_val)),  # strict: lower group keeps ties
+                cand_val.eq(Mux(take, lane_max.value, run_val)),
+                cand_m.eq(Mux(take, c_g * L + lane_max.index, run_m)),
+            ]
+        else:
+            m.d.comb += cand_m.eq(lane_max.index)
+        c_adv = Signal()
+        capture = Signal()
+        m.d.comb += [c_adv.eq(c_valid & ~stall), capture.eq(c_adv & c_last)]
+        if G > 1:
+            with m.If(c_adv):
+                m.d.sync += [run_val.eq(cand_val), run_m.eq(cand_m)]
+        m.d.comb += [fired.set_en.eq(capture), *_drive(fired.set_row, c_u), fired.set_col.eq(c_v)]
+
+        new_feature = Signal()
+        feature_index = idx(cfg.features, "feature_index")
+        if NWIN:
+            m.submodules.feature_flags = fmem = memory.Memory(shape=M, depth=NWIN, init=[])
+            f_wr = fmem.write_port()
+            f_rd = fmem.read_port(transparent_for=(f_wr,))
+            wtouched = _FlagGrid(1, NWIN, "wtouched")   # feature flag words written this image
+            blocks["wtouched"] = wtouched
+            w_row, w_col, wtouched_now = wtouched.read_bit("wtouched_now")
+            flags = Signal(M)
+            m.d.comb += [
+                w_col.eq(c_win),
+                f_rd.addr.eq(q_rd.data.win),
+                f_rd.en.eq(b_adv & b_last),
+                flags.eq(Mux(wtouched_now, f_rd.data, 0)),
+                new_feature.eq(c_win_ok & ~_select_bit(m, flags, cand_m, "feature_seen")),
+                feature_index.eq(cand_m * NWIN + c_win),
+                f_wr.addr.eq(c_win),
+                f_wr.data.eq(flags | _decode(m, cand_m, M, "feature_bit")),
+                f_wr.en.eq(capture & new_feature),
+                wtouched.set_en.eq(capture & new_feature), wtouched.set_col.eq(c_win),
+            ]
+
+        # The potentials' read port: integration or firing.
+        m.d.comb += [
+            p_raddr.eq(Mux(in_fire, f_paddr, i_paddr)),
+            p_ren.eq(Mux(in_fire, b_adv, issue)),
+            p_waddr.eq(s1_paddr),
+            p_wen.eq(s1_valid),
+        ]
+
+        # ----- output registers ----------------------------------------------------------------
+        with m.If(osp.valid & osp.ready):
+            m.d.sync += osp.valid.eq(0)
+        with m.If(oft.valid & oft.ready):
+            m.d.sync += oft.valid.eq(0)
+        with m.If(capture):
+            m.d.sync += [
+                osp.valid.eq(1),
+                osp.payload.m.eq(cand_m), osp.payload.u.eq(c_u), osp.payload.v.eq(c_v),
+                osp.payload.t.eq(t), osp.payload.step_end.eq(0), osp.payload.last.eq(0),
+            ]
+            with m.If(new_feature):
+                m.d.sync += [oft.valid.eq(1), oft.payload.index.eq(feature_index),
+                             oft.payload.last.eq(0)]
+
+        # ----- control -----------------------------------------------------------------------
+        last_step = Signal()
+        m.d.comb += last_step.eq(t == T - 1)
+        spk_free = Signal()
+        feat_free = Signal()
+        m.d.comb += [spk_free.eq(~osp.valid | osp.ready), feat_free.eq(~oft.valid | oft.ready)]
+        with m.FSM(init="INTEGRATE"):
+            with m.State("INTEGRATE"):
+                m.d.comb += in_integrate.eq(1)
+                with m.If(ie.valid & ie.ready):
+                    m.d.sync += started.eq(1)
+                    with m.If(tok.step_end):
+                        m.next = "DRAIN"
+                    with m.Else():
+                        m.d.sync += [cur_mask.eq(window.mask), cur_y.eq(tok.y), cur_x.eq(tok.x)]
+                        if C > 1:
+                            m.d.sync += cur_c.eq(tok.c)
+            with m.State("DRAIN"):
+                # The last read-modify-write executes (and may append to the pending list).
+                m.next = "FIRE"
+            with m.State("FIRE"):
+                m.d.comb += in_fire.eq(1)
+                with m.If((f_idx == n_pend) & ~b_valid & ~c_valid):
+                    m.next = "STEP_END"
+            with m.State("STEP_END"):
+                with m.If(spk_free & (feat_free | ~last_step)):
+                    m.d.sync += [
+                        osp.valid.eq(1),
+                        osp.payload.m.eq(0), osp.payload.u.eq(0), osp.payload.v.eq(0),
+                        osp.payload.t.eq(t), osp.payload.step_end.eq(1),
+                        osp.payload.last.eq(last_step),
+                        n_pend.eq(0), f_idx.eq(0),
+                    ]
+                    m.d.comb += pending.clear.eq(1)
+                    with m.If(last_step):
+                        m.d.sync += [
+                            oft.valid.eq(1), oft.payload.index.eq(0), oft.payload.last.eq(1),
+                            started.eq(0),
+                        ]
+                        if T > 1:
+                            m.d.sync += t.eq(0)
+                        m.d.comb += [fired.clear.eq(1), touched.clear.eq(1)]
+                        if NWIN:
+                            m.d.comb += wtouched.clear.eq(1)
+                    if T > 1:
+                        with m.Else():
+                            m.d.sync += t.eq(t + 1)
+                    m.next = "INTEGRATE"
+
+        m.d.comb += self.idle.eq(in_integrate & ~cur_mask.any() & ~s1_valid & ~started
+                                 & ~osp.valid & ~oft.valid)
+        for name, block in blocks.items():
+            if self._hierarchy:
+                m.submodules[name] = _BlockModule(block)
+            else:
+                block.build(m)
+        return m
