@@ -57,6 +57,46 @@ def _conv(args: argparse.Namespace) -> int:
     return 0 if summary["mismatches"] == 0 and summary["images"] == n else 1
 
 
+def _classifier(args: argparse.Namespace) -> int:
+    from ..output import RunFolder
+    from ..sim.classifier_harness import long_run_chain, long_run_classifier
+    from ..sim.toolchain import find_simulator, missing_reason
+
+    if find_simulator(args.simulator) is None:
+        print(f"spykehw cosim: {args.simulator} unavailable: {missing_reason(args.simulator)}",
+              file=sys.stderr)
+        return 2
+    hidden = args.hidden or (1500 if args.dataset == "emnist" else 1000)
+    what = "end to end (conv core RTL -> classifier RTL)" if args.end_to_end else "classifier RTL"
+    folder = RunFolder(args.out, "cosim-classifier", args=vars(args) | {"func": None})
+    print(f"{args.images} {args.dataset} test images, {what}, 3630 -> {hidden}, {args.lanes} lanes, "
+          f"on {args.simulator}: training the classifier (cached after the first run), building, "
+          "simulating...", file=sys.stderr)
+    common = dict(lanes=args.lanes, folder=folder.file("work"), simulator=args.simulator,
+                  epochs=args.epochs, hidden=hidden, data_dir=args.data_dir)
+    if args.end_to_end:
+        summary = long_run_chain(args.dataset, args.images, **common)
+        agree = summary["chain_class_equals_golden"]
+    else:
+        summary = long_run_classifier(args.dataset, args.images, **common)
+        agree = summary["rtl_classes_equal_golden"]
+    folder.write_json("summary.json", summary, "mismatches, accuracy, cycles, times")
+    for k in ("images", "mismatches", "rtl_accuracy", "golden_accuracy"):
+        folder.result(k, summary[k])
+    n = summary["images"]
+    cycles = (f"conv core {summary['conv_cycles_per_image']:,.0f} + classifier "
+              f"{summary['classifier_cycles_per_image']:,.0f} cycles/image" if args.end_to_end
+              else f"{summary['cycles_per_image']:,.0f} cycles/image, "
+                   f"{summary['bytes_fetched_per_image']:,.0f} bytes fetched/image")
+    print(f"{n} images on {args.simulator}: {summary['mismatches']} mismatching values "
+          f"({summary['checked']} checked); RTL class = golden class for {agree}/{n}; accuracy "
+          f"{100 * summary['rtl_accuracy']:.2f}% (golden {100 * summary['golden_accuracy']:.2f}%); {cycles}")
+    for line in summary["first_mismatches"]:
+        print(f"  {line}")
+    print(f"results: {folder.path}")
+    return 0 if summary["passed"] and agree == n else 1
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("cosim", help="co-simulate the RTL against the golden model",
                               description="Generate, build and co-simulate an RTL block on real "
@@ -87,3 +127,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--quiet", action="store_true", help="no progress lines")
     c.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
     c.set_defaults(func=_conv)
+
+    k = sub.add_parser("classifier", help="the classifier (or the whole chain) on real images",
+                       description="Train a classifier on the integer pipeline's features of the "
+                                   "full training set (cached), then run the first IMAGES test images "
+                                   "through the classifier RTL (or, with --end-to-end, encoder -> "
+                                   "conv core RTL -> classifier RTL); hidden bits, logits, class and "
+                                   "softmax words are compared with the golden model. Exit status 1 "
+                                   "on any mismatch.")
+    k.add_argument("--dataset", choices=["mnist", "emnist"], default="mnist",
+                   help="mnist (3630 -> 1000 -> 10, default) or emnist (47 classes)")
+    k.add_argument("--images", type=int, default=10000, help="test images (default 10000)")
+    k.add_argument("--end-to-end", action="store_true", help="through the conv core RTL first")
+    k.add_argument("--lanes", type=int, default=64, help="classifier lanes (default 64)")
+    k.add_argument("--hidden", type=int, default=None, help="hidden units (default 1000 MNIST, 1500 EMNIST)")
+    k.add_argument("--epochs", type=int, default=10, help="classifier training epochs (default 10)")
+    k.add_argument("--simulator", choices=["verilator", "icarus"], default="verilator")
+    k.add_argument("--out", type=Path, default=Path("runs"), help="run folders (default runs/)")
+    k.add_argument("--data-dir", type=Path, default=None, metavar="DIR")
+    k.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
+    k.set_defaults(func=_classifier)

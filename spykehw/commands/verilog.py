@@ -25,23 +25,15 @@ def conv_config(preset_or_toml: str | None, layer: str, parallelism: int | None,
                           max_spikes_per_input=MAX_SPIKES[layer])
 
 
-def _conv(args: argparse.Namespace) -> int:
-    from ..output import RunFolder
-    from ..rtl.conv_core import ConvCore
-    from ..rtl.verilog import generate, lint, yosys_stat
+def _emit(g, folder, args: argparse.Namespace, headline: str) -> int:
+    """Record the generated files in the run folder, print the ports, lint and (optionally) the
+    Yosys statistics: the same for every block. Returns the exit status (1 on lint warnings)."""
+    from ..rtl.verilog import lint, yosys_stat
 
-    cfg = conv_config(args.config, args.layer, args.parallelism, args.steps)
-    core = ConvCore(cfg)
-    folder = RunFolder(args.out, "verilog", path=args.out,
-                       args={"block": "conv", "config": cfg.formats.name, "layer": args.layer,
-                             "parallelism": cfg.parallelism, "steps": cfg.steps})
-    g = generate(core, args.name, args.out, core.params(), formats=cfg.formats)
     for path, what in ((g.verilog_path, "Verilog"), (g.json_path, "parameters, number formats, ports"),
                        (g.rtlil_path, "RTLIL (for Yosys)")):
         folder.add(path.name, what)
-    print(f"{g.verilog_path}: {args.layer} conv core, {cfg.formats.name}, L = {cfg.parallelism} "
-          f"({cfg.groups} group{'s' if cfg.groups > 1 else ''}), V = {cfg.potential_bits} bits, "
-          f"threshold {cfg.threshold}")
+    print(headline)
     for p in g.ports:
         sign = " signed" if p.signed else ""
         print(f"  {p.direction:6} {p.width:5}{sign:7} {p.name}")
@@ -61,7 +53,59 @@ def _conv(args: argparse.Namespace) -> int:
     return status
 
 
+def _conv(args: argparse.Namespace) -> int:
+    from ..output import RunFolder
+    from ..rtl.conv_core import ConvCore
+    from ..rtl.verilog import generate
+
+    cfg = conv_config(args.config, args.layer, args.parallelism, args.steps)
+    core = ConvCore(cfg)
+    folder = RunFolder(args.out, "verilog", path=args.out,
+                       args={"block": "conv", "config": cfg.formats.name, "layer": args.layer,
+                             "parallelism": cfg.parallelism, "steps": cfg.steps})
+    g = generate(core, args.name, args.out, core.params(), formats=cfg.formats)
+    return _emit(g, folder, args,
+                 f"{g.verilog_path}: {args.layer} conv core, {cfg.formats.name}, L = {cfg.parallelism} "
+                 f"({cfg.groups} group{'s' if cfg.groups > 1 else ''}), V = {cfg.potential_bits} bits, "
+                 f"threshold {cfg.threshold}")
+
+
+def _classifier(args: argparse.Namespace) -> int:
+    from ..golden.formats import DEFAULT_PRESET, load_formats
+    from ..output import RunFolder
+    from ..rtl.classifier import DEFAULT_SHAPE, ClassifierConfig, generate_classifier
+
+    def opt(name):
+        value = getattr(args, name)
+        return DEFAULT_SHAPE[name] if value is None else value
+
+    formats = load_formats(args.config or DEFAULT_PRESET)
+    cfg = ClassifierConfig(opt("features"), opt("hidden"), opt("classes"), formats,
+                           lanes=opt("lanes"), w2_on_chip=args.w2_on_chip)
+    folder = RunFolder(args.out, "verilog", path=args.out,
+                       args={"block": "classifier", "config": formats.name, **cfg.to_dict()})
+    g = generate_classifier(cfg, args.out, name=args.name)
+    w2 = "on chip" if cfg.w2_on_chip else f"through the memory port ({cfg.bytes_per_row:.0f} B per active feature)"
+    return _emit(g, folder, args,
+                 f"{g.verilog_path}: classifier {cfg.features} -> {cfg.hidden} -> {cfg.classes}, "
+                 f"{formats.name}, L = {cfg.lanes} (G = {cfg.groups}), accumulators "
+                 f"{cfg.hidden_acc_bits}/{cfg.output_acc_bits} bits, logits {cfg.logit_bits} bits, W2 {w2}")
+
+
+def _common_arguments(c: argparse.ArgumentParser, name: str) -> None:
+    c.add_argument("--config", default=None, metavar="PRESET",
+                   help="number formats: a preset (paper-float-equivalent, fpga-16 (default), "
+                        "fpga-8, edge-4) or a TOML file")
+    c.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    c.add_argument("--name", default=name, help=f"Verilog module name (default {name})")
+    c.add_argument("--no-lint", action="store_true", help="skip the Verilator lint")
+    c.add_argument("--stat", action="store_true", help="also print Yosys statistics")
+    c.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from ..rtl.classifier import DEFAULT_SHAPE
+
     p = subparsers.add_parser("verilog", help="generate the Verilog of an RTL block (+ JSON, lint)",
                               description="Write <name>.v, <name>.json (parameters, number formats, "
                                           "ports) and <name>.il for an RTL block, then lint the "
@@ -70,17 +114,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c = sub.add_parser("conv", help="the conv/inhibition core (inference)",
                        description="The conv/inhibition core of Conv1 (2x27x27 -> 30x23x23) or "
                                    "Conv2 (30x11x11 -> 200x7x7) for a number-format preset.")
-    c.add_argument("--config", default=None, metavar="PRESET",
-                   help="number formats: a preset (paper-float-equivalent, fpga-16 (default), "
-                        "fpga-8, edge-4) or a TOML file")
-    c.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    _common_arguments(c, "conv_core")
     c.add_argument("--layer", choices=LAYERS, default="conv1", help="conv1 (default) or conv2")
     c.add_argument("--parallelism", type=int, default=None, metavar="L",
                    help="maps updated per cycle, a divisor of the maps (default 30 for conv1, "
                         "40 for conv2)")
     c.add_argument("--steps", type=int, default=12, help="time steps per image (default 12)")
-    c.add_argument("--name", default="conv_core", help="Verilog module name (default conv_core)")
-    c.add_argument("--no-lint", action="store_true", help="skip the Verilator lint")
-    c.add_argument("--stat", action="store_true", help="also print Yosys statistics")
-    c.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
     c.set_defaults(func=_conv)
+
+    k = sub.add_parser("classifier", help="the binary-activation classifier with exp-LUT softmax",
+                       description="The classifier F -> H -> C (default 3630 -> 1500 -> 47, 64 lanes): "
+                                   "W2 rows fetched through a memory port, add-only accumulation, "
+                                   "binary hidden layer, floored logits, argmax and softmax words "
+                                   "by the exp LUT.")
+    _common_arguments(k, "classifier")
+    for key, what in (("features", "input features F"), ("hidden", "hidden units H"),
+                      ("classes", "classes C"), ("lanes", "hidden accumulators updated per cycle L")):
+        k.add_argument(f"--{key}", type=int, default=None, help=f"{what} (default {DEFAULT_SHAPE[key]})")
+    k.add_argument("--w2-on-chip", action="store_true",
+                   help="keep W2 in an on-chip memory instead of the memory port")
+    k.set_defaults(func=_classifier)
