@@ -321,25 +321,16 @@ class ClassifierConfig:
         }
 
 
-class LoadBusSignature(wiring.Signature):
+class LoadBusSignature(WriteBusSignature):
     """The parameter load bus, driven by the host: ``sel`` (:class:`LoadTarget`), ``addr``,
     ``data``, ``en``. Writes always succeed, one word per cycle."""
 
     def __init__(self, depth: int, data_bits: int) -> None:
-        self._depth, self._data_bits = depth, data_bits
-        super().__init__({
-            "sel": Out(LoadTarget),
-            "addr": Out(range(max(2, depth))),
-            "data": Out(data_bits),
-            "en": Out(1),
-        })
-
-    def __eq__(self, other):
-        return (type(other) is type(self) and other._depth == self._depth
-                and other._data_bits == self._data_bits)
+        super().__init__(depth, data_bits, select=LoadTarget)
 
     def __repr__(self):
-        return f"LoadBusSignature(depth={self._depth}, data_bits={self._data_bits})"
+        depth, data_bits, _ = self._key
+        return f"LoadBusSignature(depth={depth}, data_bits={data_bits})"
 
 
 class TapSignature(wiring.Signature):

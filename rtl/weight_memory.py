@@ -60,23 +60,26 @@ class RowPortSignature(wiring.Signature):
 
 class WriteBusSignature(wiring.Signature):
     """A plain write port, driven by the host: ``addr``, ``data``, ``en`` (writes always succeed,
-    one per cycle)."""
+    one per cycle); with ``select`` (a shape, e.g. an enum of targets) also ``sel``, which says
+    which memory behind the port the write is for."""
 
-    def __init__(self, depth: int, data_bits: int) -> None:
-        self._depth = depth
-        self._data_bits = data_bits
+    def __init__(self, depth: int, data_bits: int, *, select=None) -> None:
+        self._key = (depth, data_bits, select)
+        members = {} if select is None else {"sel": Out(select)}
         super().__init__({
+            **members,
             "addr": Out(range(max(2, depth))),
             "data": Out(data_bits),
             "en": Out(1),
         })
 
     def __eq__(self, other):
-        return (type(other) is type(self) and other._depth == self._depth
-                and other._data_bits == self._data_bits)
+        return type(other) is type(self) and other._key == self._key
 
     def __repr__(self):
-        return f"WriteBusSignature(depth={self._depth}, data_bits={self._data_bits})"
+        depth, data_bits, select = self._key
+        sel = "" if select is None else f", select={getattr(select, '__name__', select)}"
+        return f"{type(self).__name__}(depth={depth}, data_bits={data_bits}{sel})"
 
 
 def memory_storage(m: Module, name: str, width: int, depth: int):

@@ -36,7 +36,7 @@ import numpy as np
 
 from ..errors import SpykehwError
 from ..golden.formats import FormatError, NumberFormats
-from ..output import atomic_write
+from ..output import atomic_write, json_default
 
 __all__ = [
     "FORMAT",
@@ -168,15 +168,7 @@ def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _canonical(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, default=_json_default)
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable in a vector header: {type(o).__name__}")
+    return json.dumps(obj, sort_keys=True, default=json_default)
 
 
 def _check_against_kind(where: str, spec: KindSpec, arrays: Mapping[str, np.ndarray],
@@ -262,7 +254,7 @@ def write_vectors(path: str | Path, kind: str, arrays: Mapping[str, Any], *, for
         "arrays": {n: {"dtype": a.dtype.name, "shape": list(a.shape)} for n, a in sorted(cast.items())},
     }
     entries = {HEADER: np.frombuffer(
-        json.dumps(header, sort_keys=True, indent=1, default=_json_default).encode(), dtype=np.uint8)}
+        json.dumps(header, sort_keys=True, indent=1, default=json_default).encode(), dtype=np.uint8)}
     entries.update(sorted(cast.items()))
     with atomic_write(path, "wb") as f:
         with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as z:

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["RunFolder", "atomic_write", "sha256_file"]
+__all__ = ["RunFolder", "atomic_write", "sha256_file", "json_default"]
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -86,7 +86,7 @@ class RunFolder:
 
     def write_json(self, name: str, obj: Any, description: str) -> Path:
         with atomic_write(self.file(name), "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=True, default=_json_default)
+            json.dump(obj, f, indent=2, sort_keys=True, default=json_default)
             f.write("\n")
         return self.add(name, description)
 
@@ -101,11 +101,13 @@ class RunFolder:
 
     def _save(self) -> None:
         with atomic_write(self.path / "manifest.json", "w") as f:
-            json.dump(self.manifest, f, indent=2, sort_keys=True, default=_json_default)
+            json.dump(self.manifest, f, indent=2, sort_keys=True, default=json_default)
             f.write("\n")
 
 
-def _json_default(o: Any) -> Any:
+def json_default(o: Any) -> Any:
+    """``json.dumps(default=...)`` for what the project writes: numpy scalars and arrays,
+    paths, sets (sorted, so that equal sets give equal text)."""
     import numpy as np
     if isinstance(o, np.integer):
         return int(o)
@@ -115,6 +117,8 @@ def _json_default(o: Any) -> Any:
         return o.tolist()
     if isinstance(o, Path):
         return str(o)
+    if isinstance(o, (set, frozenset)):
+        return sorted(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ..output import atomic_write
+from ..output import atomic_write, json_default
 
 __all__ = ["stable_key", "canonical_json", "Store", "STAGES"]
 
@@ -39,26 +39,12 @@ STAGES = ("conv1", "classifier")
 def canonical_json(obj: Any) -> str:
     """JSON with sorted keys and no whitespace: equal inputs give equal text on any machine."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False,
-                      default=_plain)
+                      default=json_default)
 
 
 def stable_key(obj: Any, length: int = 20) -> str:
     """SHA-256 of :func:`canonical_json`, first ``length`` hex digits."""
     return hashlib.sha256(canonical_json(obj).encode()).hexdigest()[:length]
-
-
-def _plain(o: Any) -> Any:
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, (tuple, set, frozenset)):
-        return list(o)
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 class Store:
@@ -84,7 +70,7 @@ class Store:
     def save_point(self, key: str, result: dict[str, Any]) -> Path:
         path = self.point_path(key)
         with atomic_write(path, "w") as f:
-            f.write(json.dumps(result, indent=1, sort_keys=True, default=_plain) + "\n")
+            f.write(json.dumps(result, indent=1, sort_keys=True, default=json_default) + "\n")
         return path
 
     # --- shared stages --------------------------------------------------------------------
@@ -123,7 +109,7 @@ class Store:
         """Append one JSON line to ``events.jsonl`` and fsync it (client side only)."""
         path = self.root / "events.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
-        line = json.dumps(event, sort_keys=True, default=_plain) + "\n"
+        line = json.dumps(event, sort_keys=True, default=json_default) + "\n"
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         try:
             os.write(fd, line.encode())
