@@ -280,3 +280,38 @@ def test_int_accuracy_tracks_float_and_qat_reports_integer_accuracy():
     val_int = np.mean(forward_int(q, x[:300], keep_hidden=False).classes == y[:300])
     assert val_int == qres.best_val_acc == qres.history[qres.best_epoch]["val_acc"]
     assert qres.test_acc_best == np.mean(forward_int(q, tx).classes == ty)
+
+
+@pytest.fixture(scope="module")
+def sample_classifier():
+    """A float classifier of the paper's MNIST size (H = 1000) trained for a few epochs on the
+    float pipeline's features of the embedded MNIST sample, with its test features."""
+    from spykehw.data import load_dataset
+    from spykehw.golden.classifier import train_classifier
+    from spykehw.golden.options import NetworkOptions
+    from spykehw.golden.pipeline import extract_features, train_conv1
+
+    ds = load_dataset("mnist-sample")
+    opts = NetworkOptions()
+    weights = train_conv1(ds.train_images[:1000], opts, None).weights
+    tr = extract_features(ds.train_images, weights, opts, None).features
+    te = extract_features(ds.test_images, weights, opts, None).features
+    copts = ClassifierOptions(hidden=1000, epochs=4, eta=0.01, seed=0)
+    res = train_classifier(tr[500:], ds.train_labels[500:], tr[:500], ds.train_labels[:500], 10, copts,
+                           progress=False)
+    return res.best_params, te, np.asarray(ds.test_labels), copts
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_every_preset_keeps_a_real_classifier_close_to_float(sample_classifier, name):
+    """Post-training quantization to each preset's classifier formats on a classifier trained on
+    real features: within 2 points of the float classifier (the sweeps measure 0.1-0.5 points on
+    the full datasets). Catches a preset whose fractions round most weights to 0 or saturate
+    them (edge-4 once had 4 hidden fraction bits and fell to chance)."""
+    from spykehw.golden.classifier import evaluate
+
+    params, x, y, copts = sample_classifier
+    acc_float, _ = evaluate(params, x, y, copts)
+    acc_int, _ = evaluate_int(params, preset(name), x, y)
+    assert acc_float > 0.85
+    assert acc_int >= acc_float - 0.02, (name, acc_int, acc_float)
