@@ -80,6 +80,13 @@ Cycles, partners never stalling: an input spike with ``n`` free output positions
 cycles, plus ``n*G + 1`` when ``n`` positions fire. Conv1 on MNIST at ``L = 30``: about 5,500
 cycles per image (``sim/bench_conv.py``).
 
+Learning mode (``ConvCoreConfig(learning=True)``): the same datapath plus the STDP learning unit
+of :mod:`spykehw.rtl.conv_learning` (candidates collected while firing, greedy competition,
+homeostasis, integer STDP written back into the weight memories between steps, learning-rate
+schedule) and an ``o_winners`` stream; a step then ends with a LEARN phase before its markers.
+Conv1 STDP on MNIST at ``L = 30``: about 6,100 cycles per training image. With
+``learning=False`` (the default) none of it is elaborated and the Verilog is unchanged.
+
 The building blocks (flag grids, window mask, lane adders, comparator tree) are inlined into one
 module, so the Verilog is one module (``hierarchy=True`` keeps them as submodules, which the
 Amaranth simulator runs several times faster). Only ``formats``/``options`` come from
@@ -128,6 +135,11 @@ class ConvCoreConfig:
     max_spikes_per_input : int
         How often one input can spike in an image (1 for Conv1; up to 4 for Conv2, whose inputs
         are Pool1 neurons); sizes the potentials.
+    learning : bool
+        Also elaborate the STDP learning unit (:mod:`spykehw.rtl.conv_learning`): competition,
+        homeostasis, integer STDP with ``formats.stdp`` and the options' schedule, and the
+        ``o_winners`` stream. Only ``options.competition == "greedy"`` (the authors' code) is
+        built. ``False`` (default): the inference core, unchanged.
     """
 
     options: ConvOptions
@@ -135,6 +147,7 @@ class ConvCoreConfig:
     steps: int = 12
     parallelism: int = 1
     max_spikes_per_input: int = 1
+    learning: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.options, ConvOptions):
@@ -154,6 +167,11 @@ class ConvCoreConfig:
                                 f"(one of {divisors}), not {self.parallelism}")
         if self.max_spikes_per_input < 1:
             raise ConvCoreError(f"max_spikes_per_input: must be >= 1, not {self.max_spikes_per_input}")
+        if not isinstance(self.learning, bool):
+            raise TypeError(f"learning must be a bool, not {self.learning!r}")
+        if self.learning and self.options.competition != "greedy":
+            raise ConvCoreError(f"options.competition: the learning core builds only 'greedy' "
+                                f"(the authors' STDP competition), not {self.options.competition!r}")
 
     # --- shape -----------------------------------------------------------------------------
 
@@ -251,6 +269,7 @@ class ConvCoreConfig:
             "steps": self.steps,
             "parallelism": self.parallelism,
             "max_spikes_per_input": self.max_spikes_per_input,
+            **({"learning": True, "stdp": dataclasses.asdict(self.formats.stdp)} if self.learning else {}),
             "channels": self.channels, "in_size": self.in_size, "maps": self.maps,
             "kernel": self.kernel, "out_size": self.out_size, "pool_size": self.pool_size,
             "features": self.features, "groups": self.groups,
@@ -514,7 +533,10 @@ class ConvCore(wiring.Component):
     weights : In(WeightBusSignature(C*K*K*G, L, B))
         Weight load and read-back.
     idle : Out(1)
-        No image in progress and both outputs drained: weights may be (re)loaded.
+        No image in progress and every output drained: weights may be (re)loaded or read.
+    o_winners : Out(stream.Signature(spike_layout(M, H, T)))
+        Only with ``learning``: each step's STDP winners ``(m, u=r, v=c, t)`` in ascending map
+        order, then an end-of-step marker (see :mod:`spykehw.rtl.conv_learning`).
     """
 
     def __init__(self, config: ConvCoreConfig | None = None, *, hierarchy: bool = False,
@@ -528,13 +550,16 @@ class ConvCore(wiring.Component):
             raise TypeError(f"config must be a ConvCoreConfig, not {config!r}")
         self._cfg = config
         cfg = config
-        super().__init__({
+        members = {
             "i_events": In(stream.Signature(token_layout(cfg.channels, cfg.in_size))),
             "o_spikes": Out(stream.Signature(spike_layout(cfg.maps, cfg.out_size, cfg.steps))),
             "o_features": Out(stream.Signature(feature_layout(cfg.features))),
             "weights": In(WeightBusSignature(cfg.weight_words, cfg.parallelism, cfg.weight_bits)),
             "idle": Out(1),
-        })
+        }
+        if cfg.learning:
+            members["o_winners"] = Out(stream.Signature(spike_layout(cfg.maps, cfg.out_size, cfg.steps)))
+        super().__init__(members)
 
     @property
     def config(self) -> ConvCoreConfig:
@@ -558,6 +583,12 @@ class ConvCore(wiring.Component):
             # An index 0..n-1; one bit even when n == 1, so no zero-width wire reaches Verilog.
             return Signal(index_bits(n), name=name)
 
+        learn = None
+        if cfg.learning:
+            from .conv_learning import LearningUnit     # (it builds on this module's blocks)
+
+            learn = LearningUnit(cfg, self.o_winners)
+
         # ----- weights: one memory per lane (a lane's read data is then a whole net) -------
         w_rd_addr = idx(cfg.weight_words, "w_rd_addr")
         w_rd_en = Signal()
@@ -568,9 +599,17 @@ class ConvCore(wiring.Component):
             m.submodules[f"weight_mem{lane}"] = mem
             wp = mem.write_port()
             rp = mem.read_port()
+            if learn is None:
+                m.d.comb += [wp.addr.eq(bus.addr), wp.data.eq(bus.w_data.word_select(lane, B)),
+                             wp.en.eq(bus.w_en[lane])]
+            else:   # the learning unit writes while it updates (the host only while idle)
+                m.d.comb += [
+                    wp.addr.eq(Mux(learn.wr_en, learn.wr_addr, bus.addr)),
+                    wp.data.eq(Mux(learn.wr_en, learn.wr_data, bus.w_data.word_select(lane, B))),
+                    wp.en.eq(Mux(learn.wr_en, learn.wr_lane[lane], bus.w_en[lane])),
+                    learn.w_lane[lane].eq(rp.data),
+                ]
             m.d.comb += [
-                wp.addr.eq(bus.addr), wp.data.eq(bus.w_data.word_select(lane, B)),
-                wp.en.eq(bus.w_en[lane]),
                 rp.addr.eq(w_rd_addr), rp.en.eq(w_rd_en),
                 # Operand isolation: the wide read-back bus only moves for host reads.
                 bus.r_data.word_select(lane, B).eq(Mux(host_read, rp.data, 0)),
@@ -643,12 +682,22 @@ class ConvCore(wiring.Component):
         i_paddr = i_pg + g if G > 1 else i_pg
         i_w = (cur_c * KK + b) if C > 1 else b
         i_waddr = i_w * G + g if G > 1 else i_w
-        m.d.comb += [
-            w_rd_addr.eq(Mux(issue, i_waddr, bus.addr)),
-            w_rd_en.eq(issue | bus.r_en),
-            bus.r_ready.eq(~issue),
-        ]
-        m.d.sync += bus.r_valid.eq(bus.r_en & ~issue)
+        if learn is None:
+            m.d.comb += [
+                w_rd_addr.eq(Mux(issue, i_waddr, bus.addr)),
+                w_rd_en.eq(issue | bus.r_en),
+                bus.r_ready.eq(~issue),
+            ]
+            m.d.sync += bus.r_valid.eq(bus.r_en & ~issue)
+        else:
+            busy_rd = Signal()      # the core reads the weights itself (integration or learning)
+            m.d.comb += [
+                busy_rd.eq(issue | learn.rd_en),
+                w_rd_addr.eq(Mux(issue, i_waddr, Mux(learn.rd_en, learn.rd_addr, bus.addr))),
+                w_rd_en.eq(busy_rd | bus.r_en),
+                bus.r_ready.eq(~busy_rd),
+            ]
+            m.d.sync += bus.r_valid.eq(bus.r_en & ~busy_rd)
         m.d.comb += host_read.eq(bus.r_valid)
         with m.If(issue):
             with m.If(g_last):
@@ -662,6 +711,10 @@ class ConvCore(wiring.Component):
         # The mask of a new input spike (from the fired flags, which only change between steps).
         tok = ie.payload
         m.d.comb += [window.y.eq(tok.y), window.x.eq(tok.x)]
+        if learn is not None:
+            m.d.comb += [learn.pre_en.eq(in_integrate & ie.valid & ie.ready & ~tok.step_end),
+                         learn.pre_c.eq(tok.c), learn.pre_y.eq(tok.y), learn.pre_x.eq(tok.x),
+                         learn.t.eq(t)]
 
         # ----- integration: execute stage (read data arrives; write back) ------------------
         s1_valid = Signal()
@@ -760,7 +813,7 @@ class ConvCore(wiring.Component):
                          c_u.eq(q_rd.data.u), c_v.eq(q_rd.data.v),
                          c_win.eq(q_rd.data.win), c_win_ok.eq(q_rd.data.win_ok)]
         # Operand isolation: the comparator tree sees the potentials only while firing.
-        blocks["lane_max"] = lane_max = _LaneArgmax(L, V, need_value=G > 1)
+        blocks["lane_max"] = lane_max = _LaneArgmax(L, V, need_value=G > 1 or learn is not None)
         m.d.comb += [lane_max.values[lane].eq(Mux(in_fire, pot[lane][0], 0)) for lane in range(L)]
         cand_m = idx(M, "cand_m")
         if G > 1:
@@ -782,6 +835,10 @@ class ConvCore(wiring.Component):
             with m.If(c_adv):
                 m.d.sync += [run_val.eq(cand_val), run_m.eq(cand_m)]
         m.d.comb += [fired.set_en.eq(capture), *_drive(fired.set_row, c_u), fired.set_col.eq(c_v)]
+        if learn is not None:       # every new spike is offered to the learning unit
+            m.d.comb += [learn.cap_en.eq(capture), learn.cap_m.eq(cand_m), learn.cap_u.eq(c_u),
+                         learn.cap_v.eq(c_v)]
+            learn.cap_val = cand_val if G > 1 else lane_max.value
 
         new_feature = Signal()
         feature_index = idx(cfg.features, "feature_index")
@@ -852,9 +909,20 @@ class ConvCore(wiring.Component):
             with m.State("FIRE"):
                 m.d.comb += in_fire.eq(1)
                 with m.If((f_idx == n_pend) & ~b_valid & ~c_valid):
-                    m.next = "STEP_END"
+                    m.next = "STEP_END" if learn is None else "LEARN"
+            if learn is not None:
+                with m.State("LEARN"):
+                    m.d.comb += learn.req.eq(1)
+                    with m.If(learn.done):
+                        m.next = "STEP_END"
+            end_ok = spk_free & (feat_free | ~last_step)
+            if learn is not None:
+                m.d.comb += learn.last_step.eq(last_step)
+                end_ok = end_ok & learn.win_free
             with m.State("STEP_END"):
-                with m.If(spk_free & (feat_free | ~last_step)):
+                with m.If(end_ok):
+                    if learn is not None:
+                        m.d.comb += learn.step_done.eq(1)
                     m.d.sync += [
                         osp.valid.eq(1),
                         osp.payload.m.eq(0), osp.payload.u.eq(0), osp.payload.v.eq(0),
@@ -878,8 +946,10 @@ class ConvCore(wiring.Component):
                             m.d.sync += t.eq(t + 1)
                     m.next = "INTEGRATE"
 
-        m.d.comb += self.idle.eq(in_integrate & ~cur_mask.any() & ~s1_valid & ~started
-                                 & ~osp.valid & ~oft.valid)
+        idle = in_integrate & ~cur_mask.any() & ~s1_valid & ~started & ~osp.valid & ~oft.valid
+        m.d.comb += self.idle.eq(idle if learn is None else idle & ~self.o_winners.valid)
+        if learn is not None:
+            blocks["learning"] = learn
         for name, block in blocks.items():
             if self._hierarchy:
                 m.submodules[name] = _BlockModule(block)

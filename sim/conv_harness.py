@@ -22,6 +22,11 @@ vector file and, on a mismatch, re-runs the first failing image alone with a wav
 :func:`cosim_vector_file` does that chunk by chunk for long runs. :func:`simulate_core` runs a
 bare ConvCore in the Amaranth simulator.
 
+With a learning core (``ConvCoreConfig(learning=True)``) the harness also captures the
+``o_winners`` stream into ``winner_cap`` (``winner_count`` payloads, packed like the spikes), and
+``done`` waits for the core to be ``idle`` as well (every output drained), so that the weights
+can be read back over the bus as soon as ``done`` rises.
+
 The functions below are shared by the Amaranth-simulator tests, the cocotb testbench and the
 benchmark: :func:`image_tokens` (the token sequence of one image), :func:`split_outputs` (the
 captured payloads back into per-image, per-step spike sets and feature lists) and
@@ -45,6 +50,7 @@ from ..rtl.layouts import feature_layout, pack, spike_layout, token_layout, unpa
 __all__ = [
     "ConvHarness",
     "HARNESS_DEFAULTS",
+    "WINNER_DEPTH",
     "LONG_RUN_DEPTHS",
     "packing",
     "pack_words",
@@ -70,6 +76,7 @@ __all__ = [
 # words and min(H*H, F) + 1 feature words), about 7 Conv1 images with the defaults, which keep
 # the generated Verilog (memory initialisers) small; long runs use LONG_RUN_DEPTHS.
 HARNESS_DEFAULTS = {"ev_depth": 1 << 13, "spike_depth": 1 << 13, "feature_depth": 1 << 12}
+WINNER_DEPTH = 1 << 12      # learning cores: winners and step markers of a batch
 LONG_RUN_DEPTHS = {"ev_depth": 1 << 15, "spike_depth": 1 << 15, "feature_depth": 1 << 15}
 PACK_BITS = 64
 LFSR_TAPS = 0xB400      # x^16 + x^14 + x^13 + x^11 + 1 (Galois), maximal length
@@ -117,7 +124,8 @@ class ConvHarness(wiring.Component):
 
     def __init__(self, config: ConvCoreConfig, *, ev_depth: int = HARNESS_DEFAULTS["ev_depth"],
                  spike_depth: int = HARNESS_DEFAULTS["spike_depth"],
-                 feature_depth: int = HARNESS_DEFAULTS["feature_depth"], pack: bool = False) -> None:
+                 feature_depth: int = HARNESS_DEFAULTS["feature_depth"], pack: bool = False,
+                 winner_depth: int = WINNER_DEPTH) -> None:
         for name, v in (("ev_depth", ev_depth), ("spike_depth", spike_depth),
                         ("feature_depth", feature_depth)):
             if not isinstance(v, int) or v < 2:
@@ -144,7 +152,13 @@ class ConvHarness(wiring.Component):
         self._ft_wr = self.feature_cap.write_port(granularity=self._feature.size)
         self._spk_rd = self.spike_cap.read_port(domain="comb")
         self._ft_rd = self.feature_cap.read_port(domain="comb")
-        super().__init__({
+        self._learning = bool(config.learning)
+        if self._learning:
+            self._depths["winner_depth"] = winner_depth
+            self._pack["winner"] = self._pack["spike"]
+            self.winner_cap = mem("winner", self._spike.size, winner_depth)
+            self._win_wr = self.winner_cap.write_port(granularity=self._spike.size)
+        members = {
             "weights": In(WeightBusSignature(config.weight_words, config.parallelism,
                                              config.weight_bits)),
             "start": In(1),
@@ -161,14 +175,20 @@ class ConvHarness(wiring.Component):
             "cap_addr": In(range(max(self.spike_cap.depth, self.feature_cap.depth))),
             "spike_word": Out(self.spike_cap.shape),
             "feature_word": Out(self.feature_cap.shape),
-        })
+        }
+        if self._learning:
+            members["winner_count"] = Out(range(winner_depth + 1))
+        super().__init__(members)
 
     @property
     def config(self) -> ConvCoreConfig:
         return self._cfg
 
     def params(self) -> dict[str, Any]:
-        return {**self._cfg.to_dict(), "harness": {**self._depths, "pack": dict(self._pack)}}
+        out = {**self._cfg.to_dict(), "harness": {**self._depths, "pack": dict(self._pack)}}
+        if self._learning:
+            out["layouts"] = {**out["layouts"], "winner": out["layouts"]["spike"]}
+        return out
 
     def elaborate(self, platform):
         m = Module()
@@ -260,11 +280,22 @@ class ConvHarness(wiring.Component):
                                          self._depths["feature_depth"], k_ft, ft_ready)
         with m.If(ft_x & core.o_features.payload.last):
             m.d.sync += images_done.eq(images_done + 1)
+        finished = (images_done == n_images) & (sent == n_tokens)
+        if self._learning:
+            m.submodules.winner_cap = self.winner_cap
+            win_ready = Signal()
+            m.d.comb += [win_ready.eq(~self.stall | lfsr[3]), core.o_winners.ready.eq(win_ready)]
+            win_word, win_slot, _ = capture(self._win_wr, core.o_winners, self.winner_count,
+                                            self._depths["winner_depth"], self._pack["winner"],
+                                            win_ready)
+            finished = finished & core.idle    # winners drained, weights readable
+            with m.If(self.start & ~busy):
+                m.d.sync += [self.winner_count.eq(0), win_word.eq(0), win_slot.eq(0)]
 
         # --- control ------------------------------------------------------------------------------
         with m.If(busy):
             m.d.sync += [self.cycles.eq(self.cycles + 1), primed.eq(1)]
-            with m.If((images_done == n_images) & (sent == n_tokens)):
+            with m.If(finished):
                 m.d.sync += [busy.eq(0), done.eq(1)]
         with m.If(self.start & ~busy):
             m.d.sync += [

@@ -201,6 +201,7 @@ def _check_against_kind(where: str, spec: KindSpec, arrays: Mapping[str, np.ndar
 _KIND_MODULES = {
     "conv-infer": "spykehw.sim.vector_gen_conv",
     "classifier": "spykehw.sim.vector_gen_classifier",
+    "conv-learn": "spykehw.sim.vector_gen_learn",
 }
 
 

@@ -147,3 +147,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     k.add_argument("--data-dir", type=Path, default=None, metavar="DIR")
     k.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
     k.set_defaults(func=_classifier)
+
+    from ..sim.learn_harness import register as register_learn
+    register_learn(sub)
