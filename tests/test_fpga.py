@@ -340,6 +340,9 @@ def test_measured_figures_from_bench_files(tmp_path: Path):
     assert c6.cycles.kind == "bound"                           # no measurement at L = 6
     (k64,) = build_blocks("classifier", BlockSettings(formats=f16, lanes=64, bench=bench)).blocks
     assert (k64.cycles.value, k64.external_bytes.value) == (2345.0, 250000.0)
+    # Another preset: the same rows and cycles, rows of 4-bit instead of 16-bit weights.
+    (e64,) = build_blocks("classifier", BlockSettings(formats=preset("edge-4"), lanes=64, bench=bench)).blocks
+    assert (e64.cycles.value, e64.external_bytes.value) == (2345.0, 250000.0 * 4 / 16)
     # Other lanes: the model at the measured mean of 122 active features (G = 63 words at 16 lanes).
     (k16,) = build_blocks("classifier", BlockSettings(formats=f16, lanes=16, bench=bench)).blocks
     assert k16.cycles.kind == "model" and k16.cycles.value == 122 * 63 + 3 + 63 + 4

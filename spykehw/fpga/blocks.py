@@ -245,8 +245,13 @@ def _classifier(s: BlockSettings) -> Block:
                  f"memory latency {exact['memory_latency']} cycles, at the benchmark's preset "
                  f"fpga-16{other})")
         cycles = Figure(float(exact["cycles_per_image"]), "measured", where + ", steady state")
-        ext = Figure(float(exact["bytes_per_image"]), "measured",
-                     where + f"; {exact['active_features_mean']:.1f} active features on average")
+        # The rows fetched per image do not depend on the formats, their width does: scale the
+        # benchmark's bytes by this study's row size over the benchmark preset's.
+        from ..golden.formats import preset
+        bench_row = ClassifierConfig(features, s.hidden, s.classes, preset("fpga-16"), lanes=s.lanes).bytes_per_row
+        scale = "" if cfg.bytes_per_row == bench_row else f", scaled by {cfg.bytes_per_row:g}/{bench_row:g} bytes per row"
+        ext = Figure(float(exact["bytes_per_image"]) * cfg.bytes_per_row / bench_row, "measured",
+                     where + f"; {exact['active_features_mean']:.1f} active features on average{scale}")
     else:
         if same is not None:
             active = round(same["active_features_mean"])
