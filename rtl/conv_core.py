@@ -56,14 +56,18 @@ Maps are processed ``L`` at a time (``parallelism``): ``G = M / L`` groups, map 
   the Icarus simulation three times slower.) It is never cleared: a per-position *touched*
   flag (``H*H`` flip-flops, cleared in one cycle at the end of an image) makes an untouched word
   read as 0.
-- **Integration**: an accepted input spike becomes a ``K*K`` mask of its output positions that
-  are inside the output and have not fired (from the *fired* flags, which only change between
-  steps); each set bit costs ``G`` cycles, one per group, lowest bit first, and the next token
-  is accepted in the cycle the last one issues, so there are no bubbles between input spikes.
-  Fired positions cost nothing: their potential is never observed again. Each read-modify-write
-  compares the ``L`` new potentials with the threshold (weights are non-negative, so a
-  potential that crosses stays above); a not-yet-pending position that crosses is appended to
-  a *pending* list (memory of ``H*H`` entries, plus ``H*H`` pending flags). A position is
+- **Integration**: a token is accepted into a token register (which also registers the rows and
+  columns of its window); an input spike taken from it becomes a ``K*K`` mask of its output
+  positions that are inside the output and have not fired (from the *fired* flags, which only
+  change between steps); each set bit costs ``G`` cycles, one per group, lowest bit first, and
+  the next token is taken from the register in the cycle the last bit is picked (and the one
+  after it accepted), so there are no bubbles between input spikes. Fired positions cost nothing: their potential is never observed again. A
+  read-modify-write goes through four stages: P picks the bit and registers the addresses, I
+  reads the potential and weight words and the touched flag, X adds and writes back (the
+  memories' transparency covers a read in I of the word X writes) and registers the lanes'
+  threshold tests (weights are non-negative, so a potential that crosses stays above), and W
+  appends a crossed, not-yet-pending position to a *pending* list (memory of ``H*H`` entries,
+  plus ``H*H`` pending flags, read in X with W's own append forwarded). A position is
   evaluated at the end of every step it crossed in, which is exactly when the golden model
   fires it: a position whose ``max_m V`` reached the threshold was touched in that step.
 - **Firing** (after the end-of-step marker): each pending position's ``G`` words are read again,
@@ -72,13 +76,19 @@ Maps are processed ``L`` at a time (``parallelism``): ``G = M / L`` groups, map 
   spike is emitted, the position marked fired, and its pool window's flag word (a memory of
   ``P*P`` words of ``M`` bits, with per-window touched flags) says whether the feature is new.
   The pipeline takes one pending position per ``G`` cycles and stalls as a whole while an output
-  register is full. Then the end-of-step marker (and at the last step the end-of-image marker)
-  is emitted and the image state is cleared.
+  register is full. The words read are registered, then every level of the comparator tree
+  has its own registers (``D = 1 + ceil(log2 L)`` stages), with several groups a combining
+  stage follows, and the last stage emits; the feature index is ``m*P*P`` from a table plus
+  the window. Then the end-of-step marker (and at the last step the end-of-image marker) is
+  emitted and the image state is cleared.
 
 Cycles, partners never stalling: an input spike with ``n`` free output positions costs
-``n*G`` cycles (one if ``n = 0``; the first of a step one more); the end of a step costs 4
-cycles, plus ``n*G + 1`` when ``n`` positions fire. Conv1 on MNIST at ``L = 30``: about 5,500
-cycles per image (``sim/bench_conv.py``).
+``n*G`` cycles (one if ``n = 0``; the first of a step one more); the end of a step costs 5
+cycles (every step's first token spends a cycle in the token register), plus 2 when its
+marker is taken in the cycle of the step's last pick (the pick still goes through I and X
+before firing starts; 1 when it was picked one cycle earlier), plus ``n*G + 2 + ceil(log2 L)``
+when ``n`` positions fire (``n*G + 3 + ceil(log2 L)`` with several groups). Conv1 on MNIST at
+``L = 30``: about 5,500 cycles per image (``sim/bench_conv.py``).
 
 Learning mode (``ConvCoreConfig(learning=True)``): the same datapath plus the STDP learning unit
 of :mod:`spykehw.rtl.conv_learning` (candidates collected while firing, greedy competition,
@@ -350,6 +360,12 @@ def _select_bit(m: Module, value, index, name: str) -> Signal:
     return out
 
 
+def _table(values: list[int], index, width: int):
+    """``values[index]`` as a constant table (a case multiplexer); indexes past the end read 0."""
+    n = 1 << len(index)
+    return Array(Const(values[i] if i < len(values) else 0, width) for i in range(n))[index]
+
+
 def _decode(m: Module, index, width: int, name: str) -> Signal:
     """One-hot ``1 << index`` over ``width`` bits, as ``width`` comparators."""
     out = Signal(width, name=name)
@@ -413,13 +429,19 @@ class _FlagGrid(_Block):
 
 class _WindowMask(_Block):
     """The ``K*K`` output positions of an input spike at ``(y, x)`` that lie inside the ``H x H``
-    output and have not fired: bit ``kr*K + kc`` for position ``(y - kr, x - kc)``."""
+    output and have not fired: bit ``kr*K + kc`` for position ``(y - kr, x - kc)``.
+
+    When ``load`` (with the token) the window's ``K`` rows of not-fired flags and its columns
+    (index and inside-the-output flag) are registered; ``mask`` is selected from those
+    registers. The fired flags must not change between ``load`` and the use of ``mask`` (they
+    only change between steps)."""
 
     def __init__(self, cfg: "ConvCoreConfig", fired: _FlagGrid) -> None:
         K, S, H = cfg.kernel, cfg.in_size, cfg.out_size
         self._K, self._H = K, H
         self.y = Signal(index_bits(S))
         self.x = Signal(index_bits(S))
+        self.load = Signal()
         self.mask = Signal(K * K)
         self._rows = [fired.read_row(f"win{r}_fired") for r in range(K)]
 
@@ -427,11 +449,13 @@ class _WindowMask(_Block):
         K, H = self._K, self._H
         col_ok, col_idx = [], []
         for c in range(K):
+            ok_now = Signal(name=f"col{c}_ok_now")
             ok = Signal(name=f"col{c}_ok")
             ci = Signal(index_bits(H), name=f"col{c}_idx")
             # (x >= 0 is always true, and Verilator warns about a constant comparison)
-            m.d.comb += [ok.eq(((self.x >= c) if c else 1) & (self.x < H + c)),
-                         ci.eq(Mux(ok, self.x - c, 0))]
+            m.d.comb += ok_now.eq(((self.x >= c) if c else 1) & (self.x < H + c))
+            with m.If(self.load):
+                m.d.sync += [ok.eq(ok_now), ci.eq(Mux(ok_now, self.x - c, 0))]
             col_ok.append(ok)
             col_idx.append(ci)
         for r, (row_idx, fired_row) in enumerate(self._rows):
@@ -439,7 +463,8 @@ class _WindowMask(_Block):
             m.d.comb += row_ok.eq(((self.y >= r) if r else 1) & (self.y < H + r))
             m.d.comb += _drive(row_idx, Mux(row_ok, self.y - r, 0))
             free = Signal(H, name=f"row{r}_free")
-            m.d.comb += free.eq(~fired_row & row_ok.replicate(H))
+            with m.If(self.load):
+                m.d.sync += free.eq(~fired_row & row_ok.replicate(H))
             for c in range(K):
                 bit = _select_bit(m, free, col_idx[c], f"row{r}_col{c}_free")
                 m.d.comb += self.mask[r * K + c].eq(bit & col_ok[c])
@@ -470,41 +495,73 @@ class _LaneUpdate(_Block):
 
 class _LaneArgmax(_Block):
     """The largest of ``L`` lanes and its lane index, lowest lane on ties: a balanced tree of
-    comparators where the left operand (lower lanes) wins ties (strict ``>``). Without
-    ``need_value`` the maximum itself is not output (one lane group: only the index is used)."""
+    comparators where the left operand (lower lanes) wins ties (strict ``>``), pipelined.
+
+    ``values`` are registered first (register 0, loaded when ``en[0]``), then every level of
+    the tree has its own registers (level ``k`` loads when ``en[k]``): ``latency`` =
+    ``1 + ceil(log2 L)`` registers from ``values`` to ``index``/``value``. The caller moves
+    its items through the registers (``en[k]``: the item in register ``k - 1``, or on
+    ``values`` for ``k = 0``, advances), so one comparator level plus a multiplexer is all the
+    logic between two registers. Without ``need_value`` the maximum itself is not output (one
+    lane group: only the index is used)."""
 
     def __init__(self, lanes: int, pot_bits: int, need_value: bool) -> None:
         self._L, self._V, self._need = lanes, pot_bits, need_value
         self.values = [Signal(pot_bits, name=f"in{lane}") for lane in range(lanes)]
         self.value = Signal(pot_bits) if need_value else None
         self.index = Signal(index_bits(lanes)) if lanes > 1 else Const(0, 1)
+        self.en = [Signal(name=f"amax_en{k}") for k in range(self.latency)]
+
+    @property
+    def latency(self) -> int:
+        return 1 + self.levels(self._L)
+
+    @staticmethod
+    def levels(lanes: int) -> int:
+        """Comparator levels of the tree: ``ceil(log2 lanes)``."""
+        n, k = lanes, 0
+        while n > 1:
+            n, k = (n + 1) // 2, k + 1
+        return k
 
     def build(self, m: Module) -> None:
         L, V = self._L, self._V
         ib = index_bits(L)
+        regs = [Signal(V, name=f"amax_r0_{i}") for i in range(L)]
+        with m.If(self.en[0]):
+            m.d.sync += [r.eq(v) for r, v in zip(regs, self.values)]
         if L == 1:
             if self._need:
-                m.d.comb += self.value.eq(self.values[0])
+                m.d.comb += self.value.eq(regs[0])
             return
-        nodes = [(self.values[i], Const(i, ib)) for i in range(L)]
+        nodes = [(regs[i], Const(i, ib)) for i in range(L)]
         level = 0
         while len(nodes) > 1:
-            nxt = []
             last_level = len(nodes) == 2
+            en = self.en[level + 1]
+            nxt = []
             for k in range(0, len(nodes) - 1, 2):
                 (va, ia), (vb, ib_) = nodes[k], nodes[k + 1]
                 gt = Signal(name=f"l{level}_{k // 2}_gt")
+                m.d.comb += gt.eq(vb > va)
                 idx = self.index if last_level else Signal(ib, name=f"l{level}_{k // 2}_i")
-                m.d.comb += [gt.eq(vb > va), idx.eq(Mux(gt, ib_, ia))]
                 val = None
                 if not last_level:
                     val = Signal(V, name=f"l{level}_{k // 2}_v")
-                    m.d.comb += val.eq(Mux(gt, vb, va))
                 elif self._need:
-                    m.d.comb += self.value.eq(Mux(gt, vb, va))
+                    val = self.value
+                with m.If(en):
+                    m.d.sync += idx.eq(Mux(gt, ib_, ia))
+                    if val is not None:
+                        m.d.sync += val.eq(Mux(gt, vb, va))
                 nxt.append((val, idx))
-            if len(nodes) % 2:
-                nxt.append(nodes[-1])
+            if len(nodes) % 2:      # the odd node out is registered too (items stay aligned)
+                va, ia = nodes[-1]
+                val = Signal(V, name=f"l{level}_p_v")
+                idx = Signal(ib, name=f"l{level}_p_i")
+                with m.If(en):
+                    m.d.sync += [val.eq(va), idx.eq(ia)]
+                nxt.append((val, idx))
             nodes = nxt
             level += 1
 
@@ -649,121 +706,188 @@ class ConvCore(wiring.Component):
         t = idx(T, "t") if T > 1 else Const(0, 1)
         started = Signal()          # a token of the current image was accepted
 
-        # ----- integration: issue stage ----------------------------------------------------
+        # ----- integration: pick stage (P) -------------------------------------------------
+        # P takes the lowest set bit of the current input spike's mask (one output position,
+        # group g) and registers its addresses into stage I, which reads the potential and
+        # weight memories and the position's touched flag; stage X adds and writes back; stage
+        # W appends a position that crossed to the pending list. Only registers feed the
+        # memories' addresses, and the lanes' threshold tests are registered before W
+        # combines them.
         cur_mask = Signal(KK)       # output positions of the current input spike still to do
-        cur_c = idx(C, "cur_c") if C > 1 else Const(0, 1)
         cur_y = idx(S, "cur_y")
         cur_x = idx(S, "cur_x")
+        cur_pbase = idx(S * S * G, "cur_pbase")             # (y*H + x)*G (>= every offset used)
+        cur_wbase = idx(cfg.weight_words, "cur_wbase")      # c*K*K*G
         g = idx(G, "g") if G > 1 else Const(0, 1)
         g_last = Signal()
         m.d.comb += g_last.eq(g == G - 1)
 
-        # The lowest set bit of the mask: weight index b = kr*K + kc, position offset kr*H + kc.
-        b = idx(KK, "b")
-        kr = idx(K, "kr")
-        kc = idx(K, "kc")
-        off = Signal(range((K - 1) * H + K), name="off")
-        for i in reversed(range(KK)):
-            with m.If(cur_mask[i]):
-                m.d.comb += [b.eq(i), kr.eq(i // K), kc.eq(i % K), off.eq((i // K) * H + i % K)]
+        # The lowest set bit of the mask, one-hot; its offsets by OR-ing table rows (a tree of
+        # LUTs, not a priority chain): weight offset b*G, position offset (kr*H + kc)*G, kr, kc.
+        low = Signal(KK)
+        m.d.comb += low.eq(cur_mask & (-cur_mask.as_signed()).as_unsigned()[:KK])
+
+        def onehot_table(values: list[int], width: int, name: str) -> Signal:
+            # (as wide as the other operand: Verilator's WIDTHEXPAND sees through the Cat)
+            out = Signal(width, name=name)
+            bits = [Cat(*(low[i] for i in range(KK) if (values[i] >> j) & 1)).any()
+                    for j in range(len(out))]
+            m.d.comb += out.eq(Cat(*bits))
+            return out
+
+        off_b = onehot_table([i * G for i in range(KK)], len(cur_wbase), "off_b")
+        off_p = onehot_table([((i // K) * H + i % K) * G for i in range(KK)], len(cur_pbase), "off_p")
+        kr = onehot_table([i // K for i in range(KK)], len(cur_y), "kr")
+        kc = onehot_table([i % K for i in range(KK)], len(cur_x), "kc")
         issue = Signal()
         single = Signal()           # at most one bit left in the mask
         finishing = Signal()        # the current input spike is done after this cycle
         in_integrate = Signal()
         m.d.comb += [
             issue.eq(cur_mask.any()),
-            single.eq((cur_mask & (cur_mask - 1)) == 0),
+            single.eq((cur_mask ^ low) == 0),
             finishing.eq(~cur_mask.any() | (single & g_last)),
-            ie.ready.eq(in_integrate & finishing),
         ]
-        # Full-width arithmetic on whole nets; truncated only into registers and addresses.
-        i_p = (cur_y * H + cur_x - off).as_unsigned()      # >= 0 by the mask
-        i_pg = i_p * G if G > 1 else i_p
-        i_paddr = i_pg + g if G > 1 else i_pg
-        i_w = (cur_c * KK + b) if C > 1 else b
-        i_waddr = i_w * G + g if G > 1 else i_w
-        if learn is None:
-            m.d.comb += [
-                w_rd_addr.eq(Mux(issue, i_waddr, bus.addr)),
-                w_rd_en.eq(issue | bus.r_en),
-                bus.r_ready.eq(~issue),
-            ]
-            m.d.sync += bus.r_valid.eq(bus.r_en & ~issue)
-        else:
-            busy_rd = Signal()      # the core reads the weights itself (integration or learning)
-            m.d.comb += [
-                busy_rd.eq(issue | learn.rd_en),
-                w_rd_addr.eq(Mux(issue, i_waddr, Mux(learn.rd_en, learn.rd_addr, bus.addr))),
-                w_rd_en.eq(busy_rd | bus.r_en),
-                bus.r_ready.eq(~busy_rd),
-            ]
-            m.d.sync += bus.r_valid.eq(bus.r_en & ~busy_rd)
-        m.d.comb += host_read.eq(bus.r_valid)
         with m.If(issue):
             with m.If(g_last):
-                m.d.sync += cur_mask.eq(cur_mask & (cur_mask - 1))
+                m.d.sync += cur_mask.eq(cur_mask ^ low)
                 if G > 1:
                     m.d.sync += g.eq(0)
             if G > 1:
                 with m.Else():
                     m.d.sync += g.eq(g + 1)
 
-        # The mask of a new input spike (from the fired flags, which only change between steps).
+        # Stage I: registered addresses.
+        i_valid = Signal()
+        i_first = Signal()          # group 0 of a position
+        i_pg = idx(NPOS * G, "i_pg")
+        i_paddr = idx(NPOS * G, "i_paddr")
+        i_waddr = idx(cfg.weight_words, "i_waddr")
+        i_u = idx(H, "i_u")
+        i_v = idx(H, "i_v")
+        # Full-width arithmetic on whole nets; truncated only into registers.
+        pg_now = Signal(len(cur_pbase), name="pg_now")
+        m.d.comb += pg_now.eq(cur_pbase - off_p)        # >= 0 by the mask
+        m.d.sync += i_valid.eq(issue)
+        with m.If(issue):
+            m.d.sync += [i_first.eq(g == 0), i_pg.eq(pg_now), i_paddr.eq(pg_now + g),
+                         i_waddr.eq(cur_wbase + off_b + g), i_u.eq(cur_y - kr), i_v.eq(cur_x - kc)]
+        if learn is None:
+            m.d.comb += [
+                w_rd_addr.eq(Mux(i_valid, i_waddr, bus.addr)),
+                w_rd_en.eq(i_valid | bus.r_en),
+                bus.r_ready.eq(~i_valid),
+            ]
+            m.d.sync += bus.r_valid.eq(bus.r_en & ~i_valid)
+        else:
+            busy_rd = Signal()      # the core reads the weights itself (integration or learning)
+            m.d.comb += [
+                busy_rd.eq(i_valid | learn.rd_en),
+                w_rd_addr.eq(Mux(i_valid, i_waddr, Mux(learn.rd_en, learn.rd_addr, bus.addr))),
+                w_rd_en.eq(busy_rd | bus.r_en),
+                bus.r_ready.eq(~busy_rd),
+            ]
+            m.d.sync += bus.r_valid.eq(bus.r_en & ~busy_rd)
+        m.d.comb += host_read.eq(bus.r_valid)
+
         tok = ie.payload
-        m.d.comb += [window.y.eq(tok.y), window.x.eq(tok.x)]
+        # (y*H + x)*G and c*K*K*G of the token: tables of the coordinates' multiples (an
+        # operand that is a slice of the payload would be zero-extended implicitly)
+        tok_pbase = Signal(len(cur_pbase), name="tok_pbase")
+        tok_ybase = Signal(len(cur_pbase), name="tok_ybase")
+        tok_xbase = Signal(len(cur_pbase), name="tok_xbase")
+        m.d.comb += [tok_ybase.eq(_table([y * H * G for y in range(S)], tok.y, len(tok_ybase))),
+                     tok_xbase.eq(_table([x * G for x in range(S)], tok.x, len(tok_xbase))),
+                     tok_pbase.eq(tok_ybase + tok_xbase)]
+        tok_wbase = Signal(len(cur_wbase), name="tok_wbase")
+        if C > 1:
+            m.d.comb += tok_wbase.eq(_table([c * KK * G for c in range(C)], tok.c, len(tok_wbase)))
+
+        # The token register T: a token is accepted into T (in INTEGRATE only, and not while
+        # T's end-of-step marker leaves it) and taken from T when P is done with the previous
+        # input spike. The mask of an input spike is read from T's window registers and the
+        # fired flags (which only change between steps).
+        accept = Signal()
+        t_valid = Signal()
+        t_end = Signal()
+        t_take = Signal()
+        t_y = idx(S, "t_y")
+        t_x = idx(S, "t_x")
+        t_pbase = idx(S * S * G, "t_pbase")
+        t_wbase = idx(cfg.weight_words, "t_wbase")
+        m.d.comb += [
+            t_take.eq(in_integrate & t_valid & finishing),
+            ie.ready.eq(in_integrate & (~t_valid | (t_take & ~t_end))),
+            accept.eq(ie.valid & ie.ready),
+            window.y.eq(tok.y), window.x.eq(tok.x), window.load.eq(accept),
+        ]
+        with m.If(accept):
+            m.d.sync += [t_valid.eq(1), t_end.eq(tok.step_end), t_y.eq(tok.y), t_x.eq(tok.x),
+                         t_pbase.eq(tok_pbase), t_wbase.eq(tok_wbase)]
+        with m.Elif(t_take):
+            m.d.sync += t_valid.eq(0)
         if learn is not None:
             m.d.comb += [learn.pre_en.eq(in_integrate & ie.valid & ie.ready & ~tok.step_end),
                          learn.pre_c.eq(tok.c), learn.pre_y.eq(tok.y), learn.pre_x.eq(tok.x),
                          learn.t.eq(t)]
-
-        # ----- integration: execute stage (read data arrives; write back) ------------------
+        # ----- integration: stage X (read data arrives; write back) ------------------------
         s1_valid = Signal()
-        s1_first = Signal()         # group 0 of a position
+        s1_first = Signal()
         s1_pg = idx(NPOS * G, "s1_pg")
         s1_paddr = idx(NPOS * G, "s1_paddr")
         s1_u = idx(H, "s1_u")
         s1_v = idx(H, "s1_v")
-        m.d.sync += [
-            s1_valid.eq(issue), s1_first.eq(g == 0),
-            s1_pg.eq(i_pg), s1_paddr.eq(i_paddr),
-            s1_u.eq(cur_y - kr), s1_v.eq(cur_x - kc),
-        ]
+        m.d.sync += [s1_valid.eq(i_valid), s1_first.eq(i_first), s1_pg.eq(i_pg),
+                     s1_paddr.eq(i_paddr), s1_u.eq(i_u), s1_v.eq(i_v)]
+        # The touched flag, read in I; the item in X sets it in the same cycle (forwarded).
         t_row, t_col, touched_now = touched.read_bit("touched_now")
-        q_row, q_col, pending_now = pending.read_bit("pending_now")
-        m.d.comb += [*_drive(t_row, s1_u), t_col.eq(s1_v), *_drive(q_row, s1_u), q_col.eq(s1_v)]
+        m.d.comb += [*_drive(t_row, i_u), t_col.eq(i_v)]
+        x_touched = Signal()        # the flag as the item in X sees it (group 0)
         seq_touched = Signal()      # the position's touched flag, as its group 0 saw it
         m.d.comb += [touched.set_en.eq(s1_valid & s1_first), *_drive(touched.set_row, s1_u),
                      touched.set_col.eq(s1_v)]
+        m.d.sync += x_touched.eq(touched_now | (s1_valid & s1_first & (s1_u == i_u) & (s1_v == i_v)))
         with m.If(s1_valid & s1_first):
-            m.d.sync += seq_touched.eq(touched_now)
+            m.d.sync += seq_touched.eq(x_touched)
 
         blocks["lanes"] = lanes = _LaneUpdate(L, V, B, cfg.threshold)
         m.d.comb += [
-            lanes.touched.eq(Mux(s1_first, touched_now, seq_touched)),
+            lanes.touched.eq(Mux(s1_first, x_touched, seq_touched)),
             *(lanes.old[lane].eq(pot[lane][0]) for lane in range(L)),
             *(lanes.w[lane].eq(w_lane[lane]) for lane in range(L)),
             *(pot[lane][1].eq(lanes.new[lane]) for lane in range(L)),
         ]
+
+        # ----- integration: stage W (append to the pending list) ---------------------------
+        w_valid = Signal()
+        w_crossed = Signal(L)
+        w_pg = idx(NPOS * G, "w_pg")
+        w_u = idx(H, "w_u")
+        w_v = idx(H, "w_v")
+        w_pending = Signal()        # already on the list (read in X, W's append forwarded)
         push = Signal()
-        m.d.comb += push.eq(s1_valid & lanes.crossed.any() & ~pending_now)
+        q_row, q_col, pending_now = pending.read_bit("pending_now")
+        m.d.comb += [*_drive(q_row, s1_u), q_col.eq(s1_v)]
+        m.d.sync += [w_valid.eq(s1_valid), w_crossed.eq(lanes.crossed), w_pg.eq(s1_pg),
+                     w_u.eq(s1_u), w_v.eq(s1_v),
+                     w_pending.eq(pending_now | (push & (w_u == s1_u) & (w_v == s1_v)))]
+        m.d.comb += push.eq(w_valid & w_crossed.any() & ~w_pending)
         # The entry's pool window, from tables (no halving arithmetic on the fly).
-        s1_wrow = idx(NWIN, "s1_wrow")
-        s1_wcol = idx(P, "s1_wcol")
+        w_wrow = idx(NWIN, "w_wrow")
+        w_wcol = idx(P, "w_wcol")
         if NWIN:
             m.d.comb += [
-                s1_wrow.eq(Array(Const((u // 2) * P if u < 2 * P else 0, s1_wrow.shape())
-                                 for u in range(1 << len(s1_u)))[s1_u]),
-                s1_wcol.eq(Array(Const(v // 2 if v < 2 * P else 0, s1_wcol.shape())
-                                 for v in range(1 << len(s1_v)))[s1_v]),
+                w_wrow.eq(_table([(u // 2) * P if u < 2 * P else 0 for u in range(H)], w_u, len(w_wrow))),
+                w_wcol.eq(_table([v // 2 if v < 2 * P else 0 for v in range(H)], w_v, len(w_wcol))),
             ]
         m.d.comb += [
             q_wr.addr.eq(n_pend),
-            q_wr.data.pg.eq(s1_pg),
-            q_wr.data.u.eq(s1_u), q_wr.data.v.eq(s1_v),
-            q_wr.data.win.eq(s1_wrow + s1_wcol),
-            q_wr.data.win_ok.eq((s1_u < 2 * P) & (s1_v < 2 * P)),
+            q_wr.data.pg.eq(w_pg),
+            q_wr.data.u.eq(w_u), q_wr.data.v.eq(w_v),
+            q_wr.data.win.eq(w_wrow + w_wcol),
+            q_wr.data.win_ok.eq((w_u < 2 * P) & (w_v < 2 * P)),
             q_wr.en.eq(push),
-            pending.set_en.eq(push), *_drive(pending.set_row, s1_u), pending.set_col.eq(s1_v),
+            pending.set_en.eq(push), *_drive(pending.set_row, w_u), pending.set_col.eq(w_v),
         ]
         with m.If(push):
             m.d.sync += n_pend.eq(n_pend + 1)
@@ -774,7 +898,7 @@ class ConvCore(wiring.Component):
         in_fire = Signal()
         f_idx = Signal(range(NPOS + 1))
         # Stage A reads entry f_idx of the pending list; stage B holds it on q_rd.data and
-        # reads its G potential words; stage C reduces them and emits.
+        # reads its G potential words; stage C has them on the read ports (see below).
         b_valid = Signal()
         b_g = idx(G, "b_g") if G > 1 else Const(0, 1)
         b_last = Signal()
@@ -799,64 +923,102 @@ class ConvCore(wiring.Component):
         else:
             m.d.comb += f_paddr.eq(q_rd.data.pg)
 
-        c_valid = Signal()
-        c_g = idx(G, "c_g") if G > 1 else Const(0, 1)
-        c_last = Signal()
-        c_u = idx(H, "c_u")
-        c_v = idx(H, "c_v")
-        c_win = idx(NWIN, "c_win")
-        c_win_ok = Signal()
+        # Stage C: the potential words are on the read ports. An item then goes through the
+        # argmax registers (stage s_k = register k of the tree), with several groups through a
+        # combining stage, and is captured in stage Z. Every stage moves while not stalled.
+        def stage(name: str, groups: bool = True) -> dict[str, Any]:
+            return {"valid": Signal(name=f"{name}_valid"), "last": Signal(name=f"{name}_last"),
+                    "g": idx(G, f"{name}_g") if G > 1 and groups else Const(0, 1),
+                    "u": idx(H, f"{name}_u"), "v": idx(H, f"{name}_v"),
+                    "win": idx(NWIN, f"{name}_win"), "win_ok": Signal(name=f"{name}_win_ok")}
+
+        def advance(dst: dict[str, Any], src: dict[str, Any]) -> list:
+            return [dst[k].eq(src[k]) for k in dst if not isinstance(dst[k], Const)]
+
+        c = stage("c")
         with m.If(~stall):
-            if G > 1:
-                m.d.sync += c_g.eq(b_g)
-            m.d.sync += [c_valid.eq(b_valid), c_last.eq(b_last),
-                         c_u.eq(q_rd.data.u), c_v.eq(q_rd.data.v),
-                         c_win.eq(q_rd.data.win), c_win_ok.eq(q_rd.data.win_ok)]
-        # Operand isolation: the comparator tree sees the potentials only while firing.
+            m.d.sync += advance(c, {"valid": b_valid, "last": b_last, "g": b_g,
+                                    "u": q_rd.data.u, "v": q_rd.data.v,
+                                    "win": q_rd.data.win, "win_ok": q_rd.data.win_ok})
         blocks["lane_max"] = lane_max = _LaneArgmax(L, V, need_value=G > 1 or learn is not None)
-        m.d.comb += [lane_max.values[lane].eq(Mux(in_fire, pot[lane][0], 0)) for lane in range(L)]
+        m.d.comb += [lane_max.values[lane].eq(pot[lane][0]) for lane in range(L)]
+        chain = [c] + [stage(f"s{k}") for k in range(lane_max.latency)]
+        for k in range(1, len(chain)):
+            with m.If(~stall):
+                m.d.sync += advance(chain[k], chain[k - 1])
+        # Operand isolation: the tree's registers load only real items.
+        m.d.comb += [lane_max.en[k].eq(chain[k]["valid"] & ~stall) for k in range(lane_max.latency)]
+        top = chain[-1]             # the tree's result is on lane_max.index / lane_max.value
         cand_m = idx(M, "cand_m")
+        cand_val = Signal(V, name="cand_val") if lane_max.value is not None else None
         if G > 1:
             run_val = Signal(V)         # best of the groups so far
             run_m = idx(M, "run_m")
             take = Signal()
-            cand_val = Signal(V)
+            y_m = idx(M, "y_m")
+            y_val = Signal(V, name="y_val")
+            gbase = idx(M, "gbase")
             m.d.comb += [
-                take.eq((c_g == 0) | (lane_max.value > run_val)),  # strict: lower group keeps ties
-                cand_val.eq(Mux(take, lane_max.value, run_val)),
-                cand_m.eq(Mux(take, c_g * L + lane_max.index, run_m)),
+                gbase.eq(_table([gi * L for gi in range(G)], top["g"], len(gbase))),
+                take.eq((top["g"] == 0) | (lane_max.value > run_val)),  # strict: lower group keeps ties
+                y_val.eq(Mux(take, lane_max.value, run_val)),
+                y_m.eq(Mux(take, gbase + lane_max.index, run_m)),
             ]
+            with m.If(top["valid"] & ~stall):
+                m.d.sync += [run_val.eq(y_val), run_m.eq(y_m)]
+            z = stage("z", groups=False)
+            with m.If(~stall):
+                m.d.sync += [*advance(z, top), z["valid"].eq(top["valid"] & top["last"]),
+                             cand_m.eq(y_m), cand_val.eq(y_val)]
+            pre_z, pre_z2 = top, chain[-2]
         else:
+            z = top
             m.d.comb += cand_m.eq(lane_max.index)
-        c_adv = Signal()
+            if cand_val is not None:
+                m.d.comb += cand_val.eq(lane_max.value)
+            pre_z = chain[-2]
+            pre_z2 = chain[-3] if len(chain) > 2 else {"valid": b_valid, "last": b_last,
+                                                       "win": q_rd.data.win}
+        c_u, c_v, c_win, c_win_ok = z["u"], z["v"], z["win"], z["win_ok"]
+        pipe_busy = Signal()
+        m.d.comb += pipe_busy.eq(Cat(*(st["valid"] for st in chain), z["valid"]).any())
         capture = Signal()
-        m.d.comb += [c_adv.eq(c_valid & ~stall), capture.eq(c_adv & c_last)]
-        if G > 1:
-            with m.If(c_adv):
-                m.d.sync += [run_val.eq(cand_val), run_m.eq(cand_m)]
+        m.d.comb += capture.eq(z["valid"] & z["last"] & ~stall)
         m.d.comb += [fired.set_en.eq(capture), *_drive(fired.set_row, c_u), fired.set_col.eq(c_v)]
         if learn is not None:       # every new spike is offered to the learning unit
             m.d.comb += [learn.cap_en.eq(capture), learn.cap_m.eq(cand_m), learn.cap_u.eq(c_u),
                          learn.cap_v.eq(c_v)]
-            learn.cap_val = cand_val if G > 1 else lane_max.value
+            learn.cap_val = cand_val
 
         new_feature = Signal()
         feature_index = idx(cfg.features, "feature_index")
         if NWIN:
             m.submodules.feature_flags = fmem = memory.Memory(shape=M, depth=NWIN, init=[])
             f_wr = fmem.write_port()
+            # The window's flag word is read as the item enters the stage before Z
+            # (transparent: it sees a capture in that cycle) and registered as it enters Z (with
+            # the capture of that cycle forwarded), so Z starts from a register.
             f_rd = fmem.read_port(transparent_for=(f_wr,))
             wtouched = _FlagGrid(1, NWIN, "wtouched")   # feature flag words written this image
             blocks["wtouched"] = wtouched
             w_row, w_col, wtouched_now = wtouched.read_bit("wtouched_now")
-            flags = Signal(M)
+            flags = Signal(M)       # the window's flag word as the item in Z sees it
+            z_load = Signal()
+            m.d.comb += z_load.eq(pre_z["valid"] & pre_z["last"] & ~stall)
+            with m.If(z_load):
+                with m.If(f_wr.en & (c_win == pre_z["win"])):
+                    m.d.sync += flags.eq(f_wr.data)
+                with m.Else():
+                    m.d.sync += flags.eq(Mux(wtouched_now, f_rd.data, 0))
+            # The first feature index of each map (a table, no multiplier).
+            map_base = idx(cfg.features, "map_base")
+            m.d.comb += map_base.eq(_table([mm * NWIN for mm in range(M)], cand_m, len(map_base)))
             m.d.comb += [
-                w_col.eq(c_win),
-                f_rd.addr.eq(q_rd.data.win),
-                f_rd.en.eq(b_adv & b_last),
-                flags.eq(Mux(wtouched_now, f_rd.data, 0)),
+                w_col.eq(pre_z["win"]),
+                f_rd.addr.eq(pre_z2["win"]),
+                f_rd.en.eq(pre_z2["valid"] & pre_z2["last"] & ~stall),
                 new_feature.eq(c_win_ok & ~_select_bit(m, flags, cand_m, "feature_seen")),
-                feature_index.eq(cand_m * NWIN + c_win),
+                feature_index.eq(map_base + c_win),
                 f_wr.addr.eq(c_win),
                 f_wr.data.eq(flags | _decode(m, cand_m, M, "feature_bit")),
                 f_wr.en.eq(capture & new_feature),
@@ -866,7 +1028,7 @@ class ConvCore(wiring.Component):
         # The potentials' read port: integration or firing.
         m.d.comb += [
             p_raddr.eq(Mux(in_fire, f_paddr, i_paddr)),
-            p_ren.eq(Mux(in_fire, b_adv, issue)),
+            p_ren.eq(Mux(in_fire, b_adv, i_valid)),
             p_waddr.eq(s1_paddr),
             p_wen.eq(s1_valid),
         ]
@@ -895,20 +1057,22 @@ class ConvCore(wiring.Component):
         with m.FSM(init="INTEGRATE"):
             with m.State("INTEGRATE"):
                 m.d.comb += in_integrate.eq(1)
-                with m.If(ie.valid & ie.ready):
+                with m.If(accept):
                     m.d.sync += started.eq(1)
-                    with m.If(tok.step_end):
+                with m.If(t_take):
+                    with m.If(t_end):
                         m.next = "DRAIN"
                     with m.Else():
-                        m.d.sync += [cur_mask.eq(window.mask), cur_y.eq(tok.y), cur_x.eq(tok.x)]
-                        if C > 1:
-                            m.d.sync += cur_c.eq(tok.c)
+                        m.d.sync += [cur_mask.eq(window.mask), cur_y.eq(t_y), cur_x.eq(t_x),
+                                     cur_pbase.eq(t_pbase), cur_wbase.eq(t_wbase)]
             with m.State("DRAIN"):
-                # The last read-modify-write executes (and may append to the pending list).
-                m.next = "FIRE"
+                # The last read-modify-writes finish: FIRE starts once nothing is left in I or
+                # X (W's last append, if any, happens in this cycle).
+                with m.If(~i_valid & ~s1_valid):
+                    m.next = "FIRE"
             with m.State("FIRE"):
                 m.d.comb += in_fire.eq(1)
-                with m.If((f_idx == n_pend) & ~b_valid & ~c_valid):
+                with m.If((f_idx == n_pend) & ~b_valid & ~pipe_busy):
                     m.next = "STEP_END" if learn is None else "LEARN"
             if learn is not None:
                 with m.State("LEARN"):
@@ -946,7 +1110,8 @@ class ConvCore(wiring.Component):
                             m.d.sync += t.eq(t + 1)
                     m.next = "INTEGRATE"
 
-        idle = in_integrate & ~cur_mask.any() & ~s1_valid & ~started & ~osp.valid & ~oft.valid
+        idle = (in_integrate & ~t_valid & ~cur_mask.any() & ~i_valid & ~s1_valid & ~w_valid & ~started
+                & ~osp.valid & ~oft.valid)
         m.d.comb += self.idle.eq(idle if learn is None else idle & ~self.o_winners.valid)
         if learn is not None:
             blocks["learning"] = learn

@@ -76,19 +76,11 @@ def plan_batches(params: dict, images: list[int], weight_set, token_counts: dict
     return batches
 
 
-async def _load_weights(dut, params: dict, words: list[int], clk) -> list[int]:
-    """Write every word through the bus, then read them all back."""
-    lanes = (1 << params["parallelism"]) - 1
-    await FallingEdge(clk)
-    dut.weights__w_en.value = lanes
-    for addr, word in enumerate(words):
-        dut.weights__addr.value = addr
-        dut.weights__w_data.value = word
-        await FallingEdge(clk)
-    dut.weights__w_en.value = 0
+async def read_weights(dut, n_words: int, clk) -> list[int]:
+    """Read words ``0 .. n_words-1`` back over the weight bus (the core must be idle)."""
     back = []
     dut.weights__r_en.value = 1
-    for addr in range(len(words)):
+    for addr in range(n_words):
         dut.weights__addr.value = addr
         await ReadOnly()
         assert int(dut.weights__r_ready.value) == 1, "the core refused a weight read while idle"
@@ -99,6 +91,19 @@ async def _load_weights(dut, params: dict, words: list[int], clk) -> list[int]:
         await FallingEdge(clk)
     dut.weights__r_en.value = 0
     return back
+
+
+async def load_weights(dut, params: dict, words: list[int], clk) -> list[int]:
+    """Write every word through the bus, then read them all back."""
+    lanes = (1 << params["parallelism"]) - 1
+    await FallingEdge(clk)
+    dut.weights__w_en.value = lanes
+    for addr, word in enumerate(words):
+        dut.weights__addr.value = addr
+        dut.weights__w_data.value = word
+        await FallingEdge(clk)
+    dut.weights__w_en.value = 0
+    return await read_weights(dut, len(words), clk)
 
 
 def _child(handle, name: str):
@@ -147,7 +152,7 @@ async def conv_matches_vectors(dut):
         if ws != loaded:
             words = weight_words(params, vs["weights"][ws])
             t_w = time.perf_counter()
-            back = await _load_weights(dut, params, words, clk)
+            back = await load_weights(dut, params, words, clk)
             stats["weights_s"] = stats.get("weights_s", 0.0) + time.perf_counter() - t_w
             checker.checked += len(words)
             for addr, (want, got) in enumerate(zip(words, back)):

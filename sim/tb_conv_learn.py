@@ -30,7 +30,7 @@ from .cocotb_support import (ENV_REPORT, ENV_VECTORS, ENV_WAVEFORM, Checker, Mis
                              load_design, reset, stall_from_env, start_clock)
 from .conv_harness import image_tokens, max_outputs_per_image, pack_tokens, pack_words, unpack_words, weight_words
 from .learn_harness import winners_by_image, words_to_weights
-from .tb_conv import ENV_STATS, _child, _load_weights
+from .tb_conv import ENV_STATS, _child, load_weights, read_weights
 from .vector_gen_learn import KIND, image_events, image_winners
 from .vectors import read_vectors
 
@@ -74,21 +74,6 @@ def learn_batches(params: dict, n_images: int, token_counts: list[int], every: b
     return batches
 
 
-async def _read_weights(dut, n_words: int, clk) -> list[int]:
-    back = []
-    dut.weights__r_en.value = 1
-    for addr in range(n_words):
-        dut.weights__addr.value = addr
-        await ReadOnly()
-        assert int(dut.weights__r_ready.value) == 1, "the core refused a weight read while idle"
-        await RisingEdge(clk)
-        await ReadOnly()
-        back.append(int(dut.weights__r_data.value))
-        await FallingEdge(clk)
-    dut.weights__r_en.value = 0
-    return back
-
-
 @cocotb.test()
 async def learning_matches_vectors(dut):
     vs = read_vectors(env_path(ENV_VECTORS), kind=KIND)
@@ -113,7 +98,7 @@ async def learning_matches_vectors(dut):
     dut.stall.value = int(prob > 0)
 
     words0 = weight_words(params, vs["weights0"])
-    back = await _load_weights(dut, params, words0, clk)
+    back = await load_weights(dut, params, words0, clk)
     checker.checked += len(words0)
     for addr, (want, got) in enumerate(zip(words0, back)):
         if want != got:
@@ -167,7 +152,7 @@ async def learning_matches_vectors(dut):
                 checker.mismatches.append(Mismatch(vs.name, i, "winners (t, m, r, c)", str(exp_l),
                                                    str(got_l), cases[i]))
         await FallingEdge(clk)
-        wb = words_to_weights(params, await _read_weights(dut, len(words0), clk))
+        wb = words_to_weights(params, await read_weights(dut, len(words0), clk))
         last = batch[-1]
         exp_w = vs["weights"][last]
         checker.checked += exp_w.size

@@ -125,27 +125,32 @@ def test_identical_maps_fire_in_the_lowest():
 def test_no_input_no_output_and_cycles_by_hand():
     """An image without input spikes: T end-of-step markers and the end-of-image marker.
 
-    Per step: accept the marker, DRAIN, FIRE (empty list), STEP_END (the marker enters the
-    output register), i.e. 4 cycles; the last marker is taken one cycle after it enters the
-    register: 4T + 1 cycles from the first token to the last output.
+    Per step: accept the marker into the token register, take it from there, DRAIN, FIRE
+    (empty list), STEP_END (the marker enters the output register), i.e. 5 cycles; the last
+    marker is taken one cycle after it enters the register: 5T + 1 cycles from the first
+    token to the last output.
     """
     cfg = hand_config(2)
     run = simulate_core(cfg, [HAND_W], [np.zeros((0, 4), int)] * 2, count_cycles=True)
     assert [spikes_by_step(o) for o in run.outputs] == [{0: set(), 1: set(), 2: set()}] * 2
     assert all(o.features == [] and not o.problems for o in run.outputs)
-    assert run.cycles == [4 * 3 + 1] * 2
+    assert run.cycles == [5 * 3 + 1] * 2
 
 
 @pytest.mark.parametrize("parallelism, groups", [(2, 1), (1, 2)])
 def test_one_input_costs_g_cycles_per_position(parallelism, groups):
-    """One input spike whose K*K = 4 positions are all inside costs 4*G cycles on top of the
-    4T + 1 of an empty image: its own accept cycle (the mask is loaded) and the 4*G
-    read-modify-writes, the last of which also accepts the end-of-step marker (which in an
-    empty step needs a cycle of its own)."""
+    """One input spike whose K*K = 4 positions are all inside costs 4*G + 2 cycles on top of
+    the 5T + 1 of an empty image: its own cycle in the token register (it is accepted; next
+    cycle its mask is loaded, in the cycle that also accepts the end-of-step marker into the
+    register) and the 4*G picks (stage P), the last of which also takes the marker from the
+    register (which in an empty step needs a cycle of its own); then DRAIN waits while the
+    last pick is in stage I and in stage X, two cycles more than the single DRAIN cycle of an
+    empty step (nothing fires: every potential stays below 18, see the hand-made layer
+    above)."""
     cfg = hand_config(parallelism)
     ev = np.array([(0, 0, 1, 1)])
     run = simulate_core(cfg, [HAND_W], [ev], count_cycles=True)
-    assert run.cycles == [4 * 3 + 1 + 4 * groups]
+    assert run.cycles == [5 * 3 + 1 + 4 * groups + 2]
 
 
 # ----- against the golden model: random small layers --------------------------------------------

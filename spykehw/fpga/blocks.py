@@ -168,12 +168,15 @@ def conv_cycles_bound(cfg: Any) -> int:
     Every input spikes ``max_spikes_per_input`` times and no output position fires before the
     end of the image (firing only removes work): input ``(c, y, x)`` costs ``G`` cycles per
     output position in its window, and the windows cover ``C * (H*K)**2`` (input, position)
-    pairs; the end of a step costs ``n*G + 5`` for ``n`` positions fired (at most ``H*H`` over
-    the image) plus one cycle for its marker.
+    pairs; ``n*G`` for the ``n`` positions fired (at most ``H*H`` over the image); and per step
+    at most ``10 + ceil(log2 L)`` (+1 with several groups): 5 for the end of the step, 2 for
+    draining the integration pipeline, ``2 + ceil(log2 L)`` (+1) for the firing pipeline (the
+    comparator tree has one register level per tree level) and 1 for the step's first token.
     """
     G, C, H, K, T = cfg.groups, cfg.channels, cfg.out_size, cfg.kernel, cfg.steps
     pairs = C * (H * K) ** 2 * cfg.max_spikes_per_input
-    return G * (pairs + H * H) + T * 6
+    per_step = 10 + (cfg.parallelism - 1).bit_length() + (1 if G > 1 else 0)
+    return G * (pairs + H * H) + T * per_step
 
 
 def _conv(s: BlockSettings) -> Block:
