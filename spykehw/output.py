@@ -53,14 +53,31 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[Any]:
         raise
 
 
+def _new_folder(root: Path, name: str) -> Path:
+    """Create ``root/name``, or ``name-2``, ``name-3``, ... if it exists: two runs started in
+    the same second (parallel jobs) must never share a folder."""
+    root.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 10_000):
+        path = root / (name if n == 1 else f"{name}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{root}: no free run folder name for {name}")
+
+
 class RunFolder:
     """A folder of results plus ``manifest.json`` (command, arguments, versions, files)."""
 
     def __init__(self, root: str | Path, command: str, *, args: dict[str, Any] | None = None,
                  path: str | Path | None = None) -> None:
         stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
-        self.path = Path(path) if path is not None else Path(root) / f"{command}-{stamp}"
-        self.path.mkdir(parents=True, exist_ok=True)
+        if path is not None:        # a folder the user named: reuse it
+            self.path = Path(path)
+            self.path.mkdir(parents=True, exist_ok=True)
+        else:
+            self.path = _new_folder(Path(root), f"{command}-{stamp}")
         self.manifest: dict[str, Any] = {
             "command": command,
             "started_utc": stamp,
