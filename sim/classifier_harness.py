@@ -37,6 +37,7 @@ from ..rtl.weight_memory import WriteBusSignature
 from .memory_model import LFSR_TAPS, SIM_RAM_MODULE, SIM_RAM_VERILOG, MemoryModel, PyMemoryModel
 
 __all__ = [
+    "write_bus",
     "pack_lanes",
     "unpack_lanes",
     "load_words",
@@ -64,6 +65,22 @@ __all__ = [
 
 
 # ----- packing ------------------------------------------------------------------------------
+
+async def write_bus(ctx, bus, writes, *, before_each=None) -> None:
+    """Drive a write bus (``WriteBusSignature``: ``addr``, ``data``, ``en``, and ``sel`` when
+    ``writes`` yields ``(sel, addr, data)`` triples instead of ``(addr, data)`` pairs) in the
+    Amaranth simulator, one write per cycle; ``before_each(ctx)`` runs before every write."""
+    for w in writes:
+        if before_each is not None:
+            before_each(ctx)
+        if len(w) == 3:
+            ctx.set(bus.sel, w[0])
+        ctx.set(bus.addr, w[-2])
+        ctx.set(bus.data, w[-1])
+        ctx.set(bus.en, 1)
+        await ctx.tick()
+    ctx.set(bus.en, 0)
+
 
 def pack_lanes(values: Iterable[int], bits: int) -> int:
     """Lane ``k`` of the result holds ``values[k]`` in ``bits``-bit two's complement."""
@@ -270,13 +287,7 @@ def run_pysim(cfg: ClassifierConfig, params: tuple[np.ndarray, np.ndarray, np.nd
     state = {"start": 0, "edge": 0}
 
     async def loader_and_producer(ctx):
-        for target, addr, value in writes:
-            ctx.set(dut.load.sel, target)
-            ctx.set(dut.load.addr, addr)
-            ctx.set(dut.load.data, value)
-            ctx.set(dut.load.en, 1)
-            await ctx.tick()
-        ctx.set(dut.load.en, 0)
+        await write_bus(ctx, dut.load, writes)
         state["start"] = state["edge"]
         for tok in tokens:
             while stall and rng_in.random() < stall:

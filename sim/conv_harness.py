@@ -563,9 +563,7 @@ def simulate_core(cfg: ConvCoreConfig, weight_sets: Sequence[np.ndarray], images
     each output cycle (seeded by ``seed``, as is ``order="shuffled"``). ``count_cycles`` fills
     ``start_edges``/``end_edges`` (a process samples the streams at every edge: slower).
     """
-    from amaranth.sim import Simulator
-
-    from .streams import TransferLog
+    from .streams import TransferLog, simulate
 
     core = ConvCore(cfg, hierarchy=True)      # submodules: faster in the Amaranth simulator
     rng = np.random.default_rng(seed)
@@ -645,17 +643,7 @@ def simulate_core(cfg: ConvCoreConfig, weight_sets: Sequence[np.ndarray], images
     async def features(ctx):
         await consumer(ctx, core.o_features, feature_words, feature_end)
 
-    sim = Simulator(core)
-    sim.add_clock(1e-6)
-    if count_cycles:
-        sim.add_process(log.process)
-    for tb in (producer, spikes, features):
-        sim.add_testbench(tb)
-    if vcd is None:
-        sim.run()
-    else:
-        with sim.write_vcd(vcd):
-            sim.run()
+    simulate(core, producer, spikes, features, vcd=vcd, log=log if count_cycles else None)
     run.outputs = split_outputs(cfg, spike_words, feature_words, n)
     if count_cycles:
         first_token = np.cumsum([0] + [len(t) for t in token_lists[:-1]])

@@ -148,11 +148,10 @@ def simulate_learning(cfg: "ConvCoreConfig", weights0: np.ndarray, images: Seque
                       read_every_image: bool = True, vcd: str | None = None) -> LearnRun:
     """Train a learning ConvCore on ``images`` (each ``(k, 4)`` rows ``(t, c, y, x)``) in the
     Amaranth simulator; see the module docstring."""
-    from amaranth.sim import Simulator
-
     from ..rtl.conv_core import ConvCore
     from ..rtl.layouts import spike_layout, unpack
     from .conv_harness import image_tokens, pack_tokens, weight_words
+    from .streams import simulate
 
     if not cfg.learning:
         cfg = dataclasses.replace(cfg, learning=True)
@@ -219,15 +218,7 @@ def simulate_learning(cfg: "ConvCoreConfig", weights0: np.ndarray, images: Seque
         flay = core.o_features.payload.shape()
         await drain(ctx, core.o_features, None, lambda raw: unpack(flay, raw)["last"])
 
-    sim = Simulator(core)
-    sim.add_clock(1e-6)
-    for tb in (producer, winners, spikes, features):
-        sim.add_testbench(tb)
-    if vcd is None:
-        sim.run()
-    else:
-        with sim.write_vcd(vcd):
-            sim.run()
+    simulate(core, producer, winners, spikes, features, vcd=vcd)
     run.winners, run.problems = winners_by_image(cfg, win_words, n)
     return run
 

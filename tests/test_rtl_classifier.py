@@ -22,7 +22,7 @@ from spykehw.rtl.classifier import (Classifier, ClassifierConfig, ClassifierErro
                                     signed_width)
 from spykehw.sim.classifier_harness import (ClassifierHarness, compare_outputs, feature_tokens,
                                             load_words, pack_lanes, run_pysim, split_outputs,
-                                            unpack_lanes, w2_rows)
+                                            unpack_lanes, w2_rows, write_bus)
 from spykehw.sim.memory_model import MemoryModel
 from spykehw.sim.vector_gen_classifier import (COMMITTED, SYNTHETIC, committed_path, expectations,
                                                image_indices, write_committed)
@@ -204,14 +204,9 @@ def test_reload_between_images():
 
     async def bench(ctx):
         for vs in (a, b):
-            for target, addr, value in load_words(cfg, *params_of(vs)):
+            def idle_before_each_write(ctx):
                 assert ctx.get(dut.idle)
-                ctx.set(dut.load.sel, target)
-                ctx.set(dut.load.addr, addr)
-                ctx.set(dut.load.data, value)
-                ctx.set(dut.load.en, 1)
-                await ctx.tick()
-            ctx.set(dut.load.en, 0)
+            await write_bus(ctx, dut.load, load_words(cfg, *params_of(vs)), before_each=idle_before_each_write)
             for tok in feature_tokens(image_indices(vs)[:1]):
                 await stream_put(ctx, dut.i_features, tok)
             got.append([(await stream_get(ctx, dut.o_stream)).word for _ in range(cfg.classes)])
@@ -261,12 +256,7 @@ def test_memory_model_latency_and_order(latency):
     seen = []
 
     async def bench(ctx):
-        for addr, w in enumerate(w for row in rows for w in row):
-            ctx.set(dut.write.addr, addr)
-            ctx.set(dut.write.data, w)
-            ctx.set(dut.write.en, 1)
-            await ctx.tick()
-        ctx.set(dut.write.en, 0)
+        await write_bus(ctx, dut.write, enumerate(w for row in rows for w in row))
         ctx.set(dut.latency, latency)
         ctx.set(dut.port.resp.ready, 1)
         ctx.set(dut.port.req.payload, 4)
@@ -304,20 +294,9 @@ def test_harness_in_the_amaranth_simulator():
     out = {}
 
     async def bench(ctx):
-        for target, addr, value in load_words(cfg, *params_of(vs)):
-            ctx.set(h.load.sel, target)
-            ctx.set(h.load.addr, addr)
-            ctx.set(h.load.data, value)
-            ctx.set(h.load.en, 1)
-            await ctx.tick()
-        ctx.set(h.load.en, 0)
-        for r, words in enumerate(w2_rows(cfg, vs["w2"])):
-            for g, w in enumerate(words):
-                ctx.set(h.w2_write.addr, r * cfg.groups + g)
-                ctx.set(h.w2_write.data, w)
-                ctx.set(h.w2_write.en, 1)
-                await ctx.tick()
-        ctx.set(h.w2_write.en, 0)
+        await write_bus(ctx, h.load, load_words(cfg, *params_of(vs)))
+        await write_bus(ctx, h.w2_write, ((r * cfg.groups + g, w) for r, words in enumerate(w2_rows(cfg, vs["w2"]))
+                                          for g, w in enumerate(words)))
         for i, tok in enumerate(tokens):
             ctx.set(h.ev_mem.data[i], pack(lay, tok))
         ctx.set(h.latency, 6)
