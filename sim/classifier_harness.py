@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 from amaranth import Module, Mux, Signal
@@ -33,6 +33,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..rtl.classifier import Classifier, ClassifierConfig, LoadBusSignature, LoadTarget
 from ..rtl.layouts import feature_layout
+from ..rtl.packing import classifier_load_words, pack_lanes, unpack_lanes, w2_row_words
 from ..rtl.weight_memory import WriteBusSignature
 from .memory_model import LFSR_TAPS, SIM_RAM_MODULE, SIM_RAM_VERILOG, MemoryModel, PyMemoryModel
 
@@ -82,64 +83,26 @@ async def write_bus(ctx, bus, writes, *, before_each=None) -> None:
     ctx.set(bus.en, 0)
 
 
-def pack_lanes(values: Iterable[int], bits: int) -> int:
-    """Lane ``k`` of the result holds ``values[k]`` in ``bits``-bit two's complement."""
-    mask = (1 << bits) - 1
-    word = 0
-    for k, v in enumerate(values):
-        v = int(v)
-        if not -(1 << (bits - 1)) <= v < (1 << bits):
-            raise ValueError(f"lane {k}: {v} does not fit {bits} bits")
-        word |= (v & mask) << (k * bits)
-    return word
-
-
-def unpack_lanes(word: int, lanes: int, bits: int, *, signed: bool = True) -> list[int]:
-    out = []
-    for k in range(lanes):
-        v = (int(word) >> (k * bits)) & ((1 << bits) - 1)
-        if signed and v >> (bits - 1):
-            v -= 1 << bits
-        out.append(v)
-    return out
-
-
-def _padded(cfg: ClassifierConfig, row: np.ndarray) -> np.ndarray:
-    """A length-H vector padded with zeros to G*L lanes."""
-    out = np.zeros(cfg.groups * cfg.lanes, dtype=np.int64)
-    out[:cfg.hidden] = row
-    return out
-
-
 def w2_rows(cfg: ClassifierConfig, W2q: np.ndarray) -> list[list[int]]:
     """``rows[r]``: the ``G`` memory words of row ``r`` of ``W2`` (padding lanes 0)."""
     W2q = np.asarray(W2q)
     if W2q.shape != (cfg.features, cfg.hidden):
         raise ValueError(f"W2q has shape {W2q.shape}, the classifier needs {(cfg.features, cfg.hidden)}")
-    L, WB = cfg.lanes, cfg.hidden_weight_bits
-    rows = []
-    for r in range(cfg.features):
-        lanes = _padded(cfg, W2q[r])
-        rows.append([pack_lanes(lanes[g * L:(g + 1) * L], WB) for g in range(cfg.groups)])
-    return rows
+    return w2_row_words(W2q, cfg.lanes, cfg.hidden_weight_bits)
 
 
 def load_words(cfg: ClassifierConfig, W2q: np.ndarray, b2q: np.ndarray, W3q: np.ndarray,
                b3q: np.ndarray) -> list[tuple[LoadTarget, int, int]]:
     """``(target, addr, data)`` writes of the ``load`` bus that hold the classifier's
-    parameters (``W2`` only when it is on chip; otherwise see :func:`w2_rows`)."""
-    L = cfg.lanes
-    out: list[tuple[LoadTarget, int, int]] = []
-    b2 = _padded(cfg, np.asarray(b2q))
-    out += [(LoadTarget.B2, g, pack_lanes(b2[g * L:(g + 1) * L], cfg.hidden_bias_bits))
-            for g in range(cfg.groups)]
-    W3q = np.asarray(W3q)
-    out += [(LoadTarget.W3, h, pack_lanes(W3q[h], cfg.output_weight_bits)) for h in range(cfg.hidden)]
-    out.append((LoadTarget.B3, 0, pack_lanes(np.asarray(b3q), cfg.output_bias_bits)))
+    parameters (``W2`` only when it is on chip; otherwise see :func:`w2_rows`); built by
+    :func:`spykehw.rtl.packing.classifier_load_words`, shared with the weight export."""
     if cfg.w2_on_chip:
-        for r, words in enumerate(w2_rows(cfg, W2q)):
-            out += [(LoadTarget.W2, r * cfg.groups + g, w) for g, w in enumerate(words)]
-    return out
+        w2_rows(cfg, W2q)       # shape check
+    bits = {"W2": cfg.hidden_weight_bits, "b2": cfg.hidden_bias_bits, "W3": cfg.output_weight_bits,
+            "b3": cfg.output_bias_bits}
+    return [(LoadTarget[name], addr, word) for name, addr, word in
+            classifier_load_words(W2q, b2q, W3q, b3q, lanes=cfg.lanes, bits=bits,
+                                  w2_on_chip=cfg.w2_on_chip)]
 
 
 def feature_tokens(images: Sequence[Sequence[int]]) -> list[dict[str, int]]:

@@ -46,6 +46,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..rtl.conv_core import ConvCore, ConvCoreConfig, WeightBusSignature
 from ..rtl.layouts import feature_layout, pack, spike_layout, token_layout, unpack
+from ..rtl.packing import conv_weight_words
 
 __all__ = [
     "ConvHarness",
@@ -377,26 +378,16 @@ def max_outputs_per_image(cfg: ConvCoreConfig | Mapping[str, Any]) -> tuple[int,
 
 def weight_words(cfg: ConvCoreConfig | Mapping[str, Any], weights: np.ndarray) -> list[int]:
     """The weight bus words for ``weights`` (M, C, K, K), by address ``index*G + g``
-    (``index = c*K*K + kr*K + kc``): lane ``l`` (map ``g*L + l``) in bits ``l*B .. l*B+B-1``."""
+    (``index = c*K*K + kr*K + kc``): lane ``l`` (map ``g*L + l``) in bits ``l*B .. l*B+B-1``
+    (built by :func:`spykehw.rtl.packing.conv_weight_words`, shared with the weight export)."""
     if isinstance(cfg, ConvCoreConfig):
         L, G, B = cfg.parallelism, cfg.groups, cfg.weight_bits
     else:
         L, G, B = cfg["parallelism"], cfg["groups"], cfg["weight_bits"]
-    w = np.asarray(weights)
-    M = w.shape[0]
+    M = np.asarray(weights).shape[0]
     if M != L * G:
         raise ValueError(f"weights have {M} maps, the core {L * G}")
-    if w.size and (w.min() < 0 or w.max() >= 1 << B):
-        raise ValueError(f"weights must be in 0..{(1 << B) - 1}")
-    flat = w.reshape(M, -1)     # column index c*K*K + kr*K + kc
-    words = []
-    for idx in range(flat.shape[1]):
-        for g in range(G):
-            word = 0
-            for lane in range(L):
-                word |= int(flat[g * L + lane, idx]) << (lane * B)
-            words.append(word)
-    return words
+    return conv_weight_words(weights, L, B)
 
 
 # ----- outputs -----------------------------------------------------------------------------------
