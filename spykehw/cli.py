@@ -16,7 +16,7 @@ from .errors import SpykehwError
 __all__ = ["main", "build_parser"]
 
 # Subcommand modules in the order --help lists them.
-COMMANDS = ("run", "data", "bench", "quant", "vectors", "verilog", "cosim", "fpga")
+COMMANDS = ("run", "data", "bench", "quant", "vectors", "verilog", "cosim", "fpga", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:
