@@ -66,6 +66,11 @@ def word_bytes(width: int) -> int:
     return -(-width // 8)
 
 
+def _chunk(lanes: int) -> int:
+    """Words per step of the bit-level packing: about 16 MB of bit arrays, whatever the size."""
+    return max(1, (1 << 24) // (64 * lanes))
+
+
 def _check_bits(bits: int) -> None:
     if not 1 <= bits <= 64:
         raise PackingError(f"bits: lanes of 1..64 bits are supported, not {bits}")
@@ -92,12 +97,17 @@ def pack_rows(values: np.ndarray | Sequence[Sequence[int]], bits: int, *,
         raise PackingError(f"word {i}, lane {k}: {int(v[i, k])} does not fit {bits} bits"
                            f"{'' if signed is None else (' signed' if signed else ' unsigned')}")
     nbytes = word_bytes(lanes * bits)
-    # Each lane's low `bits` bits, least significant first, laid end to end: the word's bits.
-    lane_bits = np.unpackbits(v.astype(np.uint64).view(np.uint8).reshape(n, lanes, 8),
-                              axis=2, bitorder="little")[:, :, :bits].reshape(n, lanes * bits)
-    padded = np.zeros((n, nbytes * 8), np.uint8)
-    padded[:, :lanes * bits] = lane_bits
-    return np.packbits(padded, axis=1, bitorder="little")
+    out = np.empty((n, nbytes), np.uint8)
+    step = _chunk(lanes)
+    for a in range(0, n, step):
+        chunk = v[a:a + step]
+        # Each lane's low `bits` bits, least significant first, laid end to end: the word's bits.
+        lane_bits = np.unpackbits(chunk.astype(np.uint64).view(np.uint8).reshape(len(chunk), lanes, 8),
+                                  axis=2, bitorder="little")[:, :, :bits].reshape(len(chunk), lanes * bits)
+        padded = np.zeros((len(chunk), nbytes * 8), np.uint8)
+        padded[:, :lanes * bits] = lane_bits
+        out[a:a + step] = np.packbits(padded, axis=1, bitorder="little")
+    return out
 
 
 def unpack_rows(data: np.ndarray, lanes: int, bits: int, *, signed: bool) -> np.ndarray:
@@ -109,16 +119,21 @@ def unpack_rows(data: np.ndarray, lanes: int, bits: int, *, signed: bool) -> np.
     n = data.shape[0]
     if data.ndim != 2 or data.shape[1] != word_bytes(lanes * bits):
         raise PackingError(f"data: expected ({n}, {word_bytes(lanes * bits)}) bytes, found {data.shape}")
-    allbits = np.unpackbits(data, axis=1, bitorder="little")
-    if allbits[:, lanes * bits:].any():
-        i = int(np.argwhere(allbits[:, lanes * bits:].any(axis=1))[0, 0])
-        raise PackingError(f"word {i}: bits above the {lanes * bits}-bit word are set")
-    lane_bits = np.zeros((n, lanes, 64), np.uint8)
-    lane_bits[:, :, :bits] = allbits[:, :lanes * bits].reshape(n, lanes, bits)
-    if signed and bits < 64:
-        lane_bits[:, :, bits:] = lane_bits[:, :, bits - 1:bits]     # sign extension
-    out = np.packbits(lane_bits, axis=2, bitorder="little").reshape(n, lanes * 8)
-    return out.view(np.int64 if signed else np.uint64).reshape(n, lanes).astype(np.int64)
+    out = np.empty((n, lanes), np.int64)
+    step = _chunk(lanes)
+    for a in range(0, n, step):
+        allbits = np.unpackbits(data[a:a + step], axis=1, bitorder="little")
+        m = len(allbits)
+        if allbits[:, lanes * bits:].any():
+            i = a + int(np.argwhere(allbits[:, lanes * bits:].any(axis=1))[0, 0])
+            raise PackingError(f"word {i}: bits above the {lanes * bits}-bit word are set")
+        lane_bits = np.zeros((m, lanes, 64), np.uint8)
+        lane_bits[:, :, :bits] = allbits[:, :lanes * bits].reshape(m, lanes, bits)
+        if signed and bits < 64:
+            lane_bits[:, :, bits:] = lane_bits[:, :, bits - 1:bits]     # sign extension
+        words = np.packbits(lane_bits, axis=2, bitorder="little").reshape(m, lanes * 8)
+        out[a:a + step] = words.view(np.int64 if signed else np.uint64).reshape(m, lanes).astype(np.int64)
+    return out
 
 
 def rows_to_ints(data: np.ndarray) -> list[int]:

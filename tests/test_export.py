@@ -324,3 +324,14 @@ def test_cli_export_on_a_run_folder(trained, tmp_path, capsys):
     assert len(err) == 1 and "nowhere: no such run folder or state file" in err[0]
     assert main(["export", str(trained.run), "--conv-lanes", "7", "--out", str(out)]) == 2
     assert "conv_lanes: must divide the 30 maps, not 7" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_pack_rows_in_chunks_equals_numpy_bytes(bits):
+    """Byte-aligned lanes: a word's bytes are its lanes' little-endian bytes in order (numpy's own
+    serialisation), over enough words to cross the packing's internal chunks."""
+    rng = np.random.default_rng(bits)
+    values = rng.integers(-(1 << (bits - 1)), 1 << (bits - 1), (9000, 64))
+    data = pack_rows(values, bits, signed=True)
+    assert data.tobytes() == values.astype(f"<i{bits // 8}").tobytes()
+    assert np.array_equal(unpack_rows(data, 64, bits, signed=True), values)
