@@ -335,3 +335,56 @@ def test_pack_rows_in_chunks_equals_numpy_bytes(bits):
     data = pack_rows(values, bits, signed=True)
     assert data.tobytes() == values.astype(f"<i{bits // 8}").tobytes()
     assert np.array_equal(unpack_rows(data, 64, bits, signed=True), values)
+
+
+@pytest.mark.parametrize("weights", ["on-chip", "external"])
+def test_classifier_rtl_runs_on_the_exported_words(trained, tmp_path, weights):
+    """The classifier RTL (Amaranth simulator), loaded with the words of the export's .hex files
+    as they are (load bus: each memory's words at addresses 0.. under its target; external W2:
+    the row port serves W2.hex's words), gives the original state's classes and softmax words."""
+    pytest.importorskip("amaranth")
+    from amaranth.sim import Simulator
+
+    from spykehw.rtl.classifier import Classifier, LoadTarget
+    from spykehw.rtl.design import classifier_config
+    from spykehw.sim.classifier_harness import feature_tokens, write_bus
+    from spykehw.sim.memory_model import PyMemoryModel
+    from spykehw.sim.streams import stream_get, stream_put
+
+    write_export(read_source(trained.run, conv_lanes=CONV_LANES, classifier_lanes=CLASSIFIER_LANES,
+                             weights=weights), tmp_path)
+    ex = load_export(tmp_path)
+    cfg = classifier_config(ex.point)
+    assert cfg.w2_on_chip == (weights == "on-chip")
+    writes = [(LoadTarget[m["target"]], addr, word) for m in ex.memory_map["memories"] if m["target"]
+              for addr, word in enumerate(_hex_words(tmp_path / f"{m['name']}.hex"))]
+    w2 = _hex_words(tmp_path / "W2.hex")
+    n = 6
+    images = [np.flatnonzero(f).tolist() for f in
+              extract_features(trained.images[:n], trained.state.conv1_weights, trained.opts, trained.fmt).features]
+    dut = Classifier(cfg)
+    mem = None if cfg.w2_on_chip else PyMemoryModel([w2[r * cfg.groups:(r + 1) * cfg.groups]
+                                                     for r in range(cfg.features)], latency=3)
+    out = []
+
+    async def producer(ctx):
+        await write_bus(ctx, dut.load, writes)
+        for tok in feature_tokens(images):
+            await stream_put(ctx, dut.i_features, tok)
+
+    async def consumer(ctx):
+        for _ in range(n * cfg.classes):
+            p = await stream_get(ctx, dut.o_stream)
+            out.append((int(p.word), int(p.argmax)))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(producer)
+    sim.add_testbench(consumer)
+    if mem is not None:
+        sim.add_testbench(mem.run(dut.w2), background=True)
+    sim.run()
+    words = np.array([w for w, _ in out]).reshape(n, cfg.classes)
+    classes = np.array([c for _, c in out]).reshape(n, cfg.classes)[:, 0]
+    assert np.array_equal(classes, trained.expected.classes[:n])
+    assert np.array_equal(words, trained.expected.words[:n])
