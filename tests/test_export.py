@@ -388,3 +388,28 @@ def test_classifier_rtl_runs_on_the_exported_words(trained, tmp_path, weights):
     classes = np.array([c for _, c in out]).reshape(n, cfg.classes)[:, 0]
     assert np.array_equal(classes, trained.expected.classes[:n])
     assert np.array_equal(words, trained.expected.words[:n])
+
+
+def test_conv_core_rtl_runs_on_the_exported_words(trained, exported, monkeypatch):
+    """The conv core RTL (Amaranth simulator) with conv1_weights.hex's words written as they are
+    over its weight bus (G = 3 groups of 10 lanes) gives the golden Pool1 features of the
+    state's Conv1 weights, and reads the same words back."""
+    pytest.importorskip("amaranth")
+    from spykehw.golden.pipeline import encode_events
+    from spykehw.rtl.design import conv_core_config
+    from spykehw.sim import conv_harness
+
+    out, _ = exported
+    ex = load_export(out)
+    words = _hex_words(out / "conv1_weights.hex")
+    monkeypatch.setattr(conv_harness, "weight_words", lambda cfg, w: words)   # the file, not a packing
+    n = 1
+    ev = encode_events(trained.images[:n], trained.opts.encoder, trained.fmt)
+    images = [np.asarray(ev.ev[ev.offsets[i]:ev.offsets[i + 1]], np.int64) for i in range(n)]
+    run = conv_harness.simulate_core(conv_core_config(ex.point), [np.zeros_like(ex.conv_weights)], images,
+                                     read_back=True)
+    want = extract_features(trained.images[:n], trained.state.conv1_weights, trained.opts, trained.fmt).features
+    assert run.read_back == [words]
+    for i, o in enumerate(run.outputs):
+        assert not o.problems
+        assert sorted(o.features) == np.flatnonzero(want[i]).tolist()
