@@ -413,3 +413,25 @@ def test_conv_core_rtl_runs_on_the_exported_words(trained, exported, monkeypatch
     for i, o in enumerate(run.outputs):
         assert not o.problems
         assert sorted(o.features) == np.flatnonzero(want[i]).tolist()
+
+
+def test_conv1_weights_follow_last_snapshot_weights(trained, tmp_path):
+    """conv.last_snapshot_weights off: the final weights are exported; a state whose
+    conv1_weights are not what its option selects is refused."""
+    st = trained.state
+    opts = NetworkOptions.from_dict(st.options).replace(**{"conv.last_snapshot_weights": False})
+
+    def state_with(options, weights):
+        return TrainedState(model="int", options=options.to_dict(), formats=st.formats, conv1_weights=weights,
+                            conv1_final_weights=st.conv1_final_weights, snapshots=st.snapshots,
+                            snapshot_steps=st.snapshot_steps, classifier=st.classifier,
+                            classifier_int=st.classifier_int)
+
+    save_state(tmp_path / "final.npz", state_with(opts, st.conv1_final_weights.copy()))
+    src = read_source(tmp_path / "final.npz")
+    assert np.array_equal(src.conv_weights, trained.trace.final_weights)
+    assert src.provenance["conv1_weights"] == "final weights after STDP"
+    assert not src.point.conv.last_snapshot_weights
+    save_state(tmp_path / "bad.npz", state_with(opts, st.snapshots[-1].copy()))
+    with pytest.raises(ExportError, match=r"bad\.npz: conv1_weights are not the final weights"):
+        read_source(tmp_path / "bad.npz")

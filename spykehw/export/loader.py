@@ -99,7 +99,8 @@ def _check_file(folder: Path, entry: Any, what: str) -> bytes:
     try:
         name, size, digest = entry["file"], entry["size"], entry["sha256"]
     except (TypeError, KeyError):
-        raise ExportError(f"{folder / MAP_FILE}: {what}: expected file, size and sha256, found {entry!r}") from None
+        raise ExportError(f"{folder / MAP_FILE}: {what}: expected file, size and sha256, "
+                          f"found {entry!r}") from None
     path = folder / Path(str(name)).name
     if not path.is_file():
         raise ExportError(f"{path}: missing")

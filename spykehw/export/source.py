@@ -81,8 +81,9 @@ def _conv_weights(state: TrainedState, options: NetworkOptions, path: Path) -> t
     use_snapshot = options.conv.last_snapshot_weights and len(state.snapshots) > 0
     want = state.snapshots[-1] if use_snapshot else state.conv1_final_weights
     if not np.array_equal(state.conv1_weights, want):
-        raise ExportError(f"{path}: conv1_weights are not the {'last snapshot' if use_snapshot else 'final weights'} "
-                          f"that conv.last_snapshot_weights = {options.conv.last_snapshot_weights} selects")
+        which = "last snapshot" if use_snapshot else "final weights"
+        raise ExportError(f"{path}: conv1_weights are not the {which} that conv.last_snapshot_weights = "
+                          f"{options.conv.last_snapshot_weights} selects")
     what = (f"last snapshot (global step {int(state.snapshot_steps[-1])}), conv.last_snapshot_weights"
             if use_snapshot else "final weights after STDP")
     return np.asarray(state.conv1_weights, np.int64), what
