@@ -435,3 +435,17 @@ def test_conv1_weights_follow_last_snapshot_weights(trained, tmp_path):
     save_state(tmp_path / "bad.npz", state_with(opts, st.snapshots[-1].copy()))
     with pytest.raises(ExportError, match=r"bad\.npz: conv1_weights are not the final weights"):
         read_source(tmp_path / "bad.npz")
+
+
+def test_w2_rows_in_the_image_are_one_burst_per_feature(exported):
+    """Row r of W2 is row_words consecutive words at offset + r*row_words*word_bytes of
+    weights.bin: the bytes a memory request for feature r returns."""
+    out, mm = exported
+    w2 = next(m for m in mm["memories"] if m["name"] == "W2")
+    G, nb = w2["row_words"], w2["word_bytes"]
+    assert G == -(-HIDDEN // CLASSIFIER_LANES)
+    image = (out / "weights.bin").read_bytes()
+    words = _hex_words(out / "W2.hex")
+    for r in (0, 1, 1234, 3629):
+        a = w2["offset"] + r * G * nb
+        assert _bin_words(image[a:a + G * nb], nb) == words[r * G:(r + 1) * G]

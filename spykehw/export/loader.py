@@ -41,7 +41,7 @@ __all__ = ["Export", "load_export", "run_golden"]
 REQUIRED = ("format", "version", "design_point", "digest", "id32", "network_options", "weights_bin",
             "memories")
 _CHECKED = ("depth", "word_bits", "word_bytes", "lanes", "lane_bits", "number_format", "bus", "target",
-            "target_code")
+            "target_code", "row_words")
 
 
 @dataclass(frozen=True, eq=False)

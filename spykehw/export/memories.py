@@ -30,7 +30,8 @@ class MemorySpec:
     ``bus`` names the port that consumes the words (``none`` for a constant of the generated
     RTL, exported so that a host can check it); ``target`` is the classifier load bus's
     ``sel`` (:data:`~spykehw.rtl.packing.LOAD_TARGETS`) when the words go through it.
-    ``value = integer / scale``.
+    ``value = integer / scale``. ``row_words``: for ``W2``, the words of one feature's row
+    (one memory-port request; one burst of ``row_words * word_bytes`` bytes from ``weights.bin``).
     """
 
     name: str
@@ -43,6 +44,7 @@ class MemorySpec:
     bus: str
     target: str | None
     layout: str
+    row_words: int | None = None
 
     @property
     def word_bits(self) -> int:
@@ -65,6 +67,7 @@ class MemorySpec:
             "bus": self.bus, "target": self.target,
             "target_code": None if self.target is None else LOAD_TARGETS.index(self.target),
             "layout": self.layout,
+            "row_words": self.row_words,
         }
 
 
@@ -96,7 +99,7 @@ def memory_specs(point: DesignPoint) -> list[MemorySpec]:
                    "W2" if on_chip else None,
                    f"word r*{G2} + g holds W2[r, g*{cl} + l] in lane l (lanes >= {point.hidden} are "
                    f"padding); row r = words r*{G2} .. r*{G2}+{G2 - 1}, what the memory port returns "
-                   f"for feature r"),
+                   f"for feature r", row_words=G2),
         MemorySpec("b2", G2, cl, c.hidden_bias_bits, True, c.hidden_weight_frac,
                    1 << c.hidden_weight_frac, "classifier.load", "B2",
                    f"word g holds b2[g*{cl} + l] in lane l"),
