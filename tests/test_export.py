@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -449,3 +451,15 @@ def test_w2_rows_in_the_image_are_one_burst_per_feature(exported):
     for r in (0, 1, 1234, 3629):
         a = w2["offset"] + r * G * nb
         assert _bin_words(image[a:a + G * nb], nb) == words[r * G:(r + 1) * G]
+
+
+def test_export_needs_neither_amaranth_nor_a_simulator(trained, tmp_path):
+    """The training side exports without the hardware extras: a fresh interpreter with amaranth
+    and cocotb made unimportable writes and loads an export."""
+    code = ("import sys; sys.modules['amaranth'] = None; sys.modules['cocotb'] = None\n"
+            "from spykehw.export import read_source, write_export, load_export\n"
+            f"write_export(read_source({str(trained.run)!r}), {str(tmp_path)!r})\n"
+            f"print(load_export({str(tmp_path)!r}).point.id32)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) == load_export(tmp_path).point.id32

@@ -122,9 +122,11 @@ def read_source(path: str | Path, *, formats: NumberFormats | None = None, conv_
     if q.features != options.conv.features:
         raise ExportError(f"{spath}: the classifier has {q.features} inputs, Conv1/Pool1 gives "
                           f"{options.conv.features} features")
+    if classifier_lanes is None:
+        classifier_lanes = min(DEFAULT_CLASSIFIER_LANES, q.hidden)
     kwargs: dict[str, Any] = {"formats": fmt, "conv": options.conv, "hidden": q.hidden,
                               "classes": q.classes, "steps": options.encoder.steps, "weights": weights,
-                              "classifier_lanes": classifier_lanes or min(DEFAULT_CLASSIFIER_LANES, q.hidden)}
+                              "classifier_lanes": classifier_lanes}
     if conv_lanes is not None:
         kwargs["conv_lanes"] = conv_lanes
     point = DesignPoint(**kwargs)
