@@ -51,9 +51,9 @@ from typing import Callable
 import numpy as np
 from numba import njit, prange
 
-from ..errors import SpykehwError
-from ..progress import Progress, format_duration
+from .errors import SpykehwError
 from .options import ClassifierOptions
+from .progress import Progress, format_duration
 
 __all__ = [
     "ClassifierError",

@@ -55,7 +55,6 @@ __all__ = [
     "run_conv",
     "TrainTrace",
     "train_conv",
-    "pool_features",
 ]
 
 
@@ -293,10 +292,6 @@ def run_conv(events: SpikeEvents, weights: np.ndarray, opts: ConvOptions, arith:
     return ConvRun(features, pool_counts, counts, out if record else None)
 
 
-def pool_features(run: ConvRun) -> np.ndarray:
-    return run.features
-
-
 # ----- training ----------------------------------------------------------------------------
 
 @njit(cache=True)
@@ -517,7 +512,7 @@ def train_conv(events: SpikeEvents, weights0: np.ndarray, opts: ConvOptions, ari
                chunk: int = 2000) -> TrainTrace:
     """STDP-train a conv layer on ``events`` (all images, ``epochs`` times), sequentially.
 
-    ``progress``: an optional :class:`spykehw.progress.Progress` advanced per chunk of images.
+    ``progress``: an optional :class:`spykehw.golden.progress.Progress` advanced per chunk of images.
     """
     C, S, _ = events.shape
     if (C, S) != (opts.in_channels, opts.in_size):

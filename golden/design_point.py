@@ -21,7 +21,7 @@ import operator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .formats import NumberFormats, preset, DEFAULT_PRESET
+from .formats import DEFAULT_PRESET, NumberFormats, preset
 from .options import CONV1, ConvOptions, OptionsError
 
 __all__ = ["DesignPoint", "WEIGHT_PLACEMENTS", "DesignPointError"]

@@ -56,7 +56,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import SpykehwError
+from .errors import SpykehwError
+from .exp_lut import exp_lut
 
 __all__ = [
     "EncoderFormat",
@@ -98,6 +99,8 @@ class EncoderFormat:
     dog_frac_bits: int = 14
 
     def __post_init__(self) -> None:
+        # 24 is also what keeps the ranking exact: |R| * 289 (the 17x17 box sum) stays below
+        # 2^62 for every u8 image (tests/test_encoding_ranking.py checks the bound).
         _int(self.dog_frac_bits, "encoder.dog_frac_bits", 0, 24)
 
 
@@ -195,15 +198,10 @@ class NumberFormats:
         b = self.conv.weight_bits
         _check(2 * b + 2 + max(8, self.stdp.homeostasis_mult.bit_length()) <= 62, "conv.weight_bits",
                f"{b} bits make the STDP product overflow 64-bit integers")
-        # The exact ranking compares R1*S2 with R2*S1 in 128 bits; R and S must fit an int64.
-        rmax = self.dog_abs_max(255)
-        _check((rmax * 289).bit_length() <= 62, "encoder.dog_frac_bits",
-               f"{self.encoder.dog_frac_bits} fraction bits make the DoG box sums overflow 64 bits")
         _check(self.classifier.hidden_weight_frac <= self.classifier.hidden_weight_bits + 16,
                "classifier.hidden_weight_frac", "is implausibly large for the weight width")
         # argmax(softmax words) must equal argmax(logits): the winning word must exceed every
         # other by at least one LSB for up to MAX_CLASSES classes.
-        from .exp_lut import exp_lut  # local: exp_lut imports this module
         lut = exp_lut(self.softmax)
         gap = lut[0] - lut[1]
         _check(gap > 0, "softmax.exp_lut_bits", "too few bits: EXP_LUT[0] == EXP_LUT[1]")
@@ -232,12 +230,6 @@ class NumberFormats:
     def potential_bits(self, in_channels: int, kernel: int, max_spikes_per_input: int = 1) -> int:
         """Unsigned width that holds :meth:`potential_bound` (weights are non-negative)."""
         return self.potential_bound(in_channels, kernel, max_spikes_per_input).bit_length()
-
-    def dog_abs_max(self, pixel_max: int = 255) -> int:
-        """Bound on |R|, the fixed-point DoG response of a u8 image."""
-        from .dog import dog_kernel_fixed
-        k = dog_kernel_fixed(self.encoder.dog_frac_bits)
-        return int(max(k[k > 0].sum(), -k[k < 0].sum())) * pixel_max
 
     # --- serialisation --------------------------------------------------------------------
 

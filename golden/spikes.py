@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["SpikeEvents", "events_from_latencies", "latencies_from_events", "dense_from_events"]
+__all__ = ["SpikeEvents", "events_from_latencies", "dense_from_events"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,15 +90,3 @@ def dense_from_events(events: SpikeEvents, n: int) -> np.ndarray:
     for t, c, y, x in events.image(n):
         out[t, c, y, x] += 1
     return out
-
-
-def latencies_from_events(events: SpikeEvents) -> np.ndarray:
-    """Inverse of :func:`events_from_latencies` (requires at most one spike per input)."""
-    C, S, _ = events.shape
-    lat = np.full((len(events), C, S, S), -1, dtype=np.int8)
-    for n in range(len(events)):
-        e = events.image(n)
-        if len(e) and np.any(lat[n, e[:, 1], e[:, 2], e[:, 3]] >= 0):
-            raise ValueError(f"image {n}: an input spikes more than once")
-        lat[n, e[:, 1], e[:, 2], e[:, 3]] = e[:, 0]
-    return lat

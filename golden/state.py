@@ -34,9 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import SpykehwError
-from ..output import atomic_write
 from .classifier import ClassifierParams
+from .errors import SpykehwError
+from .files import atomic_write
 from .formats import NumberFormats
 from .options import NetworkOptions
 

@@ -77,11 +77,12 @@ from amaranth.lib import data, enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from ..errors import SpykehwError
+from ..golden.errors import SpykehwError
 from ..golden.fixed import signed_range
 from ..golden.formats import NumberFormats
 from .layouts import feature_layout, index_bits, layout_fields
 from .softmax import SoftmaxUnit, softmax_output_layout
+from .verilog import generate
 from .weight_memory import RowPortSignature, WriteBusSignature, add_row_memory
 
 __all__ = [
@@ -95,7 +96,6 @@ __all__ = [
     "signed_width",
     "accumulator_range",
     "Classifier",
-    "build_classifier",
     "generate_classifier",
     "DEFAULT_SHAPE",
 ]
@@ -708,15 +708,8 @@ class Classifier(wiring.Component):
         return m
 
 
-def build_classifier(features: int, hidden: int, classes: int, formats: NumberFormats, *,
-                     lanes: int = 64, w2_on_chip: bool = False) -> Classifier:
-    """A :class:`Classifier` for ``F -> H -> C`` with the given formats and lanes."""
-    return Classifier(ClassifierConfig(features, hidden, classes, formats, lanes, w2_on_chip))
-
-
 def generate_classifier(config: ClassifierConfig, out_dir, *, name: str = "classifier"):
     """Write ``<name>.v``, ``.il`` and ``.json`` (:func:`spykehw.rtl.verilog.generate`)."""
-    from .verilog import generate
 
     dut = Classifier(config)
     return generate(dut, name, out_dir, dut.params(), formats=config.formats)

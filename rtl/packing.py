@@ -33,7 +33,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ..errors import SpykehwError
+from ..golden.errors import SpykehwError
 
 __all__ = [
     "PackingError",

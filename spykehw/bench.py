@@ -49,7 +49,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .errors import SpykehwError
+from .golden.errors import SpykehwError
 
 __all__ = ["BENCHMARKS", "TARGETS", "BenchConfig", "BenchError", "quick_config",
            "resolve_dataset", "run_benchmarks", "run_one", "to_json"]

@@ -28,12 +28,12 @@ from .data import Dataset, load_dataset
 from .golden import metrics
 from .golden.classifier import TrainResult, predict, train_classifier
 from .golden.classifier_int import forward_int, quantize_classifier
-from .golden.formats import NumberFormats, preset, DEFAULT_PRESET
+from .golden.formats import DEFAULT_PRESET, NumberFormats, preset
 from .golden.options import ClassifierOptions, NetworkOptions
 from .golden.pipeline import encode, extract_features, model_name, train_conv1
+from .golden.progress import Progress, format_duration
 from .golden.state import make_state, save_state
 from .output import RunFolder
-from .progress import Progress, format_duration
 
 __all__ = ["RunConfig", "classifier_defaults", "run_flow", "ModelResult"]
 

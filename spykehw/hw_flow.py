@@ -11,7 +11,7 @@ co-simulation of a few test images.
    encoder, go through the conv core RTL (spikes and Pool1 features compared with the golden
    conv layer), and the feature words it emits, in its order, through the classifier RTL
    (hidden bits, logits, class and softmax words compared with the golden ``forward_int``), on
-   Verilator (Icarus when Verilator is missing): :func:`spykehw.sim.classifier_harness.run_chain`.
+   Verilator (Icarus when Verilator is missing): :func:`spykehw.sim.classifier.cosim.run_chain`.
    The report gives the agreement with the golden model, the accuracy on those images, the
    cycles of each block and the time taken.
 
@@ -37,7 +37,7 @@ CONV_PARALLELISM = 30
 
 
 def _simulator() -> str | None:
-    from .sim.toolchain import missing_reason
+    from .sim.framework.toolchain import missing_reason
     for name in ("verilator", "icarus"):
         if not missing_reason(name):
             return name
@@ -48,12 +48,14 @@ def run_hardware_stage(cfg, ints, ds, folder, report) -> None:
     """Generate, lint and co-simulate (see the module docstring); results under ``hardware``."""
     from .golden.state import load_state
     from .rtl.classifier import ClassifierConfig, generate_classifier
-    from .rtl.conv_core import ConvCore, ConvCoreConfig
-    from .rtl.verilog import generate, lint
-    from .sim.classifier_harness import build_chain, run_chain
-    from .sim.toolchain import find_verilator
-    from .sim.vector_gen_classifier import chain_vectors, write_vector_set
-    from .sim.vector_gen_conv import write_vector_set as write_conv_vectors
+    from .rtl.conv_config import ConvCoreConfig
+    from .rtl.conv_core import ConvCore
+    from .rtl.verilog import generate
+    from .sim.classifier.cosim import build_chain, run_chain
+    from .sim.classifier.vector_gen import chain_vectors, write_vector_set
+    from .sim.conv.vector_gen import write_vector_set as write_conv_vectors
+    from .sim.framework.lint import lint
+    from .sim.framework.toolchain import find_verilator
 
     t_start = time.perf_counter()
     seconds: dict[str, float] = {}

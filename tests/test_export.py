@@ -13,20 +13,35 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-
-from spykehw.cli import main
-from spykehw.data import load_dataset
-from spykehw.export import ExportError, load_export, read_source, run_golden, write_export
-from spykehw.export.writer import hex_text
 from spykehw.golden.classifier import train_classifier
 from spykehw.golden.classifier_int import forward_int, quantize_classifier
 from spykehw.golden.formats import preset
 from spykehw.golden.options import ClassifierOptions, NetworkOptions
 from spykehw.golden.pipeline import extract_features, train_conv1
 from spykehw.golden.state import TrainedState, make_state, save_state
-from spykehw.rtl.packing import (LOAD_TARGETS, PackingError, classifier_load_words, conv_weight_rows,
-                                 conv_weight_words, conv_weights_from_rows, pack_rows, rows_to_ints,
-                                 unpack_rows, w2_row_words)
+from spykehw.rtl.packing import (
+    LOAD_TARGETS,
+    PackingError,
+    classifier_load_words,
+    conv_weight_rows,
+    conv_weight_words,
+    conv_weights_from_rows,
+    pack_rows,
+    rows_to_ints,
+    unpack_rows,
+    w2_row_words,
+)
+
+from spykehw.cli import main
+from spykehw.data import load_dataset
+from spykehw.export import (
+    ExportError,
+    load_export,
+    read_source,
+    run_golden,
+    write_export,
+)
+from spykehw.export.writer import hex_text
 
 
 def naive_word(values, bits):
@@ -346,12 +361,11 @@ def test_classifier_rtl_runs_on_the_exported_words(trained, tmp_path, weights):
     the row port serves W2.hex's words), gives the original state's classes and softmax words."""
     pytest.importorskip("amaranth")
     from amaranth.sim import Simulator
-
     from spykehw.rtl.classifier import Classifier, LoadTarget
     from spykehw.rtl.design import classifier_config
-    from spykehw.sim.classifier_harness import feature_tokens, write_bus
-    from spykehw.sim.memory_model import PyMemoryModel
-    from spykehw.sim.streams import stream_get, stream_put
+    from spykehw.sim.classifier.packing import feature_tokens, write_bus
+    from spykehw.sim.framework.memory_model import PyMemoryModel
+    from spykehw.sim.framework.streams import stream_get, stream_put
 
     write_export(read_source(trained.run, conv_lanes=CONV_LANES, classifier_lanes=CLASSIFIER_LANES,
                              weights=weights), tmp_path)
@@ -399,16 +413,16 @@ def test_conv_core_rtl_runs_on_the_exported_words(trained, exported, monkeypatch
     pytest.importorskip("amaranth")
     from spykehw.golden.pipeline import encode_events
     from spykehw.rtl.design import conv_core_config
-    from spykehw.sim import conv_harness
+    from spykehw.sim.conv import pysim
 
     out, _ = exported
     ex = load_export(out)
     words = _hex_words(out / "conv1_weights.hex")
-    monkeypatch.setattr(conv_harness, "weight_words", lambda cfg, w: words)   # the file, not a packing
+    monkeypatch.setattr(pysim, "weight_words", lambda cfg, w: words)   # the file, not a packing
     n = 1
     ev = encode_events(trained.images[:n], trained.opts.encoder, trained.fmt)
     images = [np.asarray(ev.ev[ev.offsets[i]:ev.offsets[i + 1]], np.int64) for i in range(n)]
-    run = conv_harness.simulate_core(conv_core_config(ex.point), [np.zeros_like(ex.conv_weights)], images,
+    run = pysim.simulate_core(conv_core_config(ex.point), [np.zeros_like(ex.conv_weights)], images,
                                      read_back=True)
     want = extract_features(trained.images[:n], trained.state.conv1_weights, trained.opts, trained.fmt).features
     assert run.read_back == [words]

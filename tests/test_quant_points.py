@@ -6,13 +6,25 @@ import math
 
 import numpy as np
 import pytest
-
 from spykehw.golden.classifier import ClassifierParams
 from spykehw.golden.formats import FormatError, preset
-from spykehw.quant.points import (Sweep, SweepError, build_points, network_options, parse_lut,
-                                  parse_overrides, point_keys, sweep_from_toml)
-from spykehw.quant.rules import (classifier_formats, provisional_classifier_formats, range_frac,
-                                 saturation_counts)
+
+from spykehw.quant.points import (
+    Sweep,
+    SweepError,
+    build_points,
+    network_options,
+    parse_lut,
+    parse_overrides,
+    point_keys,
+    sweep_from_toml,
+)
+from spykehw.quant.rules import (
+    classifier_formats,
+    provisional_classifier_formats,
+    range_frac,
+    saturation_counts,
+)
 from spykehw.quant.stages import softmax_error
 from spykehw.quant.store import Store, stable_key
 

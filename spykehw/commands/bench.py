@@ -11,8 +11,15 @@ __all__ = ["register"]
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from spykehw.bench import (BENCHMARKS, BenchConfig, BenchError, quick_config,
-                               resolve_dataset, run_benchmarks, to_json)
+    from spykehw.bench import (
+        BENCHMARKS,
+        BenchConfig,
+        BenchError,
+        quick_config,
+        resolve_dataset,
+        run_benchmarks,
+        to_json,
+    )
     from spykehw.golden.formats import load_formats
     from spykehw.output import atomic_write
 

@@ -10,12 +10,19 @@ __all__ = ["register"]
 
 
 def _conv(args: argparse.Namespace) -> int:
+    from ..golden.progress import Progress
     from ..output import RunFolder
-    from ..progress import Progress
-    from ..sim.conv_harness import LONG_RUN_DEPTHS, build_conv_cosim, cosim_vector_file
-    from ..sim.toolchain import find_simulator, missing_reason
-    from ..sim.vector_gen_conv import KIND, conv1_weights, core_config, source_vectors, write_vector_set
-    from ..sim.vectors import read_vectors
+    from ..sim.conv.cosim import build_conv_cosim, cosim_vector_file
+    from ..sim.conv.harness import LONG_RUN_DEPTHS
+    from ..sim.conv.vector_gen import (
+        KIND,
+        conv1_weights,
+        core_config,
+        source_vectors,
+        write_vector_set,
+    )
+    from ..sim.framework.toolchain import find_simulator, missing_reason
+    from ..sim.framework.vectors import read_vectors
     from .verilog import conv_config
 
     if find_simulator(args.simulator) is None:
@@ -59,8 +66,8 @@ def _conv(args: argparse.Namespace) -> int:
 
 def _classifier(args: argparse.Namespace) -> int:
     from ..output import RunFolder
-    from ..sim.classifier_harness import long_run_chain, long_run_classifier
-    from ..sim.toolchain import find_simulator, missing_reason
+    from ..sim.classifier.long_run import long_run_chain, long_run_classifier
+    from ..sim.framework.toolchain import find_simulator, missing_reason
 
     if find_simulator(args.simulator) is None:
         print(f"spykehw cosim: {args.simulator} unavailable: {missing_reason(args.simulator)}",
@@ -148,5 +155,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     k.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
     k.set_defaults(func=_classifier)
 
-    from ..sim.learn_harness import register as register_learn
+    from ..sim.learning.cosim import register as register_learn
     register_learn(sub)

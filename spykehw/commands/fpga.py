@@ -22,7 +22,7 @@ EXIT_FAILED = 1
 
 
 def _ints(text: str, option: str) -> list[int]:
-    from spykehw.errors import SpykehwError
+    from spykehw.golden.errors import SpykehwError
 
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
@@ -34,8 +34,8 @@ def _ints(text: str, option: str) -> list[int]:
 
 
 def _ram_styles(items: list[str] | None) -> tuple[tuple[str, str], ...]:
-    from spykehw.errors import SpykehwError
     from spykehw.fpga.flow import RAM_STYLES
+    from spykehw.golden.errors import SpykehwError
 
     out = []
     for item in items or []:
@@ -82,13 +82,13 @@ def _status_code(reports: list[dict], allow_no_fit: bool) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from spykehw.errors import SpykehwError
     from spykehw.fpga.blocks import BlockSettings, build_blocks
     from spykehw.fpga.devices import device
     from spykehw.fpga.flow import DEFAULT_FREQ_MHZ, FlowOptions, implement
     from spykehw.fpga.reports import summary_line
     from spykehw.fpga.sweep import sweep_points
     from spykehw.fpga.tools import Stages
+    from spykehw.golden.errors import SpykehwError
     from spykehw.golden.formats import load_formats
     from spykehw.output import RunFolder
 
@@ -141,10 +141,15 @@ def _sweep(args, dev, configs, parallelisms, lanes, opts, accuracy, settings_for
            record, bench) -> int:
     from spykehw.fpga.bench import bench_key
     from spykehw.fpga.blocks import build_blocks
-    from spykehw.fpga.reports import render_sweep_csv, render_sweep_markdown, summary_line, sweep_row
+    from spykehw.fpga.reports import (
+        render_sweep_csv,
+        render_sweep_markdown,
+        summary_line,
+        sweep_row,
+    )
     from spykehw.fpga.sweep import code_version, point_key, run_points, sweep_points
+    from spykehw.golden.progress import Progress
     from spykehw.output import RunFolder
-    from spykehw.progress import Progress
     from spykehw.quant.store import Store
 
     points = sweep_points(args.block, dev.name, configs, parallelisms, lanes)
@@ -246,7 +251,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "columns config|preset and accuracy")
     p.add_argument("--bench", action="append", type=Path, metavar="FILE",
                    help="measured cycles (and classifier traffic) per image: the JSON of python -m "
-                        "spykehw.sim.bench_conv / bench_classifier --out FILE; repeatable")
+                        "spykehw.sim.conv.bench / bench_classifier --out FILE; repeatable")
     p.add_argument("--allow-no-fit", action="store_true",
                    help="exit 0 when the design does not fit (the report still says so)")
     p.add_argument("--placed-svg", action="store_true", help="also write nextpnr's placement picture")

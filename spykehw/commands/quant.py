@@ -96,8 +96,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _sweep(args: argparse.Namespace):
-    from ..quant.points import (Sweep, parse_int_list, parse_lut, parse_overrides, parse_str_list,
-                                sweep_from_toml)
+    from ..quant.points import (
+        Sweep,
+        parse_int_list,
+        parse_lut,
+        parse_overrides,
+        parse_str_list,
+        sweep_from_toml,
+    )
 
     values = sweep_from_toml(args.sweep) if args.sweep else {}
     flags = {
@@ -128,11 +134,17 @@ def _sweep(args: argparse.Namespace):
 def _main(args: argparse.Namespace) -> int:
     import tempfile
 
+    from ..golden.progress import format_duration
     from ..output import RunFolder
-    from ..progress import format_duration
     from ..quant.points import SweepError, build_points
     from ..quant.report import report_meta, run_lines, write_report
-    from ..quant.sweep import load_saved, parse_injection, plan_sweep, run_sweep, save_plan
+    from ..quant.sweep import (
+        load_saved,
+        parse_injection,
+        plan_sweep,
+        run_sweep,
+        save_plan,
+    )
 
     if args.report_only:
         if args.dir is None:

@@ -11,8 +11,13 @@ __all__ = ["register"]
 def _conv(args: argparse.Namespace) -> int:
     from ..golden.formats import DEFAULT_PRESET, load_formats
     from ..output import RunFolder
-    from ..sim.vector_gen_conv import (COMMITTED, conv1_weights, source_vectors, write_committed,
-                                       write_vector_set)
+    from ..sim.conv.vector_gen import (
+        COMMITTED,
+        conv1_weights,
+        source_vectors,
+        write_committed,
+        write_vector_set,
+    )
 
     if args.source == "committed":
         names = [n for n in COMMITTED]

@@ -16,7 +16,7 @@ def conv_config(preset_or_toml: str | None, layer: str, parallelism: int | None,
     """The ConvCoreConfig the ``conv`` subcommands build (shared with ``cosim``)."""
     from ..golden.formats import DEFAULT_PRESET, load_formats
     from ..golden.options import CONV1, CONV2
-    from ..rtl.conv_core import ConvCoreConfig
+    from ..rtl.conv_config import ConvCoreConfig
 
     fmt = load_formats(preset_or_toml or DEFAULT_PRESET)
     opts = CONV1 if layer == "conv1" else CONV2
@@ -28,7 +28,7 @@ def conv_config(preset_or_toml: str | None, layer: str, parallelism: int | None,
 def _emit(g, folder, args: argparse.Namespace, headline: str) -> int:
     """Record the generated files in the run folder, print the ports, lint and (optionally) the
     Yosys statistics: the same for every block. Returns the exit status (1 on lint warnings)."""
-    from ..rtl.verilog import lint, yosys_stat
+    from ..sim.framework.lint import lint, yosys_stat
 
     for path, what in ((g.verilog_path, "Verilog"), (g.json_path, "parameters, number formats, ports"),
                        (g.rtlil_path, "RTLIL (for Yosys)")):

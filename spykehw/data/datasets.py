@@ -29,8 +29,13 @@ import numpy as np
 
 from .emnist import EMNIST_47_CLASSES, check_mapping, upright
 from .idx import IMAGES_MAGIC, LABELS_MAGIC, IdxError, read_idx_data
-from .locate import (DatasetError, default_data_dir, find_dataset_files, search_dataset,
-                     shared_datasets_dir)
+from .locate import (
+    DatasetError,
+    default_data_dir,
+    find_dataset_files,
+    search_dataset,
+    shared_datasets_dir,
+)
 from .splits import stratified_split
 
 __all__ = [

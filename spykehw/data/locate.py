@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import SpykehwError
+from ..golden.errors import SpykehwError
 
 __all__ = [
     "DatasetError", "ENV_VAR", "candidate_data_dirs", "default_data_dir", "find_dataset_files",

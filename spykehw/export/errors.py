@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import SpykehwError
+from ..golden.errors import SpykehwError
 
 __all__ = ["ExportError"]
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import SpykehwError
+from ..golden.errors import SpykehwError
 from ..golden.classifier_int import IntClassifier, IntForward, forward_int
 from ..golden.design_point import DesignPoint
 from ..golden.exp_lut import exp_lut

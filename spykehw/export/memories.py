@@ -17,8 +17,13 @@ import numpy as np
 from ..golden.classifier_int import IntClassifier
 from ..golden.design_point import DesignPoint
 from ..golden.exp_lut import exp_lut
-from ..rtl.packing import (LOAD_TARGETS, conv_weight_rows, conv_weights_from_rows, from_hidden_rows,
-                           hidden_rows)
+from ..rtl.packing import (
+    LOAD_TARGETS,
+    conv_weight_rows,
+    conv_weights_from_rows,
+    from_hidden_rows,
+    hidden_rows,
+)
 
 __all__ = ["MemorySpec", "memory_specs", "memory_rows", "Decoded", "decode_rows", "conv_threshold"]
 

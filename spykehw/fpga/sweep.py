@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import SpykehwError
+from ..golden.errors import SpykehwError
 from ..golden.formats import NumberFormats
 
 __all__ = ["SweepPoint", "sweep_points", "point_key", "code_version", "Accuracy", "read_accuracy",
@@ -201,12 +201,11 @@ def run_point(spec: dict[str, Any]) -> dict[str, Any]:
     """
     from ..golden.formats import load_formats
     from ..output import RunFolder
+    from .bench import read_bench
     from .blocks import BlockSettings
     from .devices import device
     from .flow import FlowOptions, implement
     from .tools import Stages
-
-    from .bench import read_bench
 
     p = spec["point"]
     bench = read_bench(spec["bench"]) if spec.get("bench") else None

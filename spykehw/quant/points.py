@@ -36,11 +36,11 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import SpykehwError
+from ..golden.errors import SpykehwError
 from ..golden.formats import ROUNDING_MODES, FormatError, NumberFormats, load_formats
 from ..golden.options import NetworkOptions
 from .rules import FRAC_RULES, provisional_classifier_formats

@@ -283,7 +283,7 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
             L.append("")
         if d["classifier"]:
             qat = any("acc_ptq" in row for row in d["classifier"])
-            L.append(f"### Classifier weight bits (hidden and output; Conv1 and softmax at the base)")
+            L.append("### Classifier weight bits (hidden and output; Conv1 and softmax at the base)")
             L.append("")
             head = "| bits | frac (hidden, output) | bias bits | accuracy" + (" (QAT) | PTQ" if qat else "") + \
                    " | saturated values (W2, b2, W3, b3) |"
@@ -353,7 +353,7 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
 
 def run_lines(outcome, scheduler: str | None, workers: int | None) -> list[str]:
     """What a run computed, where, and how long its stages took (for ``results.md``)."""
-    from ..progress import format_duration
+    from ..golden.progress import format_duration
     from .cluster import usable_cpus
 
     res = outcome.results

@@ -41,8 +41,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import SpykehwError
 from ..golden import metrics
+from ..golden.errors import SpykehwError
 from ..golden.formats import NumberFormats
 from ..golden.options import NetworkOptions
 from .points import Keys
@@ -50,7 +50,7 @@ from .store import Store
 
 __all__ = ["PointTask", "InjectedFailure", "DatasetMismatch", "PROGRESS_TOPIC", "code_version",
            "dataset_identity", "load_limited", "limit_threads", "softmax_error", "conv1_stage",
-           "classifier_stage", "point_stage", "run_point_serial"]
+           "classifier_stage", "point_stage"]
 
 PROGRESS_TOPIC = "spykehw-quant-progress"
 """Dask event topic of the per-epoch lines of long stages (the client prints them)."""
@@ -430,8 +430,3 @@ def point_stage(task: PointTask, classifier_info: dict | None = None) -> dict[st
     }
     store.save_point(key, result)
     return result
-
-
-def run_point_serial(task: PointTask) -> dict[str, Any]:
-    """All three stages in this process (tests and debugging; the sweep uses Dask)."""
-    return point_stage(task, classifier_stage(task, conv1_stage(task)))

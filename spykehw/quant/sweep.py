@@ -20,10 +20,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..progress import format_duration
-from .points import Point, Sweep, SweepError, build_points, network_options, point_keys, sweep_from_dict
-from .stages import (PROGRESS_TOPIC, PointTask, classifier_stage, code_version, conv1_stage,
-                     dataset_identity, load_limited, point_stage)
+from ..golden.progress import format_duration
+from .points import (
+    Point,
+    Sweep,
+    SweepError,
+    build_points,
+    network_options,
+    point_keys,
+    sweep_from_dict,
+)
+from .stages import (
+    PROGRESS_TOPIC,
+    PointTask,
+    classifier_stage,
+    code_version,
+    conv1_stage,
+    dataset_identity,
+    load_limited,
+    point_stage,
+)
 from .store import Store
 
 __all__ = ["Plan", "SweepOutcome", "Saved", "plan_sweep", "run_sweep", "parse_injection",

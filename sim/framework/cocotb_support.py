@@ -29,7 +29,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
-from ..rtl.verilog import FieldInfo, GeneratedVerilog, PortInfo
+from ...rtl.verilog import FieldInfo, GeneratedVerilog, PortInfo
 
 __all__ = [
     "ENV_VECTORS",

@@ -30,7 +30,7 @@ The committed sets ``vectors/conv-learn/<name>.npz`` (:data:`COMMITTED`) are mad
 :func:`write_committed`; a test regenerates them from the source images stored in the files and
 checks they equal the files. Regenerate with::
 
-    .venv/bin/python -m spykehw.sim.vector_gen_learn
+    .venv/bin/python -m spykehw.sim.learning.vector_gen
 """
 
 from __future__ import annotations
@@ -42,10 +42,32 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import SpykehwError
-from ..golden.formats import NumberFormats, preset
-from ..golden.options import CONV1, CONV2, ConvOptions, EncoderOptions
-from .vectors import ArraySpec, KindSpec, VectorSet, read_vectors, register_kind, write_vectors
+from ...golden.arithmetic import int_arithmetic
+from ...golden.conv import run_conv
+from ...golden.errors import SpykehwError
+from ...golden.formats import NumberFormats, preset
+from ...golden.options import CONV1, CONV2, ConvOptions, EncoderOptions
+from ...golden.pipeline import initial_conv1_weights
+from ...golden.spikes import SpikeEvents
+from ...rtl.conv_config import ConvCoreConfig
+from ..conv.vector_gen import (
+    STDP_TRAIN_IMAGES,
+    canonical_events,
+    encode_cases,
+    pool_events,
+    stdp_weights,
+)
+from ..framework.images import mnist_train_images
+from ..framework.vectors import (
+    VECTORS_DIR,
+    ArraySpec,
+    KindSpec,
+    VectorSet,
+    read_vectors,
+    register_kind,
+    write_vectors,
+)
+from .expected import golden_training
 
 __all__ = [
     "KIND",
@@ -69,7 +91,7 @@ KIND = "conv-learn"
 CONV_LEARN = register_kind(KindSpec(
     name=KIND,
     description="conv layer STDP training, one sequence: winners per step and weights after "
-                "every image (golden integer train_conv); see spykehw.sim.vector_gen_learn",
+                "every image (golden integer train_conv); see spykehw.sim.learning.vector_gen",
     arrays={
         "weights0": ArraySpec("int64", ("M", "C", "K", "K"), "initial weights, unsigned UQ0.B"),
         "images": ArraySpec("uint8", ("N", "R", "R"), "source image of a real case, else zeros"),
@@ -83,7 +105,6 @@ CONV_LEARN = register_kind(KindSpec(
              "potential_bits", "cases", "sources", "final_level", "homeostasis_matters", "rounding"),
 ))
 
-VECTORS_DIR = Path(__file__).resolve().parent.parent / "vectors"
 COMMITTED_SEED = 20240607
 
 
@@ -112,7 +133,6 @@ def layer_options(vs: VectorSet) -> ConvOptions:
 def core_config(vs: VectorSet, parallelism: int | None = None):
     """The learning :class:`~spykehw.rtl.conv_core.ConvCoreConfig` a file needs
     (``parallelism`` defaults to all maps)."""
-    from ..rtl.conv_core import ConvCoreConfig
 
     opts = layer_options(vs)
     return ConvCoreConfig(options=opts, formats=vs.formats, steps=int(vs.options["steps"]),
@@ -124,7 +144,6 @@ def core_config(vs: VectorSet, parallelism: int | None = None):
 def initial_weights(opts: ConvOptions, formats: NumberFormats) -> np.ndarray:
     """The authors' initialisation quantized to ``UQ0.B`` (golden ``initial_conv1_weights``,
     which serves any layer's options)."""
-    from ..golden.pipeline import initial_conv1_weights
 
     return np.asarray(initial_conv1_weights(opts, formats), dtype=np.int64)
 
@@ -136,8 +155,6 @@ def make_learn_vectors(formats: NumberFormats, opts: ConvOptions, weights0: np.n
                        sources: dict[str, Any] | None = None, seed: int | None = None,
                        description: str = "") -> VectorSet:
     """Train ``events`` in order with the golden model; a ``conv-learn`` set."""
-    from .learn_harness import golden_training
-    from .vector_gen_conv import canonical_events
 
     w0 = np.asarray(weights0, dtype=np.int64)
     shape = (opts.maps, opts.in_channels, opts.kernel, opts.kernel)
@@ -190,7 +207,7 @@ def make_learn_vectors(formats: NumberFormats, opts: ConvOptions, weights0: np.n
 def write_vector_set(path: str | Path, vs: VectorSet) -> Path:
     return write_vectors(path, vs.kind, vs.arrays, formats=vs.formats, options=vs.options,
                          seed=vs.seed, description=vs.description,
-                         created_by="spykehw.sim.vector_gen_learn")
+                         created_by="spykehw.sim.learning.vector_gen")
 
 
 # ----- the committed sets ------------------------------------------------------------------------
@@ -236,8 +253,6 @@ def committed_path(name: str) -> Path:
 def committed_set(name: str, *, images: np.ndarray | None = None) -> VectorSet:
     """The committed sequence ``name`` (see :data:`COMMITTED`), from ``images`` (the stored
     source images) or from the embedded MNIST sample's training rows."""
-    from .vector_gen_conv import (STDP_TRAIN_IMAGES, encode_cases, mnist_train_images, pool_events,
-                                  stdp_weights)
 
     spec = COMMITTED[name]
     fmt = preset(spec.preset)
@@ -255,9 +270,6 @@ def committed_set(name: str, *, images: np.ndarray | None = None) -> VectorSet:
         events = [c.events for c in cases]
         max_spikes = 1
     else:
-        from ..golden.arithmetic import int_arithmetic
-        from ..golden.conv import run_conv
-        from ..golden.spikes import SpikeEvents
 
         opts = dataclasses.replace(CONV2, **dict(spec.changes))
         conv1_w = stdp_weights(mnist_train_images()[:STDP_TRAIN_IMAGES], fmt)

@@ -1,6 +1,6 @@
 """cocotb testbench: the generated SoftmaxUnit Verilog against a ``softmax`` vector file.
 
-Environment (set by :func:`spykehw.sim.runners.run_tests`): ``SPYKEHW_VECTORS`` (the vector
+Environment (set by :func:`spykehw.sim.framework.runners.run_tests`): ``SPYKEHW_VECTORS`` (the vector
 file), ``SPYKEHW_PORTS`` (the JSON written beside the Verilog), ``SPYKEHW_WAVEFORM`` (named in
 mismatch reports), ``SPYKEHW_REPORT`` (JSON mismatch report), optional ``SPYKEHW_STALL``
 (``"p[:seed]"``: random idle cycles on both streams with probability ``p``).
@@ -14,10 +14,21 @@ from __future__ import annotations
 import cocotb
 from cocotb.triggers import with_timeout
 
-from .cocotb_support import (ENV_REPORT, ENV_VECTORS, ENV_WAVEFORM, Checker, StreamDriver,
-                             StreamMonitor, env_path, load_design, random_stall, reset,
-                             stall_from_env, start_clock)
-from .vectors import read_vectors
+from ..framework.cocotb_support import (
+    ENV_REPORT,
+    ENV_VECTORS,
+    ENV_WAVEFORM,
+    Checker,
+    StreamDriver,
+    StreamMonitor,
+    env_path,
+    load_design,
+    random_stall,
+    reset,
+    stall_from_env,
+    start_clock,
+)
+from ..framework.vectors import read_vectors
 
 __all__ = ["softmax_matches_vectors"]
 

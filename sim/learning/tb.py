@@ -1,7 +1,7 @@
 """cocotb testbench: the generated ConvHarness around a *learning* ConvCore against a ``conv-learn`` file.
 
-Environment (set by :func:`spykehw.sim.learn_harness.run_learn_cosim`): ``SPYKEHW_VECTORS``,
-``SPYKEHW_PORTS``, ``SPYKEHW_WAVEFORM``, ``SPYKEHW_REPORT`` (as for :mod:`spykehw.sim.tb_conv`),
+Environment (set by :func:`spykehw.sim.learning.cosim.run_learn_cosim`): ``SPYKEHW_VECTORS``,
+``SPYKEHW_PORTS``, ``SPYKEHW_WAVEFORM``, ``SPYKEHW_REPORT`` (as for :mod:`spykehw.sim.conv.tb`),
 and optionally ``SPYKEHW_STALL`` (random stalls on all streams), ``SPYKEHW_LEARN_IMAGES`` (train
 only the first ``n`` images of the sequence), ``SPYKEHW_LEARN_EVERY`` (``1``, the default: one
 image per batch and the weights read back and compared after every image; ``0``: as many images
@@ -26,13 +26,31 @@ import cocotb
 from cocotb.handle import Immediate
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge, with_timeout
 
-from .cocotb_support import (ENV_REPORT, ENV_VECTORS, ENV_WAVEFORM, Checker, Mismatch, env_path,
-                             load_design, reset, stall_from_env, start_clock)
-from .conv_harness import image_tokens, max_outputs_per_image, pack_tokens, pack_words, unpack_words, weight_words
-from .learn_harness import winners_by_image, words_to_weights
-from .tb_conv import ENV_STATS, _child, load_weights, read_weights
-from .vector_gen_learn import KIND, image_events, image_winners
-from .vectors import read_vectors
+from ..conv.packing import (
+    image_tokens,
+    max_outputs_per_image,
+    pack_tokens,
+    pack_words,
+    unpack_words,
+    weight_words,
+)
+from ..conv.tb import ENV_STATS, _child, load_weights, read_weights
+from ..framework.batches import plan_batches
+from ..framework.cocotb_support import (
+    ENV_REPORT,
+    ENV_VECTORS,
+    ENV_WAVEFORM,
+    Checker,
+    Mismatch,
+    env_path,
+    load_design,
+    reset,
+    stall_from_env,
+    start_clock,
+)
+from ..framework.vectors import read_vectors
+from .harness import winners_by_image, words_to_weights
+from .vector_gen import KIND, image_events, image_winners
 
 __all__ = ["learning_matches_vectors", "ENV_LEARN_IMAGES", "ENV_LEARN_EVERY", "learn_batches"]
 
@@ -56,22 +74,9 @@ def learn_batches(params: dict, n_images: int, token_counts: list[int], every: b
     depth = params["harness"]
     spk_max, ft_max = max_outputs_per_image(params)
     win_max = min(params["maps"], params["out_size"] ** 2) + params["steps"]
-    batches: list[list[int]] = []
-    cur: list[int] = []
-    used = [0, 0, 0, 0]
-    for i in range(n_images):
-        need = [token_counts[i], spk_max, ft_max, win_max]
-        cap = [depth["ev_depth"], depth["spike_depth"], depth["feature_depth"], depth["winner_depth"]]
-        if need[0] > cap[0]:
-            raise ValueError(f"image {i} has {need[0]} tokens, the harness holds {cap[0]}")
-        if cur and (any(u + k > c for u, k, c in zip(used, need, cap)) or len(cur) == 0xFFFF):
-            batches.append(cur)
-            cur, used = [], [0, 0, 0, 0]
-        cur.append(i)
-        used = [u + k for u, k in zip(used, need)]
-    if cur:
-        batches.append(cur)
-    return batches
+    return plan_batches([(token_counts[i], spk_max, ft_max, win_max) for i in range(n_images)],
+                        (depth["ev_depth"], depth["spike_depth"], depth["feature_depth"],
+                         depth["winner_depth"]), names=("events", "spikes", "features", "winners"))
 
 
 @cocotb.test()

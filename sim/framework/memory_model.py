@@ -25,28 +25,31 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from typing import Sequence
-
 from types import SimpleNamespace
+from typing import Sequence
 
 from amaranth import Cat, ClockSignal, Instance, Module, Signal
 from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
-
-from ..rtl.layouts import index_bits
 from amaranth.utils import ceil_log2
 
-from ..rtl.weight_memory import RowMemory, RowPortSignature, WriteBusSignature, memory_storage
+from ...rtl.layouts import index_bits
+from ...rtl.weight_memory import (
+    RowMemory,
+    RowPortSignature,
+    WriteBusSignature,
+    memory_storage,
+)
+from .stall import stall_lfsr
 
-__all__ = ["LFSR_TAPS", "SIM_RAM_MODULE", "SIM_RAM_VERILOG", "sim_ram_storage", "MemoryModel",
+__all__ = ["SIM_RAM_MODULE", "SIM_RAM_VERILOG", "sim_ram_storage", "MemoryModel",
            "PyMemoryModel"]
 
-LFSR_TAPS = 0xB400      # x^16 + x^14 + x^13 + x^11 + 1 (Galois, maximal length)
 
 
 SIM_RAM_MODULE = "spykehw_sim_ram"
 SIM_RAM_VERILOG = f"""\
-// Simulation-only RAM of the spykehw memory model (spykehw.sim.memory_model): no initial
+// Simulation-only RAM of the spykehw memory model (spykehw.sim.framework.memory_model): no initial
 // contents, so that a memory of tens of megabits costs nothing to generate.
 module {SIM_RAM_MODULE} #(parameter WIDTH = 8, parameter DEPTH = 2, parameter ABITS = 1) (
   input clk,
@@ -129,8 +132,7 @@ class MemoryModel(wiring.Component):
         m.submodules.queue = queue = fifo.SyncFIFOBuffered(width=rb + 32, depth=self._depth)
         req, resp = self.port.req, self.port.resp
 
-        lfsr = Signal(16, init=1)
-        m.d.sync += lfsr.eq((lfsr >> 1) ^ (lfsr[0].replicate(16) & LFSR_TAPS))
+        lfsr = stall_lfsr(m)
         now = Signal(32)
         m.d.sync += now.eq(now + 1)
         block_req = Signal()

@@ -1,6 +1,6 @@
 """cocotb testbench: the generated ConvHarness (a ConvCore inside) against a ``conv-infer`` file.
 
-Environment (set by :func:`spykehw.sim.runners.run_tests`): ``SPYKEHW_VECTORS`` (the vector
+Environment (set by :func:`spykehw.sim.framework.runners.run_tests`): ``SPYKEHW_VECTORS`` (the vector
 file), ``SPYKEHW_PORTS`` (the JSON written beside the Verilog), ``SPYKEHW_WAVEFORM`` (named in
 mismatch reports), ``SPYKEHW_REPORT`` (JSON mismatch report), and optionally ``SPYKEHW_STALL``
 (any probability > 0 turns on the harness's pseudo-random stalls on all three streams),
@@ -28,14 +28,33 @@ import cocotb
 from cocotb.handle import Immediate
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge, with_timeout
 
-from .cocotb_support import (ENV_REPORT, ENV_VECTORS, ENV_WAVEFORM, Checker, Mismatch, env_path,
-                             load_design, reset, stall_from_env, start_clock)
-from .conv_harness import (compare_image, image_tokens, max_outputs_per_image, pack_tokens,
-                           pack_words, split_outputs, unpack_words, weight_words)
-from .vector_gen_conv import KIND, image_events, image_spikes
-from .vectors import read_vectors
+from ..framework.batches import plan_batches
+from ..framework.cocotb_support import (
+    ENV_REPORT,
+    ENV_VECTORS,
+    ENV_WAVEFORM,
+    Checker,
+    Mismatch,
+    env_path,
+    load_design,
+    reset,
+    stall_from_env,
+    start_clock,
+)
+from ..framework.vectors import read_vectors
+from .packing import (
+    compare_image,
+    image_tokens,
+    max_outputs_per_image,
+    pack_tokens,
+    pack_words,
+    split_outputs,
+    unpack_words,
+    weight_words,
+)
+from .vector_gen import KIND, image_events, image_spikes
 
-__all__ = ["conv_matches_vectors", "ENV_IMAGES", "ENV_STATS", "check_design_matches", "plan_batches"]
+__all__ = ["conv_matches_vectors", "ENV_IMAGES", "ENV_STATS", "check_design_matches", "plan_conv_batches"]
 
 ENV_IMAGES = "SPYKEHW_CONV_IMAGES"
 ENV_STATS = "SPYKEHW_CONV_STATS"
@@ -51,29 +70,17 @@ def check_design_matches(params: dict, vs) -> None:
     assert got == want, f"the design was built with {got}, vector file {vs.name} needs {want}"
 
 
-def plan_batches(params: dict, images: list[int], weight_set, token_counts: dict[int, int]) -> list[list[int]]:
+def plan_conv_batches(params: dict, images: list[int], weight_set, token_counts: dict[int, int]) -> list[list[int]]:
     """Consecutive images sharing a weight set, as many as the harness memories surely hold
     (the worst-case output of an image, not the expected one, so a wrong design cannot
     overflow them unnoticed)."""
     depth = params["harness"]
     spk_max, ft_max = max_outputs_per_image(params)
-    batches: list[list[int]] = []
-    cur: list[int] = []
-    tokens = spikes = feats = 0
-    for i in images:
-        n_tok = token_counts[i]
-        if n_tok > depth["ev_depth"]:
-            raise ValueError(f"image {i} has {n_tok} tokens, the harness holds {depth['ev_depth']}")
-        if cur and (weight_set[i] != weight_set[cur[0]] or tokens + n_tok > depth["ev_depth"]
-                    or spikes + spk_max > depth["spike_depth"] or feats + ft_max > depth["feature_depth"]
-                    or len(cur) == 0xFFFF):
-            batches.append(cur)
-            cur, tokens, spikes, feats = [], 0, 0, 0
-        cur.append(i)
-        tokens, spikes, feats = tokens + n_tok, spikes + spk_max, feats + ft_max
-    if cur:
-        batches.append(cur)
-    return batches
+    batches = plan_batches(
+        [(token_counts[i], spk_max, ft_max) for i in images],
+        (depth["ev_depth"], depth["spike_depth"], depth["feature_depth"]),
+        groups=[weight_set[i] for i in images], names=("events", "spikes", "features"))
+    return [[images[j] for j in batch] for batch in batches]
 
 
 async def read_weights(dut, n_words: int, clk) -> list[int]:
@@ -143,7 +150,7 @@ async def conv_matches_vectors(dut):
     tok_bits, spk_bits, ft_bits = (sum(f["width"] for f in params["layouts"][k])
                                    for k in ("token", "spike", "feature"))
     weight_set = [int(w) for w in vs["weight_set"]]
-    batches = plan_batches(params, images, weight_set, {i: len(t) for i, t in tokens.items()})
+    batches = plan_conv_batches(params, images, weight_set, {i: len(t) for i, t in tokens.items()})
     stats = {"images": 0, "cycles": 0, "batches": [], "wall_s": 0.0}
     t_start = time.perf_counter()
     loaded = None

@@ -25,20 +25,23 @@ testbenches (the simulator's embedded Python imports it like any other module).
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import zipfile
 from dataclasses import dataclass, field
+from importlib import metadata, resources
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
-from ..errors import SpykehwError
-from ..golden.formats import FormatError, NumberFormats
-from ..output import atomic_write, json_default
+from ...golden.errors import SpykehwError
+from ...golden.files import atomic_write, json_default
+from ...golden.formats import FormatError, NumberFormats
 
 __all__ = [
+    "VECTORS_DIR",
     "FORMAT",
     "VERSION",
     "HEADER",
@@ -52,6 +55,10 @@ __all__ = [
     "read_vectors",
     "to_readmemh",
 ]
+
+VECTORS_DIR = Path(str(resources.files("spykehw.vectors")))
+"""The committed vector sets: package data (``vectors/`` in the source tree), so an installed
+wheel finds them as an editable install does."""
 
 FORMAT = "spykehw-vectors"
 VERSION = 1
@@ -199,21 +206,20 @@ def _check_against_kind(where: str, spec: KindSpec, arrays: Mapping[str, np.ndar
 # Kinds defined beside their generators; imported on first use so that reading a file never
 # depends on which modules the caller happened to import.
 _KIND_MODULES = {
-    "conv-infer": "spykehw.sim.vector_gen_conv",
-    "classifier": "spykehw.sim.vector_gen_classifier",
-    "conv-learn": "spykehw.sim.vector_gen_learn",
+    "conv-infer": "spykehw.sim.conv.vector_gen",
+    "classifier": "spykehw.sim.classifier.vector_gen",
+    "conv-learn": "spykehw.sim.learning.vector_gen",
 }
 
 
 def _kind(where: str, kind: str) -> KindSpec:
     if kind not in KINDS and kind in _KIND_MODULES:
-        import importlib
         importlib.import_module(_KIND_MODULES[kind])
     try:
         return KINDS[kind]
     except KeyError:
         raise VectorError(f"{where}: unknown kind {kind!r} (known: {', '.join(sorted(KINDS))}; "
-                          "kinds are registered in spykehw.sim.vectors)") from None
+                          "kinds are registered in spykehw.sim.framework.vectors)") from None
 
 
 def write_vectors(path: str | Path, kind: str, arrays: Mapping[str, Any], *, formats: NumberFormats,
@@ -270,7 +276,6 @@ def write_vectors(path: str | Path, kind: str, arrays: Mapping[str, Any], *, for
 
 
 def _created_by() -> str:
-    from importlib import metadata
     try:
         return f"spykehw {metadata.version('spykehw')}"
     except metadata.PackageNotFoundError:

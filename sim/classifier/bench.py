@@ -1,11 +1,11 @@
 """Benchmark of the classifier RTL: cycles and bytes per image, simulation speed, Yosys stats (JSON).
 
-``python -m spykehw.sim.bench_classifier [--images N] [--lanes 32,64] [--latency 16] [--out F]``
+``python -m spykehw.sim.classifier.bench [--images N] [--lanes 32,64] [--latency 16] [--out F]``
 
 For 3630 -> 1500 -> 47 (EMNIST-47) and 3630 -> 1000 -> 10 (MNIST) at each lane count, the
 generated harness runs ``N`` real test images on Verilator (``-O2``, no waveform), with a
 classifier trained on the integer golden pipeline's features
-(:func:`spykehw.sim.vector_gen_classifier.real_classifier`: trained on first use, then cached),
+(:func:`spykehw.sim.classifier.vector_gen.real_classifier`: trained on first use, then cached),
 behind the memory model with ``--latency`` cycles and no stalls. Every image is also checked
 against the golden model (a mismatch fails the benchmark). Reported per configuration:
 
@@ -24,7 +24,7 @@ against the golden model (a mismatch fails the benchmark). Reported per configur
 ``images_per_s_sim``
     Images per second of wall time while the batch ran (loading excluded).
 
-``yosys`` holds :func:`spykehw.rtl.verilog.yosys_stat` of the default preset's classifier
+``yosys`` holds :func:`spykehw.sim.framework.lint.yosys_stat` of the default preset's classifier
 (3630 -> 1500 -> 47, 64 lanes, fpga-16). Speed targets are reported against, never asserted.
 """
 
@@ -40,6 +40,14 @@ from typing import Any
 
 import numpy as np
 
+from ...golden.files import atomic_write
+from ...golden.formats import DEFAULT_PRESET, preset
+from ...rtl.classifier import DEFAULT_SHAPE, ClassifierConfig, generate_classifier
+from ..framework.lint import yosys_stat
+from ..framework.toolchain import find_verilator
+from .cosim import build_top, generate_harness, run_cosim
+from .vector_gen import real_classifier, real_vectors, write_vector_set
+
 __all__ = ["SHAPES", "TARGET_CYCLES", "bench_config", "yosys_default", "main"]
 
 SHAPES = {"emnist": (3630, 1500, 47), "mnist": (3630, 1000, 10)}
@@ -49,10 +57,6 @@ TARGET_CYCLES = 5000
 
 def bench_config(dataset: str, lanes: int, images: int, latency: int, folder: Path,
                  *, epochs: int | None = None) -> dict[str, Any]:
-    from ..golden.formats import preset
-    from ..rtl.classifier import ClassifierConfig
-    from .classifier_harness import build_top, generate_harness, run_cosim
-    from .vector_gen_classifier import real_classifier, real_vectors, write_vector_set
 
     F, H, C = SHAPES[dataset]
     fmt = preset("fpga-16")
@@ -104,9 +108,6 @@ def bench_config(dataset: str, lanes: int, images: int, latency: int, folder: Pa
 
 def yosys_default(folder: Path) -> dict[str, Any]:
     """Yosys statistics of ``spykehw verilog classifier`` with no options (the default preset)."""
-    from ..golden.formats import DEFAULT_PRESET, preset
-    from ..rtl.classifier import DEFAULT_SHAPE, ClassifierConfig, generate_classifier
-    from ..rtl.verilog import yosys_stat
 
     s = DEFAULT_SHAPE
     cfg = ClassifierConfig(s["features"], s["hidden"], s["classes"], preset(DEFAULT_PRESET), lanes=s["lanes"])
@@ -131,7 +132,7 @@ def _summarise_memories(mems: list[dict]) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m spykehw.sim.bench_classifier", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m spykehw.sim.classifier.bench", description=__doc__.split("\n")[0])
     p.add_argument("--images", type=int, default=200, help="test images per configuration (default 200)")
     p.add_argument("--lanes", default="32,64", help="lane counts (default 32,64)")
     p.add_argument("--datasets", default="emnist,mnist", help="emnist (3630-1500-47), mnist (3630-1000-10)")
@@ -140,7 +141,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, help="also write the JSON here")
     p.add_argument("--work", type=Path, help="keep the generated files here (default: a temporary folder)")
     args = p.parse_args(argv)
-    from ..sim.toolchain import find_verilator
 
     if find_verilator() is None:
         print("bench_classifier: needs Verilator", file=sys.stderr)
@@ -158,7 +158,6 @@ def main(argv: list[str] | None = None) -> int:
             report["yosys"] = yosys_default(folder)
         text = json.dumps(report, indent=2) + "\n"
     if args.out is not None:
-        from ..output import atomic_write
         with atomic_write(args.out, "w") as f:
             f.write(text)
     sys.stdout.write(text)

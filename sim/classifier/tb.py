@@ -1,8 +1,8 @@
 """cocotb testbench: the generated classifier (inside :class:`ClassifierHarness`) against a
 ``classifier`` vector file.
 
-Environment (set by :func:`spykehw.sim.classifier_harness.run_cosim`, through
-:func:`spykehw.sim.runners.run_tests`): ``SPYKEHW_VECTORS`` (the vector file), ``SPYKEHW_PORTS``
+Environment (set by :func:`spykehw.sim.classifier.cosim.run_cosim`, through
+:func:`spykehw.sim.framework.runners.run_tests`): ``SPYKEHW_VECTORS`` (the vector file), ``SPYKEHW_PORTS``
 (the harness's JSON, beside its Verilog), ``SPYKEHW_WAVEFORM`` (named in mismatch reports),
 ``SPYKEHW_REPORT`` (JSON mismatch report), optional ``SPYKEHW_STALL`` (``"p[:seed]"``: the
 harness and its memory model misbehave with probability ``round(4p)/4``),
@@ -29,13 +29,30 @@ import cocotb
 import numpy as np
 from cocotb.triggers import FallingEdge, RisingEdge, with_timeout
 
-from ..rtl.layouts import pack
-from .classifier_harness import (compare_outputs, feature_tokens, load_words, split_outputs,
-                                 w2_rows)
-from .cocotb_support import (ENV_REPORT, ENV_VECTORS, ENV_WAVEFORM, Checker, env_path, load_design,
-                             reset, start_clock, stall_from_env)
-from .vector_gen_classifier import image_indices
-from .vectors import read_vectors
+from ...golden.formats import NumberFormats
+from ...rtl.classifier import ClassifierConfig
+from ...rtl.layouts import pack
+from ...rtl.verilog import GeneratedVerilog
+from ..conv.packing import compare_image, image_tokens, pack_tokens, weight_words
+from ..conv.packing import split_outputs as split_conv
+from ..conv.tb import check_design_matches, plan_conv_batches
+from ..conv.vector_gen import image_events, image_spikes
+from ..framework.batches import plan_batches
+from ..framework.cocotb_support import (
+    ENV_REPORT,
+    ENV_VECTORS,
+    ENV_WAVEFORM,
+    Checker,
+    Mismatch,
+    env_path,
+    load_design,
+    reset,
+    stall_from_env,
+    start_clock,
+)
+from ..framework.vectors import read_vectors
+from .packing import compare_outputs, feature_tokens, load_words, split_outputs, w2_rows
+from .vector_gen import image_indices
 
 __all__ = ["classifier_matches_vectors", "chain_matches_golden", "ENV_LATENCY", "ENV_DUMP", "config_from_design",
            "ClassifierPorts", "write_bus", "load_parameters", "run_batch", "BatchResult",
@@ -48,8 +65,6 @@ DEFAULT_LATENCY = 8
 
 def config_from_design(design_json):
     """The :class:`ClassifierConfig` a harness was generated from (its JSON description)."""
-    from ..golden.formats import NumberFormats
-    from ..rtl.classifier import ClassifierConfig
 
     doc = json.loads(Path(design_json).read_text())
     p = doc["params"]
@@ -68,18 +83,11 @@ def _check_design_matches(cfg, vs) -> None:
 
 
 def _batches(images, ev_depth: int, image_depth: int):
-    """Consecutive runs of images that fit the harness's memories."""
-    start, words = 0, 0
-    for i, idx in enumerate(images):
-        need = len(idx) + 1
-        if need > ev_depth:
-            raise ValueError(f"image {i} has {len(idx)} active features; the harness holds {ev_depth - 1}")
-        if i - start == image_depth or words + need > ev_depth:
-            yield start, i
-            start, words = i, 0
-        words += need
-    if start < len(images):
-        yield start, len(images)
+    """Consecutive runs ``(start, stop)`` of images that fit the harness's memories (an image's
+    active feature indices and its end marker)."""
+    for batch in plan_batches([(len(idx) + 1,) for idx in images], (ev_depth,), names=("events",),
+                              max_images=image_depth):
+        yield batch[0], batch[-1] + 1
 
 
 def _read(mem, n: int) -> list[int]:
@@ -282,12 +290,6 @@ async def chain_matches_golden(dut):
     features are compared with the ``conv-infer`` file; the feature words it emitted, in its
     order and with its end-of-image markers, are streamed into the classifier, whose outputs are
     compared with the ``classifier`` file (computed from the golden features)."""
-    from ..rtl.verilog import GeneratedVerilog
-    from .cocotb_support import Mismatch
-    from .conv_harness import compare_image, image_tokens, pack_tokens, split_outputs as split_conv
-    from .conv_harness import weight_words
-    from .tb_conv import check_design_matches, plan_batches
-    from .vector_gen_conv import image_events, image_spikes
 
     vs = read_vectors(env_path(ENV_VECTORS), kind="classifier")
     conv_vs = read_vectors(env_path(ENV_CHAIN_CONV_VECTORS), kind="conv-infer")
@@ -321,7 +323,7 @@ async def chain_matches_golden(dut):
     await load_parameters(clf, cfg, vs["w2"], vs["b2"], vs["w3"], vs["b3"])
 
     tokens = {i: pack_tokens(cp, image_tokens(image_events(conv_vs, i), cp["steps"])) for i in range(n)}
-    batches = plan_batches(cp, list(range(n)), [int(w) for w in conv_vs["weight_set"]],
+    batches = plan_conv_batches(cp, list(range(n)), [int(w) for w in conv_vs["weight_set"]],
                            {i: len(t) for i, t in tokens.items()})
     hidden, logits, outputs = [], [], []
     rtl_features: list[list[int]] = []

@@ -4,7 +4,7 @@ The committed sets ``vectors/softmax/<preset>.npz`` are made by :func:`write_com
 :data:`COMMITTED_SEED`; a test regenerates them and checks they still equal the files, so a change
 to the golden model or to this generator cannot leave them silently stale. Regenerate with::
 
-    .venv/bin/python -m spykehw.sim.vector_gen_softmax
+    .venv/bin/python -m spykehw.sim.softmax.vector_gen
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..golden.formats import NumberFormats, preset
-from ..golden.softmax_int import softmax_int
-from .vectors import VectorSet, read_vectors, write_vectors
+from ...golden.formats import NumberFormats, preset
+from ...golden.softmax_int import softmax_int
+from ..framework.vectors import VECTORS_DIR, VectorSet, read_vectors, write_vectors
 
 __all__ = [
     "COMMITTED_SEED",
@@ -37,7 +37,6 @@ COMMITTED_LOGIT_BITS = 16
 COMMITTED_RANDOM_IMAGES = 64
 PRESET_NAMES = ("paper-float-equivalent", "fpga-16", "fpga-8", "edge-4")
 
-VECTORS_DIR = Path(__file__).resolve().parent.parent / "vectors"
 
 
 def committed_path(preset_name: str) -> Path:
@@ -129,7 +128,7 @@ def make_softmax_vectors(formats: NumberFormats, seed: int, *, classes: int = CO
 def write_vector_set(path: str | Path, vs: VectorSet) -> Path:
     return write_vectors(path, vs.kind, vs.arrays, formats=vs.formats, options=vs.options,
                          seed=vs.seed, description=vs.description,
-                         created_by="spykehw.sim.vector_gen_softmax")
+                         created_by="spykehw.sim.softmax.vector_gen")
 
 
 def write_committed(preset_name: str, folder: Path | None = None) -> Path:

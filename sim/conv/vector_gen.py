@@ -36,7 +36,7 @@ The committed sets ``vectors/conv/<name>.npz`` are made by :func:`write_committe
 regenerates them (from the source images stored in the files, so no dataset is needed) and
 checks they equal the files. Regenerate with::
 
-    .venv/bin/python -m spykehw.sim.vector_gen_conv
+    .venv/bin/python -m spykehw.sim.conv.vector_gen
 """
 
 from __future__ import annotations
@@ -48,18 +48,31 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import SpykehwError
-from ..golden.formats import NumberFormats, preset
-from ..golden.options import CONV1, CONV2, ConvOptions, EncoderOptions
-from .vectors import ArraySpec, KindSpec, VectorSet, read_vectors, register_kind, write_vectors
+from ...golden.arithmetic import int_arithmetic
+from ...golden.conv import run_conv
+from ...golden.errors import SpykehwError
+from ...golden.formats import NumberFormats, preset
+from ...golden.options import CONV1, CONV2, ConvOptions, EncoderOptions, NetworkOptions
+from ...golden.pipeline import encode_events, train_conv1
+from ...golden.spikes import SpikeEvents
+from ...golden.state import load_state
+from ...rtl.conv_config import ConvCoreConfig
+from ..framework.images import emnist_test_images, mnist_test_images, mnist_train_images
+from ..framework.vectors import (
+    VECTORS_DIR,
+    ArraySpec,
+    KindSpec,
+    VectorSet,
+    read_vectors,
+    register_kind,
+    write_vectors,
+)
 
 __all__ = [
     "KIND",
     "CONV_INFER",
     "ConvCase",
     "ConvVectorError",
-    "COMMITTED",
-    "VECTORS_DIR",
     "committed_path",
     "image_events",
     "image_spikes",
@@ -71,8 +84,6 @@ __all__ = [
     "pool_events",
     "pattern_weights",
     "stdp_weights",
-    "mnist_test_images",
-    "emnist_test_images",
     "make_conv_vectors",
     "write_vector_set",
     "committed_set",
@@ -86,7 +97,7 @@ KIND = "conv-infer"
 CONV_INFER = register_kind(KindSpec(
     name=KIND,
     description="conv layer inference with lateral inhibition and pool features, per image and "
-                "step (golden run_conv); see spykehw.sim.vector_gen_conv",
+                "step (golden run_conv); see spykehw.sim.conv.vector_gen",
     arrays={
         "weights": ArraySpec("int64", ("W", "M", "C", "K", "K"), "weight sets, unsigned UQ0.B"),
         "weight_set": ArraySpec("int64", ("N",), "the weight set of each image"),
@@ -101,7 +112,6 @@ CONV_INFER = register_kind(KindSpec(
              "potential_bits", "cases", "weight_sets", "sources"),
 ))
 
-VECTORS_DIR = Path(__file__).resolve().parent.parent / "vectors"
 COMMITTED_SEED = 20240607
 STDP_TRAIN_IMAGES = 300
 
@@ -139,7 +149,6 @@ def layer_options(vs: VectorSet) -> ConvOptions:
 def core_config(vs: VectorSet, parallelism: int | None = None):
     """The :class:`~spykehw.rtl.conv_core.ConvCoreConfig` a vector set needs (``parallelism``
     defaults to all maps)."""
-    from ..rtl.conv_core import ConvCoreConfig
 
     opts = layer_options(vs)
     return ConvCoreConfig(options=opts, formats=vs.formats, steps=int(vs.options["steps"]),
@@ -245,38 +254,8 @@ def pattern_weights(opts: ConvOptions, weight_bits: int) -> np.ndarray:
 
 def stdp_weights(images: np.ndarray, formats: NumberFormats) -> np.ndarray:
     """Integer Conv1 weights after STDP on ``images`` (golden ``train_conv1``, default options)."""
-    from ..golden.options import NetworkOptions
-    from ..golden.pipeline import train_conv1
 
     return np.asarray(train_conv1(images, NetworkOptions(), formats).weights, dtype=np.int64)
-
-
-# ----- real images -------------------------------------------------------------------------------
-
-def mnist_test_images(source: str = "mnist-sample", data_dir: str | Path | None = None) -> np.ndarray:
-    """MNIST test images: ``mnist-sample`` (the first 1,000, embedded) or ``mnist`` (10,000)."""
-    from ..data.datasets import load_dataset
-
-    return load_dataset(source, data_dir).test_images
-
-
-def mnist_train_images(source: str = "mnist-sample", data_dir: str | Path | None = None) -> np.ndarray:
-    from ..data.datasets import load_dataset
-
-    return load_dataset(source, data_dir).train_images
-
-
-def emnist_test_images(data_dir: str | Path | None = None) -> np.ndarray:
-    """EMNIST bymerge test images in file order, upright (no split: stable indices)."""
-    from ..data.datasets import EMNIST_BYMERGE_STEMS, read_labelled
-    from ..data.emnist import EMNIST_47_CLASSES, upright
-    from ..data.locate import find_dataset_files, search_dataset
-
-    stems = {k: v for k, v in EMNIST_BYMERGE_STEMS.items() if k != "mapping"}
-    files = (search_dataset("emnist", stems) if data_dir is None
-             else find_dataset_files(data_dir, "emnist", stems))
-    x, _y, _rec = read_labelled(files["images"], files["labels"], len(EMNIST_47_CLASSES))
-    return upright(x)
 
 
 # ----- generation ----------------------------------------------------------------------------------
@@ -307,9 +286,6 @@ def make_conv_vectors(formats: NumberFormats, opts: ConvOptions, weight_sets: Se
                       sources: dict[str, Any] | None = None, seed: int | None = None,
                       description: str = "") -> VectorSet:
     """Run every case through the golden ``run_conv`` with its weight set; a ``conv-infer`` set."""
-    from ..golden.arithmetic import int_arithmetic
-    from ..golden.conv import run_conv
-    from ..golden.spikes import SpikeEvents
 
     W = np.stack([np.asarray(w, dtype=np.int64) for _, w in weight_sets])
     shape = (opts.maps, opts.in_channels, opts.kernel, opts.kernel)
@@ -377,13 +353,12 @@ def make_conv_vectors(formats: NumberFormats, opts: ConvOptions, weight_sets: Se
 def write_vector_set(path: str | Path, vs: VectorSet) -> Path:
     return write_vectors(path, vs.kind, vs.arrays, formats=vs.formats, options=vs.options,
                          seed=vs.seed, description=vs.description,
-                         created_by="spykehw.sim.vector_gen_conv")
+                         created_by="spykehw.sim.conv.vector_gen")
 
 
 def encode_cases(images: np.ndarray, labels: Sequence[str], formats: NumberFormats,
                  encoder: EncoderOptions | None = None, weight_set: int = 0) -> list[ConvCase]:
     """Real cases: the integer encoding of ``images`` (golden ``encode_events``)."""
-    from ..golden.pipeline import encode_events
 
     encoder = encoder or EncoderOptions()
     images = np.asarray(images, dtype=np.uint8).reshape(-1, 28, 28)
@@ -458,8 +433,6 @@ def committed_set(name: str, *, images: np.ndarray | None = None) -> VectorSet:
         sets = {"stdp": base}
         cases = encode_cases(images, labels, fmt)
     else:
-        from ..golden.arithmetic import int_arithmetic
-        from ..golden.conv import run_conv
 
         opts, steps, max_spikes = CONV2, 12, 4
         base = pattern_weights(CONV2, fmt.conv.weight_bits)
@@ -467,7 +440,6 @@ def committed_set(name: str, *, images: np.ndarray | None = None) -> VectorSet:
         sources["pattern"] = "pattern_weights(CONV2): structured, so that the file stays small"
         sources["events"] = "Pool1 spikes of golden Conv1 (stdp weights) on the real images"
         c1 = encode_cases(images, labels, fmt)
-        from ..golden.spikes import SpikeEvents
         counts = [len(c.events) for c in c1]
         ev = SpikeEvents(np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
                          np.concatenate([c.events for c in c1]).astype(np.int16).reshape(-1, 4),
@@ -529,7 +501,6 @@ def conv1_weights(formats: NumberFormats, *, state: str | Path | None = None,
     integer model with the same number formats), or STDP on the first ``train_images`` MNIST
     training images (the embedded sample holds 5,000)."""
     if state is not None:
-        from ..golden.state import load_state
 
         st = load_state(state)
         if st.model != "int":

@@ -14,7 +14,7 @@ preset ``fpga-16``):
 Every run must also match the golden model (``mismatches`` must be 0). Speed targets are
 reported next to the numbers, never asserted::
 
-    .venv/bin/python -m spykehw.sim.bench_conv [--images 500] [--icarus-images 10] [--out F]
+    .venv/bin/python -m spykehw.sim.conv.bench [--images 500] [--icarus-images 10] [--out F]
 """
 
 from __future__ import annotations
@@ -26,15 +26,25 @@ import tempfile
 import time
 from pathlib import Path
 
+from ...golden.files import atomic_write
+from ...golden.formats import preset
+from ...golden.options import CONV1
+from ...rtl.conv_config import ConvCoreConfig
+from ...rtl.conv_core import ConvCore
+from ...rtl.verilog import generate
+from ..framework.lint import yosys_stat
+from ..framework.toolchain import find_simulator, missing_reason
+from ..framework.vectors import read_vectors
+from .cosim import build_conv_cosim, cosim_vector_file
+from .harness import LONG_RUN_DEPTHS
+from .vector_gen import KIND, conv1_weights, source_vectors, write_vector_set
+
 __all__ = ["TARGETS", "run_benchmark", "main"]
 
 TARGETS = {"conv1_cycles_per_image_L30": 8000, "verilator_images_per_s": 50}
 
 
 def _cosim(cfg, simulator, vectors, folder, *, optimize, images=None):
-    from .conv_harness import LONG_RUN_DEPTHS, build_conv_cosim, cosim_vector_file
-    from .vector_gen_conv import KIND, source_vectors, write_vector_set
-    from .vectors import read_vectors
 
     t0 = time.perf_counter()
     cosim = build_conv_cosim(cfg, simulator, folder / "build", optimize=optimize, **LONG_RUN_DEPTHS)
@@ -53,12 +63,6 @@ def _cosim(cfg, simulator, vectors, folder, *, optimize, images=None):
 
 def run_benchmark(images: int = 500, icarus_images: int = 10, folder: Path | None = None,
                   simulators: tuple[str, ...] = ("verilator", "icarus")) -> dict:
-    from ..golden.formats import preset
-    from ..golden.options import CONV1
-    from ..rtl.conv_core import ConvCore, ConvCoreConfig
-    from ..rtl.verilog import generate, yosys_stat
-    from .toolchain import find_simulator, missing_reason
-    from .vector_gen_conv import conv1_weights, source_vectors, write_vector_set
 
     folder = Path(folder or tempfile.mkdtemp(prefix="spykehw-bench-conv-"))
     fmt = preset("fpga-16")
@@ -116,7 +120,7 @@ def _brief(summary: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m spykehw.sim.bench_conv", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m spykehw.sim.conv.bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--images", type=int, default=500, help="MNIST test images (default 500)")
     p.add_argument("--icarus-images", type=int, default=10, help="images on Icarus (default 10)")
     p.add_argument("--simulators", default="verilator,icarus")
@@ -127,7 +131,6 @@ def main(argv: list[str] | None = None) -> int:
                            tuple(s.strip() for s in args.simulators.split(",") if s.strip()))
     text = json.dumps(report, indent=2, sort_keys=True) + "\n"
     if args.out is not None:
-        from ..output import atomic_write
         with atomic_write(args.out, "w") as f:
             f.write(text)
     sys.stdout.write(text)

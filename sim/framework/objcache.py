@@ -2,8 +2,8 @@
 
 Most of a cocotb Verilator build is compiling Verilator's runtime (``verilated*.cpp`` from
 ``$VERILATOR_ROOT/include``), which does not depend on the design. The Makefile Verilator
-generates runs every compile as ``$(OBJCACHE) $(CXX) ...``; :mod:`spykehw.sim.runners` sets
-``OBJCACHE`` to ``python -m spykehw.sim.objcache``, so this module sees each compile command:
+generates runs every compile as ``$(OBJCACHE) $(CXX) ...``; :mod:`spykehw.sim.framework.runners` sets
+``OBJCACHE`` to ``python -m spykehw.sim.framework.objcache``, so this module sees each compile command:
 
 - a source under ``$VERILATOR_ROOT/include``: the object (and its ``-MMD`` dependency file) is
   taken from the cache when the command line (output path aside), the source and every runtime
@@ -72,7 +72,7 @@ def _key(argv: list[str], src: Path, out: Path) -> str:
 
 def main(argv: list[str]) -> int:
     if not argv:
-        print("usage: python -m spykehw.sim.objcache COMPILER ARGS...", file=sys.stderr)
+        print("usage: python -m spykehw.sim.framework.objcache COMPILER ARGS...", file=sys.stderr)
         return 2
     found = _runtime_source(argv)
     if found is None:
