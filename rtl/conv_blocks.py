@@ -1,15 +1,26 @@
 """Building blocks of the conv core (flag grids, window mask, lane adders, comparator tree) that the
-inference datapath and the learning unit share.
+inference datapath and the learning unit share, each a :class:`amaranth.lib.wiring.Component`.
 """
 
 from __future__ import annotations
 
-from amaranth import Array, Cat, Const, Elaboratable, Module, Mux, Signal
+from amaranth import Array, Cat, Const, Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
 
-from .conv_config import ConvCoreConfig
 from .layouts import index_bits
 
 __all__ = [
+    "FlagGrid",
+    "WindowMask",
+    "LaneUpdate",
+    "LaneArgmax",
+    "argmax_levels",
+    "drive",
+    "select_bit",
+    "table",
+    "decode",
+    "member_or_zero",
 ]
 
 
@@ -23,31 +34,21 @@ __all__ = [
 # adder is what makes Verilator's WIDTHEXPAND fire on the Verilog that Yosys writes, since
 # Amaranth drops the zero-extension of narrower operands. Dynamic bit selects are case
 # multiplexers (``Array``), not shifters whose wide result would be truncated.
-
-class Block:
-    """A building block: ``build(m)`` adds its logic to a module. ``ConvCore`` either inlines
-    it (``build`` into its own module: one flat Verilog module, the default) or makes it a
-    submodule (:class:`BlockModule`, with ``hierarchy=True``: faster in the Amaranth
-    simulator)."""
-
-    def build(self, m: Module) -> None:
-        raise NotImplementedError
-
-
-class BlockModule(Elaboratable):
-    def __init__(self, block: Block) -> None:
-        self._block = block
-
-    def elaborate(self, platform):
-        m = Module()
-        self._block.build(m)
-        return m
+#
+# An index into a dimension of size 1 is not a member (a constant 0 would be an unused port):
+# :func:`member_or_zero` reads such a member as ``Const(0, 1)`` and :func:`drive` skips it.
 
 
 def drive(target, value) -> list:
     """``[target.eq(value)]``, or nothing when the target is a constant (an index into a
     dimension of size 1)."""
     return [] if isinstance(target, Const) else [target.eq(value)]
+
+
+def member_or_zero(component: wiring.Component, name: str):
+    """The member ``name`` of ``component``, or ``Const(0, 1)`` when the signature leaves it out
+    (an index into a dimension of size 1)."""
+    return getattr(component, name) if name in component.signature.members else Const(0, 1)
 
 
 def select_bit(m: Module, value, index, name: str) -> Signal:
@@ -70,79 +71,102 @@ def decode(m: Module, index, width: int, name: str) -> Signal:
     return out
 
 
-class FlagGrid(Block):
+class FlagGrid(wiring.Component):
     """``rows x cols`` flip-flop flags (one register per row), cleared all at once.
 
-    ``read_bit(r, c)`` and ``read_row(r)`` add read ports (combinational); one set port
-    (``set_en``, ``set_row``, ``set_col``) and ``clear`` (wins over a set in the same cycle).
+    Parameters
+    ----------
+    rows, cols : int
+    bit_reads, row_reads : int
+        Number of combinational read ports of one bit, of one row.
+
+    Members
+    -------
+    set_en : In(1); set_row : In(index_bits(rows)) (absent for one row); set_col : In(index_bits(cols))
+        Set one flag.
+    clear : In(1)
+        Clear every flag (wins over a set in the same cycle).
+    bit{k}_row : In (absent for one row); bit{k}_col : In; bit{k} : Out(1)
+        Read port ``k`` of one bit.
+    row{k}_idx : In (absent for one row); row{k} : Out(cols)
+        Read port ``k`` of one row.
     """
 
-    def __init__(self, rows: int, cols: int, name: str) -> None:
-        self.name = name
-        self.cols = cols
-        self.rows = [Signal(cols, name=f"{name}_r{r}") for r in range(rows)]
-        self.set_en = Signal(name=f"{name}_set_en")
-        # One row: no row index (a constant 0 would be an unused wire in the Verilog).
-        self.set_row = Signal(index_bits(rows), name=f"{name}_set_row") if rows > 1 else Const(0, 1)
-        self.set_col = Signal(index_bits(cols), name=f"{name}_set_col")
-        self.clear = Signal(name=f"{name}_clear")
-        self._reads: list[tuple[str, Signal, Signal | None, Signal]] = []
+    def __init__(self, *, rows: int, cols: int, bit_reads: int = 0, row_reads: int = 0) -> None:
+        self._rows, self._cols = rows, cols
+        self._bit_reads, self._row_reads = bit_reads, row_reads
+        rb, cb = index_bits(rows), index_bits(cols)
+        members = {"set_en": In(1), "set_col": In(cb), "clear": In(1)}
+        if rows > 1:
+            members["set_row"] = In(rb)
+        for k in range(bit_reads):
+            if rows > 1:
+                members[f"bit{k}_row"] = In(rb)
+            members[f"bit{k}_col"] = In(cb)
+            members[f"bit{k}"] = Out(1)
+        for k in range(row_reads):
+            if rows > 1:
+                members[f"row{k}_idx"] = In(rb)
+            members[f"row{k}"] = Out(cols)
+        super().__init__(members)
 
-    def _row_index(self, name: str):
-        return Signal(index_bits(len(self.rows)), name=f"{name}_row") if len(self.rows) > 1 else Const(0, 1)
+    def elaborate(self, platform):
+        m = Module()
+        regs = [Signal(self._cols, name=f"r{r}") for r in range(self._rows)]
+        rows = Array(regs) if self._rows > 1 else None
 
-    def read_row(self, name: str) -> tuple[Signal, Signal]:
-        """(row index in, row bits out)."""
-        r = self._row_index(name)
-        out = Signal(self.cols, name=name)
-        self._reads.append(("row", r, None, out))
-        return r, out
+        def read_row(index, name):
+            row = Signal(self._cols, name=name)
+            m.d.comb += row.eq(rows[index] if rows is not None else regs[0])
+            return row
 
-    def read_bit(self, name: str) -> tuple[Signal, Signal, Signal]:
-        """(row index in (a constant for one row), column index in, bit out)."""
-        r = self._row_index(name)
-        c = Signal(index_bits(self.cols), name=f"{name}_col")
-        out = Signal(name=name)
-        self._reads.append(("bit", r, c, out))
-        return r, c, out
-
-    def build(self, m: Module) -> None:
-        rows = Array(self.rows) if len(self.rows) > 1 else None
-        for kind, r, c, out in self._reads:
-            row = Signal(self.cols, name=f"{out.name}_bits")
-            m.d.comb += row.eq(rows[r] if rows is not None else self.rows[0])
-            if kind == "row":
-                m.d.comb += out.eq(row)
-            else:
-                m.d.comb += out.eq(select_bit(m, row, c, f"{out.name}_sel"))
-        col = decode(m, self.set_col, self.cols, f"{self.name}_col_hot")
-        for k, row in enumerate(self.rows):
-            hit = self.set_en & (self.set_row == k) if len(self.rows) > 1 else self.set_en
+        for k in range(self._bit_reads):
+            row = read_row(member_or_zero(self, f"bit{k}_row"), f"bit{k}_bits")
+            m.d.comb += getattr(self, f"bit{k}").eq(
+                select_bit(m, row, getattr(self, f"bit{k}_col"), f"bit{k}_sel"))
+        for k in range(self._row_reads):
+            m.d.comb += getattr(self, f"row{k}").eq(read_row(member_or_zero(self, f"row{k}_idx"),
+                                                             f"row{k}_bits"))
+        col = decode(m, self.set_col, self._cols, "col_hot")
+        for k, row in enumerate(regs):
+            hit = self.set_en & (self.set_row == k) if self._rows > 1 else self.set_en
             with m.If(self.clear):
                 m.d.sync += row.eq(0)
             with m.Elif(hit):
                 m.d.sync += row.eq(row | col)
+        return m
 
 
-class WindowMask(Block):
+class WindowMask(wiring.Component):
     """The ``K*K`` output positions of an input spike at ``(y, x)`` that lie inside the ``H x H``
     output and have not fired: bit ``kr*K + kc`` for position ``(y - kr, x - kc)``.
 
     When ``load`` (with the token) the window's ``K`` rows of not-fired flags and its columns
     (index and inside-the-output flag) are registered; ``mask`` is selected from those
     registers. The fired flags must not change between ``load`` and the use of ``mask`` (they
-    only change between steps)."""
+    only change between steps).
 
-    def __init__(self, cfg: "ConvCoreConfig", fired: FlagGrid) -> None:
-        K, S, H = cfg.kernel, cfg.in_size, cfg.out_size
-        self._K, self._H = K, H
-        self.y = Signal(index_bits(S))
-        self.x = Signal(index_bits(S))
-        self.load = Signal()
-        self.mask = Signal(K * K)
-        self._rows = [fired.read_row(f"win{r}_fired") for r in range(K)]
+    Members
+    -------
+    y, x : In(index_bits(S)); load : In(1)
+        The token's coordinates, and its acceptance.
+    mask : Out(K*K)
+    row{r}_idx : Out(index_bits(H)); row{r}_fired : In(H)
+        For ``r < K``: the fired flags of output row ``y - r`` (read from a :class:`FlagGrid`).
+    """
 
-    def build(self, m: Module) -> None:
+    def __init__(self, *, kernel: int, in_size: int, out_size: int) -> None:
+        self._K, self._H = kernel, out_size
+        members = {"y": In(index_bits(in_size)), "x": In(index_bits(in_size)), "load": In(1),
+                   "mask": Out(kernel * kernel)}
+        for r in range(kernel):
+            if out_size > 1:
+                members[f"row{r}_idx"] = Out(index_bits(out_size))
+            members[f"row{r}_fired"] = In(out_size)
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
         K, H = self._K, self._H
         col_ok, col_idx = [], []
         for c in range(K):
@@ -155,32 +179,44 @@ class WindowMask(Block):
                 m.d.sync += [ok.eq(ok_now), ci.eq(Mux(ok_now, self.x - c, 0))]
             col_ok.append(ok)
             col_idx.append(ci)
-        for r, (row_idx, fired_row) in enumerate(self._rows):
+        for r in range(K):
             row_ok = Signal(name=f"row{r}_ok")
             m.d.comb += row_ok.eq(((self.y >= r) if r else 1) & (self.y < H + r))
-            m.d.comb += drive(row_idx, Mux(row_ok, self.y - r, 0))
+            m.d.comb += drive(member_or_zero(self, f"row{r}_idx"), Mux(row_ok, self.y - r, 0))
             free = Signal(H, name=f"row{r}_free")
             with m.If(self.load):
-                m.d.sync += free.eq(~fired_row & row_ok.replicate(H))
+                m.d.sync += free.eq(~getattr(self, f"row{r}_fired") & row_ok.replicate(H))
             for c in range(K):
                 bit = select_bit(m, free, col_idx[c], f"row{r}_col{c}_free")
                 m.d.comb += self.mask[r * K + c].eq(bit & col_ok[c])
+        return m
 
 
-class LaneUpdate(Block):
+class LaneUpdate(wiring.Component):
     """``L`` potential adders and threshold comparators: ``new[l] = old[l] + w[l]`` (``old`` read
     as 0 for an untouched word) and ``crossed[l] = new[l] >= threshold``. No adder overflows:
-    ``V`` bits hold the largest potential an image can reach."""
+    ``V`` bits hold the largest potential an image can reach.
 
-    def __init__(self, lanes: int, pot_bits: int, weight_bits: int, threshold: int) -> None:
+    Members
+    -------
+    touched : In(1); old : In(V).array(L); w : In(B).array(L)
+    new : Out(V).array(L); crossed : Out(L)
+
+    One port per lane (not an ``ArrayLayout``): each adder operand is then a whole net.
+    """
+
+    def __init__(self, *, lanes: int, pot_bits: int, weight_bits: int, threshold: int) -> None:
         self._L, self._V, self._thr = lanes, pot_bits, threshold
-        self.touched = Signal()
-        self.old = [Signal(pot_bits, name=f"old{lane}") for lane in range(lanes)]
-        self.w = [Signal(weight_bits, name=f"w{lane}") for lane in range(lanes)]
-        self.new = [Signal(pot_bits, name=f"new{lane}") for lane in range(lanes)]
-        self.crossed = Signal(lanes)
+        super().__init__({
+            "touched": In(1),
+            "old": In(pot_bits).array(lanes),
+            "w": In(weight_bits).array(lanes),
+            "new": Out(pot_bits).array(lanes),
+            "crossed": Out(lanes),
+        })
 
-    def build(self, m: Module) -> None:
+    def elaborate(self, platform):
+        m = Module()
         for lane in range(self._L):
             base = Signal(self._V, name=f"base{lane}")
             m.d.comb += [
@@ -188,9 +224,18 @@ class LaneUpdate(Block):
                 self.new[lane].eq(base + self.w[lane]),
                 self.crossed[lane].eq(self.new[lane] >= self._thr),
             ]
+        return m
 
 
-class LaneArgmax(Block):
+def argmax_levels(lanes: int) -> int:
+    """Comparator levels of :class:`LaneArgmax`'s tree: ``ceil(log2 lanes)``."""
+    n, k = lanes, 0
+    while n > 1:
+        n, k = (n + 1) // 2, k + 1
+    return k
+
+
+class LaneArgmax(wiring.Component):
     """The largest of ``L`` lanes and its lane index, lowest lane on ties: a balanced tree of
     comparators where the left operand (lower lanes) wins ties (strict ``>``), pipelined.
 
@@ -200,37 +245,42 @@ class LaneArgmax(Block):
     its items through the registers (``en[k]``: the item in register ``k - 1``, or on
     ``values`` for ``k = 0``, advances), so one comparator level plus a multiplexer is all the
     logic between two registers. Without ``need_value`` the maximum itself is not output (one
-    lane group: only the index is used)."""
+    lane group: only the index is used).
 
-    def __init__(self, lanes: int, pot_bits: int, need_value: bool) -> None:
+    Members
+    -------
+    values : In(V).array(L); en : In(latency)
+    index : Out(index_bits(L)) (absent for one lane: read it with :meth:`lane_index`)
+    value : Out(V) (only with ``need_value``)
+    """
+
+    def __init__(self, *, lanes: int, pot_bits: int, need_value: bool) -> None:
         self._L, self._V, self._need = lanes, pot_bits, need_value
-        self.values = [Signal(pot_bits, name=f"in{lane}") for lane in range(lanes)]
-        self.value = Signal(pot_bits) if need_value else None
-        self.index = Signal(index_bits(lanes)) if lanes > 1 else Const(0, 1)
-        self.en = [Signal(name=f"amax_en{k}") for k in range(self.latency)]
+        members = {"values": In(pot_bits).array(lanes), "en": In(self.latency)}
+        if lanes > 1:
+            members["index"] = Out(index_bits(lanes))
+        if need_value:
+            members["value"] = Out(pot_bits)
+        super().__init__(members)
 
     @property
     def latency(self) -> int:
-        return 1 + self.levels(self._L)
+        return 1 + argmax_levels(self._L)
 
-    @staticmethod
-    def levels(lanes: int) -> int:
-        """Comparator levels of the tree: ``ceil(log2 lanes)``."""
-        n, k = lanes, 0
-        while n > 1:
-            n, k = (n + 1) // 2, k + 1
-        return k
+    def lane_index(self):
+        return member_or_zero(self, "index")
 
-    def build(self, m: Module) -> None:
+    def elaborate(self, platform):
+        m = Module()
         L, V = self._L, self._V
         ib = index_bits(L)
         regs = [Signal(V, name=f"amax_r0_{i}") for i in range(L)]
         with m.If(self.en[0]):
-            m.d.sync += [r.eq(v) for r, v in zip(regs, self.values)]
+            m.d.sync += [r.eq(self.values[i]) for i, r in enumerate(regs)]
         if L == 1:
             if self._need:
                 m.d.comb += self.value.eq(regs[0])
-            return
+            return m
         nodes = [(regs[i], Const(i, ib)) for i in range(L)]
         level = 0
         while len(nodes) > 1:
@@ -261,3 +311,4 @@ class LaneArgmax(Block):
                 nxt.append((val, idx))
             nodes = nxt
             level += 1
+        return m

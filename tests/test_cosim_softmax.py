@@ -16,7 +16,7 @@ from spykehw.golden.formats import preset
 from spykehw.rtl.softmax import SoftmaxUnit
 from spykehw.rtl.verilog import generate
 from spykehw.sim.framework.lint import lint
-from spykehw.sim.framework.lint_waivers import WAIVERS, alias_wires
+from spykehw.sim.framework.lint_waivers import WAIVERS, alias_wires, module_alias_wires
 from spykehw.sim.framework.runners import CosimFailure, build_sim, run_tests, tb_env
 from spykehw.sim.framework.vectors import read_vectors, write_vectors
 from spykehw.sim.softmax.vector_gen import PRESET_NAMES, committed_path
@@ -128,6 +128,26 @@ def test_alias_wires():
 """
     assert alias_wires(text) == {"d", "o.word", "cat", "y2"}
     assert all(w.justification for w in WAIVERS)
+
+
+def test_alias_wires_per_module():
+    """A design with submodules may use a name for a debug alias in one module (``done`` is a
+    submodule's output, wired on) and for logic in another (the submodule computes ``done``):
+    each module's aliases are its own."""
+    text = """module top(clk, o);
+  output o;
+  wire done;
+  assign done = fire_done;
+  sub u (.done(fire_done));
+  assign o = ~fire_done;
+endmodule
+module sub(done);
+  output done;
+  assign done = a & b;
+endmodule
+"""
+    assert alias_wires(text) == frozenset()          # the file as a whole: `done` is logic
+    assert module_alias_wires(text) == [(1, 7, frozenset({"done"})), (8, 11, frozenset())]
 
 
 # --- co-simulation ------------------------------------------------------------------------------

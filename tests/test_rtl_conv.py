@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import json
+import re
 import zlib
 
 import numpy as np
@@ -426,7 +427,12 @@ def test_generated_verilog_is_lint_clean(layer, opts, parallelism, max_spikes, t
     warnings = lint(g.verilog_path)
     assert warnings == [], "\n".join(map(str, warnings))
     text = g.verilog_path.read_text()
-    assert text.count("\nmodule ") == 1 and "src =" not in text
+    # One module per component, named after the core (``conv_core.integration``, ...).
+    modules = re.findall(r"^module \\?(\S+?)\s*\(", text, re.M)
+    assert modules.count("conv_core") == 1 and "src =" not in text
+    assert {"conv_core.integration", "conv_core.firing", "conv_core.output",
+            "conv_core.control"} <= set(modules)
+    assert all(name.startswith("conv_core.") for name in modules if name != "conv_core")
     ports = {p.name: p for p in GeneratedVerilog.load(g.json_path).ports}
     assert {"clk", "rst", "i_events__payload", "o_spikes__payload", "o_features__payload",
             "weights__addr", "weights__w_data", "weights__r_data", "idle"} <= set(ports)

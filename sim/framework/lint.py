@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ...rtl.verilog import GeneratedVerilog
-from .lint_waivers import WAIVERS, Waiver, alias_wires
+from .lint_waivers import WAIVERS, Waiver, module_alias_wires
 from .toolchain import find_verilator, find_yosys
 
 __all__ = ["LintWarning", "LintError", "lint", "yosys_stat"]
@@ -67,8 +67,15 @@ def lint(verilog_path: str | Path, *, top: str | None = None,
     if errors or (out.returncode != 0 and not warnings):
         raise LintError(f"verilator lint of {verilog_path} failed:\n" + ("\n".join(errors) or text))
     waivers = tuple(waivers)
-    aliases = alias_wires(verilog_path.read_text())
-    return [w for w in warnings if not any(v.covers(w.code, w.message, aliases) for v in waivers)]
+    # Debug aliases are decided per module (the module the warning's line is in).
+    spans = module_alias_wires(verilog_path.read_text())
+
+    def aliases(w: LintWarning) -> frozenset[str]:
+        if Path(w.file).name != verilog_path.name:
+            return frozenset()
+        return next((a for first, last, a in spans if first <= w.line <= last), frozenset())
+
+    return [w for w in warnings if not any(v.covers(w.code, w.message, aliases(w)) for v in waivers)]
 
 
 # --- yosys statistics -------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Waiver", "WAIVERS", "alias_wires"]
+__all__ = ["Waiver", "WAIVERS", "alias_wires", "module_alias_wires"]
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,22 @@ def alias_wires(verilog_text: str) -> frozenset[str]:
                      if ok and any(live(t, frozenset({n})) for t in aliases.get(n, ())))
 
 
+_MODULE_START = re.compile(r"^module\s", re.M)
+
+
+def module_alias_wires(verilog_text: str) -> list[tuple[int, int, frozenset[str]]]:
+    """:func:`alias_wires` of each module of a file: ``(first_line, last_line, aliases)`` with
+    1-based line numbers. Names are per module: a design with submodules may use one name for a
+    debug alias in one module and for logic in another."""
+    lines = verilog_text.splitlines()
+    starts = [i for i, line in enumerate(lines) if _MODULE_START.match(line)]
+    spans = []
+    for k, first in enumerate(starts):
+        last = (starts[k + 1] if k + 1 < len(starts) else len(lines)) - 1
+        spans.append((first + 1, last + 1, alias_wires("\n".join(lines[first:last + 1]))))
+    return spans
+
+
 WAIVERS: tuple[Waiver, ...] = (
     Waiver(
         "DECLFILENAME", r"^Filename '([^']+)' does not match MODULE name: '\1\.",
@@ -138,8 +154,9 @@ WAIVERS: tuple[Waiver, ...] = (
         "UNUSEDSIGNAL", r"^Signal is not used: ",
         "Debug alias wires: Amaranth keeps every named signal and each field of a struct-shaped "
         "signal (`\\o_stream__payload.word`) in the Verilog for waveforms, as a wire that only "
-        "copies bits of the net's canonical name. Only names that the file assigns purely by "
-        "wiring (see `alias_wires`) are covered; an unused signal computed by logic still warns.",
+        "copies bits of the net's canonical name. Only names that their module assigns purely "
+        "by wiring (see `alias_wires`, per module) are covered; an unused signal computed by "
+        "logic still warns.",
         alias_only=True,
     ),
 )

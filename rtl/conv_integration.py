@@ -1,0 +1,389 @@
+"""Potential integration of the conv core: token register, pick stage, read-modify-write of the
+potentials with forwarding, and the pending-list append (see :mod:`spykehw.rtl.conv_core`,
+"Integration").
+
+:class:`Integration` is the component the core instantiates; it is made of
+:class:`TokenStage` (stage T), :class:`PickStage` (stage P, registering stage I),
+:class:`Accumulate` (stages X and W) and the per-position *fired* flags with the input spike's
+:class:`~spykehw.rtl.conv_blocks.WindowMask`.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .conv_blocks import FlagGrid, LaneUpdate, WindowMask, drive, member_or_zero, table
+from .conv_config import ConvCoreConfig
+from .conv_ports import flag_set_signature, read_signature, write_signature
+from .layouts import index_bits, token_layout
+
+__all__ = ["TokenStage", "PickStage", "Accumulate", "Integration"]
+
+
+def _idx(n: int, name: str) -> Signal:
+    # An index 0..n-1; one bit even when n == 1, so no zero-width wire reaches Verilog.
+    return Signal(index_bits(n), name=name)
+
+
+def _token_regs(cfg: ConvCoreConfig, flow) -> dict:
+    """The token register's fields: the input spike's row and column and its base addresses
+    ``(y*H + x)*G`` and ``c*K*K*G``."""
+    S, G = cfg.in_size, cfg.groups
+    return {"y": flow(index_bits(S)), "x": flow(index_bits(S)),
+            "pbase": flow(index_bits(S * S * G)), "wbase": flow(index_bits(cfg.weight_words))}
+
+
+def _item(cfg: ConvCoreConfig, flow) -> dict:
+    """An item of stage I (one read-modify-write): group 0 of its position (``first``), the
+    position's word of group 0 (``pg``), the potential and weight addresses, the position."""
+    H, G = cfg.out_size, cfg.groups
+    return {"valid": flow(1), "first": flow(1), "pg": flow(index_bits(H * H * G)),
+            "paddr": flow(index_bits(H * H * G)), "waddr": flow(index_bits(cfg.weight_words)),
+            "u": flow(index_bits(H)), "v": flow(index_bits(H))}
+
+
+class TokenStage(wiring.Component):
+    """The token register T: a token is accepted into T (while ``active``, and not while T's
+    end-of-step marker leaves it) and taken from T (``take``) when the pick stage is done with
+    the previous input spike (``finishing``).
+
+    Members
+    -------
+    i_events : In(stream.Signature(token_layout(C, S)))
+    active : In(1); finishing : In(1)
+    accept : Out(1); take : Out(1); valid : Out(1); end : Out(1)
+        A token is accepted; T's token is taken; T holds a token; it is an end-of-step marker.
+    y, x, pbase, wbase : Out
+        The registered input spike (``(y*H + x)*G`` and ``c*K*K*G``, from tables).
+    """
+
+    def __init__(self, cfg: ConvCoreConfig) -> None:
+        self._cfg = cfg
+        super().__init__({
+            "i_events": In(stream.Signature(token_layout(cfg.channels, cfg.in_size))),
+            "active": In(1), "finishing": In(1),
+            "accept": Out(1), "take": Out(1), "valid": Out(1), "end": Out(1),
+            **_token_regs(cfg, Out),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._cfg
+        S, H, G, C, KK = cfg.in_size, cfg.out_size, cfg.groups, cfg.channels, cfg.kernel ** 2
+        ie, tok = self.i_events, self.i_events.payload
+        # (y*H + x)*G and c*K*K*G of the token: tables of the coordinates' multiples (an
+        # operand that is a slice of the payload would be zero-extended implicitly)
+        tok_pbase = Signal(len(self.pbase), name="tok_pbase")
+        tok_ybase = Signal(len(self.pbase), name="tok_ybase")
+        tok_xbase = Signal(len(self.pbase), name="tok_xbase")
+        m.d.comb += [tok_ybase.eq(table([y * H * G for y in range(S)], tok.y, len(tok_ybase))),
+                     tok_xbase.eq(table([x * G for x in range(S)], tok.x, len(tok_xbase))),
+                     tok_pbase.eq(tok_ybase + tok_xbase)]
+        tok_wbase = Signal(len(self.wbase), name="tok_wbase")
+        if C > 1:
+            m.d.comb += tok_wbase.eq(table([c * KK * G for c in range(C)], tok.c, len(tok_wbase)))
+        m.d.comb += [
+            self.take.eq(self.active & self.valid & self.finishing),
+            ie.ready.eq(self.active & (~self.valid | (self.take & ~self.end))),
+            self.accept.eq(ie.valid & ie.ready),
+        ]
+        with m.If(self.accept):
+            m.d.sync += [self.valid.eq(1), self.end.eq(tok.step_end), self.y.eq(tok.y),
+                         self.x.eq(tok.x), self.pbase.eq(tok_pbase), self.wbase.eq(tok_wbase)]
+        with m.Elif(self.take):
+            m.d.sync += self.valid.eq(0)
+        return m
+
+
+class PickStage(wiring.Component):
+    """Stage P: takes the lowest set bit of the current input spike's mask (one output
+    position, group ``g``) and registers its addresses into stage I. Each set bit costs ``G``
+    cycles, one per group; the next input spike is loaded from the token register when
+    ``take & ~end`` (in the cycle the last bit is picked: ``finishing``).
+
+    Members
+    -------
+    take, end : In(1); y, x, pbase, wbase : In; mask : In(K*K)
+        The token register and the input spike's window mask.
+    finishing : Out(1)
+        The current input spike is done after this cycle.
+    busy : Out(1)
+        Bits of the current input spike are left.
+    i_valid, i_first, i_pg, i_paddr, i_waddr, i_u, i_v : Out
+        Stage I (registers).
+    """
+
+    def __init__(self, cfg: ConvCoreConfig) -> None:
+        self._cfg = cfg
+        super().__init__({
+            "take": In(1), "end": In(1), **_token_regs(cfg, In), "mask": In(cfg.kernel ** 2),
+            "finishing": Out(1), "busy": Out(1),
+            **{f"i_{k}": v for k, v in _item(cfg, Out).items()},
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._cfg
+        S, H, K, G = cfg.in_size, cfg.out_size, cfg.kernel, cfg.groups
+        KK = K * K
+        cur_mask = Signal(KK)       # output positions of the current input spike still to do
+        cur_y = _idx(S, "cur_y")
+        cur_x = _idx(S, "cur_x")
+        cur_pbase = _idx(S * S * G, "cur_pbase")            # (y*H + x)*G (>= every offset used)
+        cur_wbase = _idx(cfg.weight_words, "cur_wbase")     # c*K*K*G
+        g = _idx(G, "g") if G > 1 else Const(0, 1)
+        g_last = Signal()
+        m.d.comb += g_last.eq(g == G - 1)
+
+        # The lowest set bit of the mask, one-hot; its offsets by OR-ing table rows (a tree of
+        # LUTs, not a priority chain): weight offset b*G, position offset (kr*H + kc)*G, kr, kc.
+        low = Signal(KK)
+        m.d.comb += low.eq(cur_mask & (-cur_mask.as_signed()).as_unsigned()[:KK])
+
+        def onehot_table(values: list[int], width: int, name: str) -> Signal:
+            # (as wide as the other operand: Verilator's WIDTHEXPAND sees through the Cat)
+            out = Signal(width, name=name)
+            bits = [Cat(*(low[i] for i in range(KK) if (values[i] >> j) & 1)).any()
+                    for j in range(len(out))]
+            m.d.comb += out.eq(Cat(*bits))
+            return out
+
+        off_b = onehot_table([i * G for i in range(KK)], len(cur_wbase), "off_b")
+        off_p = onehot_table([((i // K) * H + i % K) * G for i in range(KK)], len(cur_pbase), "off_p")
+        kr = onehot_table([i // K for i in range(KK)], len(cur_y), "kr")
+        kc = onehot_table([i % K for i in range(KK)], len(cur_x), "kc")
+        issue = Signal()
+        single = Signal()           # at most one bit left in the mask
+        m.d.comb += [
+            issue.eq(cur_mask.any()),
+            single.eq((cur_mask ^ low) == 0),
+            self.finishing.eq(~cur_mask.any() | (single & g_last)),
+            self.busy.eq(cur_mask.any()),
+        ]
+        with m.If(issue):
+            with m.If(g_last):
+                m.d.sync += cur_mask.eq(cur_mask ^ low)
+                if G > 1:
+                    m.d.sync += g.eq(0)
+            if G > 1:
+                with m.Else():
+                    m.d.sync += g.eq(g + 1)
+
+        # Stage I: registered addresses. Full-width arithmetic on whole nets; truncated only
+        # into registers.
+        pg_now = Signal(len(cur_pbase), name="pg_now")
+        m.d.comb += pg_now.eq(cur_pbase - off_p)        # >= 0 by the mask
+        m.d.sync += self.i_valid.eq(issue)
+        with m.If(issue):
+            m.d.sync += [self.i_first.eq(g == 0), self.i_pg.eq(pg_now), self.i_paddr.eq(pg_now + g),
+                         self.i_waddr.eq(cur_wbase + off_b + g),
+                         self.i_u.eq(cur_y - kr), self.i_v.eq(cur_x - kc)]
+        # The next input spike (after the updates above: its mask wins).
+        with m.If(self.take & ~self.end):
+            m.d.sync += [cur_mask.eq(self.mask), cur_y.eq(self.y), cur_x.eq(self.x),
+                         cur_pbase.eq(self.pbase), cur_wbase.eq(self.wbase)]
+        return m
+
+
+class Accumulate(wiring.Component):
+    """Stages X and W of a read-modify-write. X has the potential and weight words on the
+    memories' read ports, adds (:class:`~spykehw.rtl.conv_blocks.LaneUpdate`) and writes back
+    (the memories' transparency covers a read in I of the word X writes) and registers the
+    lanes' threshold tests; W appends a crossed, not-yet-pending position to the pending list
+    (the *pending* flags are read in X with W's own append forwarded). The *touched* flag of a
+    position is read in I and set by its group 0 in X (forwarded).
+
+    Members
+    -------
+    i_valid, i_first, i_pg, i_paddr, i_u, i_v : In
+        Stage I.
+    p_data : In(V).array(L); w_data : In(B).array(L)
+        The potential and weight words read in I.
+    p_wr : Out(write_signature(H*H*G, V, L))
+    q_wr : Out(write_signature(H*H, pending_layout))
+    n_pend : Out(range(H*H + 1))
+        Entries on the pending list.
+    step_clear, image_clear : In(1)
+        Empty the pending list and flags (end of a step); clear the touched flags (of an image).
+    s1_valid, w_valid : Out(1)
+        Stage X, stage W hold an item.
+    """
+
+    def __init__(self, cfg: ConvCoreConfig) -> None:
+        self._cfg = cfg
+        H, G, L, NPOS = cfg.out_size, cfg.groups, cfg.parallelism, cfg.out_size ** 2
+        item = _item(cfg, In)
+        del item["waddr"]
+        super().__init__({
+            **{f"i_{k}": v for k, v in item.items()},
+            "p_data": In(cfg.potential_bits).array(L), "w_data": In(cfg.weight_bits).array(L),
+            "p_wr": Out(write_signature(NPOS * G, cfg.potential_bits, L)),
+            "q_wr": Out(write_signature(NPOS, cfg.pending_layout())),
+            "n_pend": Out(range(NPOS + 1)),
+            "step_clear": In(1), "image_clear": In(1),
+            "s1_valid": Out(1), "w_valid": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._cfg
+        H, P, G, L, NPOS = cfg.out_size, cfg.pool_size, cfg.groups, cfg.parallelism, cfg.out_size ** 2
+        NWIN = P * P
+        # ----- stage X: read data arrives; add and write back -------------------------------
+        s1_valid = self.s1_valid
+        s1_first = Signal()
+        s1_pg = _idx(NPOS * G, "s1_pg")
+        s1_paddr = _idx(NPOS * G, "s1_paddr")
+        s1_u = _idx(H, "s1_u")
+        s1_v = _idx(H, "s1_v")
+        m.d.sync += [s1_valid.eq(self.i_valid), s1_first.eq(self.i_first), s1_pg.eq(self.i_pg),
+                     s1_paddr.eq(self.i_paddr), s1_u.eq(self.i_u), s1_v.eq(self.i_v)]
+        # The touched flag, read in I; the item in X sets it in the same cycle (forwarded).
+        m.submodules.touched = touched = FlagGrid(rows=H, cols=H, bit_reads=1)
+        m.d.comb += [*drive(member_or_zero(touched, "bit0_row"), self.i_u),
+                     touched.bit0_col.eq(self.i_v)]
+        x_touched = Signal()        # the flag as the item in X sees it (group 0)
+        seq_touched = Signal()      # the position's touched flag, as its group 0 saw it
+        m.d.comb += [touched.set_en.eq(s1_valid & s1_first),
+                     *drive(member_or_zero(touched, "set_row"), s1_u), touched.set_col.eq(s1_v),
+                     touched.clear.eq(self.image_clear)]
+        m.d.sync += x_touched.eq(touched.bit0 | (s1_valid & s1_first & (s1_u == self.i_u)
+                                                 & (s1_v == self.i_v)))
+        with m.If(s1_valid & s1_first):
+            m.d.sync += seq_touched.eq(x_touched)
+
+        m.submodules.lanes = lanes = LaneUpdate(lanes=L, pot_bits=cfg.potential_bits,
+                                                weight_bits=cfg.weight_bits, threshold=cfg.threshold)
+        m.d.comb += [
+            lanes.touched.eq(Mux(s1_first, x_touched, seq_touched)),
+            *(lanes.old[lane].eq(self.p_data[lane]) for lane in range(L)),
+            *(lanes.w[lane].eq(self.w_data[lane]) for lane in range(L)),
+            *(self.p_wr.data[lane].eq(lanes.new[lane]) for lane in range(L)),
+            self.p_wr.addr.eq(s1_paddr), self.p_wr.en.eq(s1_valid),
+        ]
+
+        # ----- stage W: append to the pending list ------------------------------------------
+        w_valid = self.w_valid
+        w_crossed = Signal(L)
+        w_pg = _idx(NPOS * G, "w_pg")
+        w_u = _idx(H, "w_u")
+        w_v = _idx(H, "w_v")
+        w_pending = Signal()        # already on the list (read in X, W's append forwarded)
+        push = Signal()
+        m.submodules.pending = pending = FlagGrid(rows=H, cols=H, bit_reads=1)
+        m.d.comb += [*drive(member_or_zero(pending, "bit0_row"), s1_u), pending.bit0_col.eq(s1_v)]
+        m.d.sync += [w_valid.eq(s1_valid), w_crossed.eq(lanes.crossed), w_pg.eq(s1_pg),
+                     w_u.eq(s1_u), w_v.eq(s1_v),
+                     w_pending.eq(pending.bit0 | (push & (w_u == s1_u) & (w_v == s1_v)))]
+        m.d.comb += push.eq(w_valid & w_crossed.any() & ~w_pending)
+        # The entry's pool window, from tables (no halving arithmetic on the fly).
+        w_wrow = _idx(NWIN, "w_wrow")
+        w_wcol = _idx(P, "w_wcol")
+        if NWIN:
+            m.d.comb += [
+                w_wrow.eq(table([(u // 2) * P if u < 2 * P else 0 for u in range(H)], w_u, len(w_wrow))),
+                w_wcol.eq(table([v // 2 if v < 2 * P else 0 for v in range(H)], w_v, len(w_wcol))),
+            ]
+        q_wr = self.q_wr
+        m.d.comb += [
+            q_wr.addr.eq(self.n_pend),
+            q_wr.data.pg.eq(w_pg),
+            q_wr.data.u.eq(w_u), q_wr.data.v.eq(w_v),
+            q_wr.data.win.eq(w_wrow + w_wcol),
+            q_wr.data.win_ok.eq((w_u < 2 * P) & (w_v < 2 * P)),
+            q_wr.en.eq(push),
+            pending.set_en.eq(push), *drive(member_or_zero(pending, "set_row"), w_u),
+            pending.set_col.eq(w_v), pending.clear.eq(self.step_clear),
+        ]
+        with m.If(push):
+            m.d.sync += self.n_pend.eq(self.n_pend + 1)
+        with m.If(self.step_clear):
+            m.d.sync += self.n_pend.eq(0)
+        return m
+
+
+class Integration(wiring.Component):
+    """Integration (see :mod:`spykehw.rtl.conv_core`): input spikes in, read-modify-writes of
+    the potentials, positions that crossed the threshold onto the pending list.
+
+    Members
+    -------
+    i_events : In(stream.Signature(token_layout(C, S)))
+    active : In(1)
+        The core integrates (tokens are accepted and picked only then).
+    fired : In(flag_set_signature(H))
+        A position fires: it costs nothing from the next step on.
+    step_clear, image_clear : In(1)
+        End of a step (pending list emptied), of an image (fired and touched flags cleared).
+    w_rd : Out(read_signature(C*K*K*G, B, L)); p_rd : Out(read_signature(H*H*G, V, L))
+        Stage I's weight and potential reads.
+    p_wr : Out(write_signature(H*H*G, V, L)); q_wr : Out(write_signature(H*H, pending_layout))
+        Stage X's write-back; stage W's append to the pending list.
+    n_pend : Out(range(H*H + 1))
+    accept : Out(1); marker : Out(1)
+        A token is accepted; the end-of-step marker is taken from the token register.
+    draining : Out(1)
+        Stage I or X holds an item (firing must wait).
+    busy : Out(1)
+        Anything of an input spike is left (token register, pick, stages I, X, W).
+    """
+
+    def __init__(self, cfg: ConvCoreConfig) -> None:
+        self._cfg = cfg
+        H, G, L, B, V = cfg.out_size, cfg.groups, cfg.parallelism, cfg.weight_bits, cfg.potential_bits
+        NPOS = H * H
+        super().__init__({
+            "i_events": In(stream.Signature(token_layout(cfg.channels, cfg.in_size))),
+            "active": In(1), "fired": In(flag_set_signature(H)),
+            "step_clear": In(1), "image_clear": In(1),
+            "w_rd": Out(read_signature(cfg.weight_words, B, L)),
+            "p_rd": Out(read_signature(NPOS * G, V, L)),
+            "p_wr": Out(write_signature(NPOS * G, V, L)),
+            "q_wr": Out(write_signature(NPOS, cfg.pending_layout())),
+            "n_pend": Out(range(NPOS + 1)),
+            "accept": Out(1), "marker": Out(1), "draining": Out(1), "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._cfg
+        K, H, L = cfg.kernel, cfg.out_size, cfg.parallelism
+        m.submodules.fired_flags = fired = FlagGrid(rows=H, cols=H, row_reads=K)
+        m.submodules.window = window = WindowMask(kernel=K, in_size=cfg.in_size, out_size=H)
+        m.submodules.token = token = TokenStage(cfg)
+        m.submodules.pick = pick = PickStage(cfg)
+        m.submodules.accumulate = acc = Accumulate(cfg)
+        # the fired flags (set by the firing stage) and the window mask of an accepted token
+        m.d.comb += [fired.set_en.eq(self.fired.en), *drive(member_or_zero(fired, "set_row"), self.fired.u),
+                     fired.set_col.eq(self.fired.v), fired.clear.eq(self.image_clear)]
+        for r in range(K):
+            m.d.comb += [*drive(member_or_zero(fired, f"row{r}_idx"), member_or_zero(window, f"row{r}_idx")),
+                         getattr(window, f"row{r}_fired").eq(getattr(fired, f"row{r}"))]
+        wiring.connect(m, wiring.flipped(self.i_events), token.i_events)
+        tok = self.i_events.payload
+        m.d.comb += [window.y.eq(tok.y), window.x.eq(tok.x), window.load.eq(token.accept)]
+        # token register -> pick stage -> stage I -> stages X, W
+        m.d.comb += [token.active.eq(self.active), token.finishing.eq(pick.finishing),
+                     pick.take.eq(token.take), pick.end.eq(token.end), pick.mask.eq(window.mask),
+                     *(getattr(pick, k).eq(getattr(token, k)) for k in ("y", "x", "pbase", "wbase"))]
+        m.d.comb += [getattr(acc, f"i_{k}").eq(getattr(pick, f"i_{k}"))
+                     for k in ("valid", "first", "pg", "paddr", "u", "v")]
+        m.d.comb += [
+            self.w_rd.en.eq(pick.i_valid), self.w_rd.addr.eq(pick.i_waddr),
+            self.p_rd.en.eq(pick.i_valid), self.p_rd.addr.eq(pick.i_paddr),
+            *(acc.p_data[lane].eq(self.p_rd.data[lane]) for lane in range(L)),
+            *(acc.w_data[lane].eq(self.w_rd.data[lane]) for lane in range(L)),
+            acc.step_clear.eq(self.step_clear), acc.image_clear.eq(self.image_clear),
+        ]
+        wiring.connect(m, acc.p_wr, wiring.flipped(self.p_wr))
+        wiring.connect(m, acc.q_wr, wiring.flipped(self.q_wr))
+        m.d.comb += [
+            self.n_pend.eq(acc.n_pend),
+            self.accept.eq(token.accept),
+            self.marker.eq(token.take & token.end),
+            self.draining.eq(pick.i_valid | acc.s1_valid),
+            self.busy.eq(token.valid | pick.busy | pick.i_valid | acc.s1_valid | acc.w_valid),
+        ]
+        return m
