@@ -465,7 +465,7 @@ class Classifier(wiring.Component):
             acc_data, b2_data = acc_rd.data, b2_rd.data
         else:
             acc_data = Signal(L * A, name="hidden_acc")
-            b2_data = Signal(L * BB, name="b2")
+            b2_data = Signal(L * BB, name="b2", reset_less=True)   # a parameter: survives soft reset
             with m.If(load_en(LoadTarget.B2)):
                 m.d.sync += b2_data.eq(ld.data[:L * BB])
         # Hidden bits: two banks of G words; stage A fills one while stage B reads the other.
@@ -621,7 +621,7 @@ class Classifier(wiring.Component):
             w3_rd.append(w3_mem.read_port())
             m.d.comb += [wr.addr.eq(ld.addr), wr.data.eq(ld.data.word_select(c, WO)),
                          wr.en.eq(load_en(LoadTarget.W3))]
-        b3 = Signal(C * BO)
+        b3 = Signal(C * BO, reset_less=True)    # a parameter (like the memories): survives soft reset
         with m.If(load_en(LoadTarget.B3)):
             m.d.sync += b3.eq(ld.data[:C * BO])
         acc3 = [Signal(signed(OA), name=f"acc3_{c}") for c in range(C)]
