@@ -86,3 +86,15 @@ def test_registers_errors_and_soft_reset(simulator, tmp_path, point, params):
     job = make_job(point, params, random_events(point, 4, seed=5, density=0.2), stall=0.2)
     result, _ = run_job(cosim, job, tmp_path / "run", testcase="registers_and_soft_reset")
     assert result.passed and result.report["mismatches"] == []
+
+
+def test_cli_verilog_accelerator(tmp_path, capsys):
+    from spykehw.cli import main
+    from spykehw.golden.design_point import DesignPoint
+    from spykehw.golden.formats import preset
+
+    assert main(["verilog", "accelerator", "--out", str(tmp_path), "--hidden", "64", "--no-lint"]) == 0
+    doc = json.loads((tmp_path / "accelerator.json").read_text())
+    point = DesignPoint(formats=preset("fpga-8"), hidden=64, classifier_lanes=32)
+    assert doc["params"]["point_id"] == point.id32
+    assert f"{point.id32:#010x}" in capsys.readouterr().out

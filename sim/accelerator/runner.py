@@ -91,6 +91,8 @@ def cosim_images(cosim: AcceleratorCosim, params: AcceleratorParams, events: Seq
     sent = compared = 0
     cycles = busy = wall = 0.0
     passed = True
+    rtl_classes: list[int] = []
+    golden_classes: list[int] = []
     t0 = time.perf_counter()
     for part, a in enumerate(range(0, max(n, 1), chunk)):
         ev = list(events[a:a + chunk])
@@ -105,6 +107,10 @@ def cosim_images(cosim: AcceleratorCosim, params: AcceleratorParams, events: Seq
         passed &= result.passed
         if not result.passed and not report.get("mismatches"):
             mismatches.append(result.summary())
+        good = [i for i, f in enumerate(job.flags) if f == 0]
+        got = stats.get("rtl_classes", [])
+        rtl_classes += [got[i] for i in good if i < len(got)]
+        golden_classes += [int(job.classes[i]) for i in good]
         sent += len(job.frames)
         compared += int(stats.get("frames_received", 0))
         cycles += stats.get("sim_cycles", 0.0)
@@ -118,4 +124,5 @@ def cosim_images(cosim: AcceleratorCosim, params: AcceleratorParams, events: Seq
         "first_mismatches": mismatches[:10], "cycles_per_image": cycles / max(1, sent),
         "busy_cycles_per_image": busy / max(1, sent), "images_per_s_sim": sent / wall if wall else None,
         "wall_s": round(time.perf_counter() - t0, 1), "folder": str(folder),
+        "rtl_classes": rtl_classes, "golden_classes": golden_classes,
     }

@@ -120,12 +120,14 @@ async def run_frames(bench: Bench, checker: Checker, first_seq: int = 0) -> dict
     for beats in job.frames:
         await bench.src.send(AxiStreamFrame(beats))
     received = 0
+    classes = []
     for i in range(len(job.frames)):
         bound = CLOCK_NS * CYCLES_PER_BEAT_BOUND * (len(job.frames[i]) + 50)
         frame = await with_timeout(bench.sink.recv(), bound, "ns")
         check_frame(checker, job, i, [int(x) for x in frame.tdata], first_seq + i)
         received += 1
-    return {"frames": len(job.frames), "frames_received": received, "wall_s": time.perf_counter() - t0,
+        classes.append(int(frame.tdata[0]) & 0xFFFF)
+    return {"frames": len(job.frames), "frames_received": received, "rtl_classes": classes, "wall_s": time.perf_counter() - t0,
             "sim_cycles": (get_sim_time("ns") - c0) / CLOCK_NS}
 
 
@@ -165,7 +167,7 @@ async def accelerator_matches_golden(dut):
                   "cycles_per_image": stats["sim_cycles"] / max(1, n),
                   "busy_cycles_per_image": counters["BUSY_CYCLES"] / max(1, n),
                   "images_per_s_sim": n / stats["wall_s"] if stats["wall_s"] else None,
-                  "classes": [int(c) for c in job.classes]})
+                  "golden_classes": [int(c) for c in job.classes]})
     checker.finish()
 
 

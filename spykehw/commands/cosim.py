@@ -97,6 +97,42 @@ def _classifier(args: argparse.Namespace) -> int:
     return 0 if summary["passed"] and agree == n else 1
 
 
+def _accelerator(args: argparse.Namespace) -> int:
+    from ..output import RunFolder
+    from ..sim.accelerator.long_run import long_run
+    from ..sim.toolchain import find_simulator, missing_reason
+    from .verilog import accelerator_point
+
+    if find_simulator(args.simulator) is None:
+        print(f"spykehw cosim: {args.simulator} unavailable: {missing_reason(args.simulator)}",
+              file=sys.stderr)
+        return 2
+    point = accelerator_point(args)
+    folder = RunFolder(args.out, "cosim-accelerator", args=vars(args) | {"func": None})
+    print(f"{args.images} {args.dataset} test images through the accelerator (3630 -> {point.hidden} -> "
+          f"{point.classes}, {point.formats.name}) on {args.simulator}: training (cached after the "
+          "first run), building, simulating...", file=sys.stderr)
+    summary = long_run(args.dataset, args.images, point.formats, simulator=args.simulator,
+                       hidden=point.hidden, epochs=args.epochs, conv_lanes=point.conv_lanes,
+                       classifier_lanes=point.classifier_lanes, stall=args.stall, chunk=args.chunk,
+                       malformed=args.malformed, folder=folder.file("work"),
+                       optimize=not args.no_optimize, data_dir=args.data_dir)
+    folder.write_json("summary.json", summary, "mismatches, cycles per image, images/s, accuracy")
+    for k in ("images", "frames_sent", "frames_compared", "mismatches", "cycles_per_image", "images_per_s_sim"):
+        folder.result(k, summary[k])
+    acc = summary.get("rtl_accuracy")
+    print(f"{summary['frames_sent']} frames sent, {summary['frames_compared']} result frames compared on "
+          f"{args.simulator}: {summary['mismatches']} mismatches; RTL class = golden for "
+          f"{summary['rtl_class_equals_golden']}/{summary['images']} images"
+          + (f", accuracy {100 * acc:.2f}%" if acc is not None else "")
+          + f"; {summary['busy_cycles_per_image']:,.0f} busy cycles/image, "
+          f"{summary['images_per_s_sim'] or 0:.1f} simulated images/s")
+    for line in summary["first_mismatches"]:
+        print(f"  {line}")
+    print(f"results: {folder.path}")
+    return 0 if summary["passed"] and summary["mismatches"] == 0 else 1
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("cosim", help="co-simulate the RTL against the golden model",
                               description="Generate, build and co-simulate an RTL block on real "
@@ -147,6 +183,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     k.add_argument("--data-dir", type=Path, default=None, metavar="DIR")
     k.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
     k.set_defaults(func=_classifier)
+
+    from .verilog import accelerator_arguments
+
+    a = sub.add_parser("accelerator", help="the whole accelerator top on real images (AXI buses)",
+                       description="Train a network on the dataset (cached), load its weights into "
+                                   "the accelerator over AXI4-Lite and send the first IMAGES test "
+                                   "images as AXI4-Stream event frames (cocotbext-axi, random "
+                                   "stalls); class and softmax words of every image are compared "
+                                   "with the integer golden model. Exit status 1 on any mismatch.")
+    a.add_argument("--dataset", choices=["mnist", "mnist-sample", "emnist"], default="mnist")
+    a.add_argument("--images", type=int, default=200, help="test images (default 200)")
+    a.add_argument("--simulator", choices=["verilator", "icarus"], default="verilator")
+    a.add_argument("--config", default=None, metavar="PRESET",
+                   help="number formats: a preset (default fpga-8) or a TOML file")
+    accelerator_arguments(a)
+    a.add_argument("--epochs", type=int, default=10, help="classifier training epochs (default 10)")
+    a.add_argument("--stall", type=float, default=0.1,
+                   help="probability of a pause per cycle on each stream (default 0.1)")
+    a.add_argument("--chunk", type=int, default=0,
+                   help="images per simulator run (default 0: one run, weights loaded once)")
+    a.add_argument("--malformed", action="store_true",
+                   help="also interleave malformed frames (they must come back flagged)")
+    a.add_argument("--no-optimize", action="store_true", help="Verilator: -O0 C++ (faster build)")
+    a.add_argument("--out", type=Path, default=Path("runs"), help="run folders (default runs/)")
+    a.add_argument("--data-dir", type=Path, default=None, metavar="DIR")
+    a.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
+    a.set_defaults(func=_accelerator)
 
     from ..sim.learn_harness import register as register_learn
     register_learn(sub)

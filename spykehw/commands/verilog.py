@@ -92,10 +92,46 @@ def _classifier(args: argparse.Namespace) -> int:
                  f"{cfg.hidden_acc_bits}/{cfg.output_acc_bits} bits, logits {cfg.logit_bits} bits, W2 {w2}")
 
 
+def accelerator_point(args: argparse.Namespace):
+    """The DesignPoint the ``accelerator`` subcommands build (shared with ``cosim``)."""
+    from ..golden.design_point import DesignPoint
+    from ..golden.formats import load_formats
+
+    return DesignPoint(formats=load_formats(args.config or ACCELERATOR_PRESET), hidden=args.hidden,
+                       classes=args.classes, steps=args.steps, conv_lanes=args.conv_lanes,
+                       classifier_lanes=args.classifier_lanes, weights="on-chip")
+
+
+def accelerator_arguments(a: argparse.ArgumentParser) -> None:
+    """Design-point options of the accelerator (Conv1 on 2x27x27 inputs, on-chip weights)."""
+    a.add_argument("--hidden", type=int, default=128, help="hidden units (default 128)")
+    a.add_argument("--classes", type=int, default=10, help="classes (default 10)")
+    a.add_argument("--steps", type=int, default=12, help="time steps per image (default 12)")
+    a.add_argument("--conv-lanes", type=int, default=30, help="conv core maps per cycle (default 30)")
+    a.add_argument("--classifier-lanes", type=int, default=32, help="classifier lanes (default 32)")
+
+
+ACCELERATOR_PRESET = "fpga-8"
+
+
+def _accelerator(args: argparse.Namespace) -> int:
+    from ..output import RunFolder
+    from ..rtl.accelerator import generate_accelerator
+
+    point = accelerator_point(args)
+    folder = RunFolder(args.out, "verilog", path=args.out,
+                       args={"block": "accelerator", "design_point": point.to_dict(), "point_id": point.id32})
+    g = generate_accelerator(point, args.out, name=args.name)
+    return _emit(g, folder, args,
+                 f"{g.verilog_path}: accelerator, Conv1 -> {point.features} -> {point.hidden} -> "
+                 f"{point.classes}, {point.formats.name}, weights on chip, POINT_ID {point.id32:#010x} "
+                 f"(register map in {g.json_path.name})")
+
+
 def _common_arguments(c: argparse.ArgumentParser, name: str) -> None:
     c.add_argument("--config", default=None, metavar="PRESET",
-                   help="number formats: a preset (paper-float-equivalent, fpga-16 (default), "
-                        "fpga-8, edge-4) or a TOML file")
+                   help="number formats: a preset (paper-float-equivalent, fpga-16 (default; "
+                        f"{ACCELERATOR_PRESET} for the accelerator), fpga-8, edge-4) or a TOML file")
     c.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     c.add_argument("--name", default=name, help=f"Verilog module name (default {name})")
     c.add_argument("--no-lint", action="store_true", help="skip the Verilator lint")
@@ -134,3 +170,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     k.add_argument("--w2-on-chip", action="store_true",
                    help="keep W2 in an on-chip memory instead of the memory port")
     k.set_defaults(func=_classifier)
+
+    a = sub.add_parser("accelerator", help="the whole accelerator top (AXI4-Stream, AXI4-Lite)",
+                       description="Event checker -> conv core -> classifier -> result frames, with "
+                                   "an AXI4-Lite register file (control, status, counters, errors, ID "
+                                   "registers, weight window); every weight on chip. The JSON holds "
+                                   "the register map and the beat formats.")
+    _common_arguments(a, "accelerator")
+    accelerator_arguments(a)
+    a.set_defaults(func=_accelerator)
