@@ -70,10 +70,12 @@ REGISTERS: tuple[Register, ...] = (
     Register("WADDR", 0x44, "rw", "word address in the target; +1 after each commit"),
     Register("WDEPTH", 0x48, "ro", "words of the selected target (0: no such target)"),
     Register("WCHUNKS", 0x4C, "ro", "32-bit chunks per word of the selected target"),
+    Register("W2_BASE", 0x50, "rw", "external variant: byte address of W2 row 0 in the AXI4 memory"),
+    Register("W2_STRIDE", 0x54, "ro", "external variant: bytes between W2 rows (0: W2 on chip)"),
     Register("WDATA", WDATA_BASE, "wo", "chunk k of the word at WDATA + 4k; the last chunk commits"),
 )
 REG = {r.name: r.offset for r in REGISTERS}
-CONSTANT_REGISTERS = ("MAGIC", "POINT_ID", "SHAPE0", "SHAPE1", "SHAPE2", "FORMATS", "HW")
+CONSTANT_REGISTERS = ("MAGIC", "POINT_ID", "SHAPE0", "SHAPE1", "SHAPE2", "FORMATS", "HW", "W2_STRIDE")
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,10 @@ class RegisterFile(wiring.Component):
         Status and the counters' events (one per cycle).
     errors : In(ERROR_BITS)
         Flags raised this cycle by the datapath (made sticky here).
+    sticky : Out(ERROR_BITS)
+        The ``ERRORS`` register.
+    w2_base : Out(32)
+        The ``W2_BASE`` register.
     weights : Out(WriteBusSignature(max depth, max word bits, select=unsigned(8)))
         One committed word (``sel`` = target code, ``addr``, ``data``, ``en``).
     """
@@ -137,7 +143,7 @@ class RegisterFile(wiring.Component):
             "enable": Out(1), "soft_reset": Out(1),
             "busy": In(1), "idle": In(1), "image_in": In(1), "image_out": In(1),
             "stall_in": In(1), "stall_out": In(1),
-            "errors": In(ERROR_BITS),
+            "errors": In(ERROR_BITS), "sticky": Out(ERROR_BITS), "w2_base": Out(32),
             "weights": Out(WriteBusSignature(self._depth, self._bits, select=unsigned(8))),
         })
 
@@ -156,7 +162,8 @@ class RegisterFile(wiring.Component):
         wsel = Signal(8)
         waddr = Signal(32)
         shadow = [Signal(32, name=f"wdata_{k}") for k in range(chunks)]
-        m.d.comb += self.enable.eq(enable)
+        w2_base = Signal(32)
+        m.d.comb += [self.enable.eq(enable), self.sticky.eq(errors), self.w2_base.eq(w2_base)]
 
         # The selected target's depth and chunk count (a small table).
         depth = Signal(32)
@@ -207,6 +214,9 @@ class RegisterFile(wiring.Component):
                 with m.Case(REG["WSEL"] >> 2):
                     m.d.comb += ok.eq(1)
                     m.d.sync += wsel.eq(w_data)
+                with m.Case(REG["W2_BASE"] >> 2):
+                    m.d.comb += ok.eq(1)
+                    m.d.sync += w2_base.eq(w_data)
                 with m.Case(REG["WADDR"] >> 2):
                     m.d.comb += ok.eq(1)
                     m.d.sync += waddr.eq(w_data)
@@ -236,6 +246,7 @@ class RegisterFile(wiring.Component):
         values.update({REG[n]: c for n, c in counters.items()})
         values[REG["WSEL"]] = wsel
         values[REG["WADDR"]] = waddr
+        values[REG["W2_BASE"]] = w2_base
         values[REG["WDEPTH"]] = depth
         values[REG["WCHUNKS"]] = nchunks
         m.d.comb += bus.arready.eq(~bus.rvalid)

@@ -10,7 +10,12 @@ it loads belong to the bitstream).
     s_axis --> EventChecker --> ConvCore --> FIFO --> Classifier --> ResultFormatter --> m_axis
                     |  flags per image ---------> FIFO ------------------^
     s_axil <-> RegisterFile: control, status, counters, sticky errors, ID, weight window
-                    \\--> conv weight bus, classifier load bus (on chip: every memory in block RAM)
+                    \\--> conv weight bus, classifier load bus
+    m_axi  <-- W2AxiReader <-- classifier W2 row port        (external variant only)
+
+Two variants from the point's ``weights``: ``on-chip`` (every memory in block RAM, written over
+the weight window) and ``external`` (``W2`` read over an AXI4 master, one INCR burst per active
+feature row, several bursts outstanding: :mod:`spykehw.rtl.w2_axi`; everything else on chip).
 
 The conv core and the classifier work on consecutive images at once (the classifier's three
 stages too), so the rate is the slower block's.
@@ -31,16 +36,21 @@ Ports (lower case, one underscore: ``AxiStreamBus.from_prefix(dut, "s_axis")`` f
     32-bit beats, one frame of ``C + 1`` beats per image (:mod:`spykehw.rtl.result_stream`).
 ``s_axil_*`` (control)
     32-bit AXI4-Lite, 12-bit byte addresses; the map is :data:`spykehw.rtl.accel_regs.REGISTERS`.
+``m_axi_ar*``, ``m_axi_r*`` (external variant)
+    AXI4 read master, 32-bit addresses, data one ``W2`` row word wide, ID 0; ``W2`` row ``r`` at
+    ``W2_BASE + r * W2_STRIDE``. A read error response sets ``AXI_READ``, and every result from
+    then on carries it (class ``0xFFFF``) until ``ERRORS`` is cleared.
 
 Weight window targets (``WSEL``): 0 conv weights (the core's weight-bus words: ``L`` lanes of
-``B`` bits), 1 ``W2`` (on chip), 2 ``b2``, 3 ``W3``, 4 ``b3`` (the classifier's load words).
+``B`` bits), 1 ``W2`` (on-chip variant only), 2 ``b2``, 3 ``W3``, 4 ``b3`` (the classifier's
+load words).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from amaranth import Module, Signal
+from amaranth import Module, Mux, Signal
 from amaranth.hdl import ResetInserter
 from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
@@ -48,14 +58,16 @@ from amaranth.lib.wiring import In, Out
 from ..errors import SpykehwError
 from ..golden.design_point import DesignPoint
 from .accel_regs import RegisterFile, WeightTarget, register_map
-from .axi import AxiLiteSignature, AxiStreamSignature, connect_flat, flat_members
+from .axi import AxiLiteSignature, AxiReadMasterSignature, AxiStreamSignature, connect_flat, flat_members
 from .classifier import Classifier, LoadTarget
 from .conv_core import ConvCore
 from .design import classifier_config, conv_core_config
-from .event_checker import ERROR_BITS, EventChecker, token_beat_bits
+from .event_checker import ERROR_BITS, ErrorFlag, EventChecker, token_beat_bits
 from .layouts import feature_layout, layout_fields, token_layout
 from .result_stream import RESULT_BEAT_BITS, ResultFormatter
 from .verilog import generate
+from .w2_axi import ADDR_BITS as AXI_ADDR_BITS
+from .w2_axi import W2AxiReader, check_row_layout, row_stride
 
 __all__ = ["AcceleratorError", "Accelerator", "TARGET_CODES", "weight_targets", "id_constants",
            "generate_accelerator"]
@@ -90,7 +102,16 @@ def id_constants(point: DesignPoint) -> dict[str, int]:
         "FORMATS": (f.conv.weight_bits | f.classifier.hidden_weight_bits << 8
                     | f.classifier.output_weight_bits << 16 | f.softmax.softmax_bits << 24),
         "HW": point.conv_lanes | point.classifier_lanes << 12 | (point.weights == "external") << 31,
+        "W2_STRIDE": w2_stride(point),
     }
+
+
+def w2_stride(point: DesignPoint) -> int:
+    """Bytes between W2 rows in the external memory (0 when W2 is on chip)."""
+    if point.weights != "external":
+        return 0
+    clf = classifier_config(point)
+    return row_stride(clf.groups, clf.w2_word_bits)
 
 
 def _check(point: DesignPoint) -> None:
@@ -103,8 +124,12 @@ def _check(point: DesignPoint) -> None:
     for name, value, hi in limits:
         if value > hi:
             raise AcceleratorError(f"{name}: the accelerator's registers and beats hold at most {hi}, not {value}")
-    if point.weights != "on-chip":
-        raise AcceleratorError(f"weights: only the 'on-chip' variant is built so far, not {point.weights!r}")
+    if point.weights == "external":
+        clf = classifier_config(point)
+        try:
+            check_row_layout(clf.groups, clf.w2_word_bits)
+        except ValueError as e:
+            raise AcceleratorError(f"weights: external W2 cannot be read over AXI4 at this point: {e}") from None
 
 
 class Accelerator(wiring.Component):
@@ -134,6 +159,8 @@ class Accelerator(wiring.Component):
             "m_axis": Out(AxiStreamSignature(RESULT_BEAT_BITS)),
             "s_axil": In(AxiLiteSignature(12, 32)),
         }
+        if point.weights == "external":
+            self._buses["m_axi"] = Out(AxiReadMasterSignature(AXI_ADDR_BITS, self._clf.w2_word_bits, 1))
         members: dict[str, Any] = {}
         for prefix, member in self._buses.items():
             members.update(flat_members(prefix, member))
@@ -192,6 +219,18 @@ class Accelerator(wiring.Component):
             fmt.i_flags.payload.eq(ififo.r_data), fmt.i_flags.valid.eq(ififo.r_rdy),
             ififo.r_en.eq(fmt.i_flags.ready),
         ]
+        errors = Signal(ERROR_BITS)
+        m.d.comb += errors.eq(checker.errors)
+        if self._point.weights == "external":
+            # W2 over AXI4: after a read error every result is flagged until ERRORS is cleared
+            # (which image read the bad beat is not tracked through the classifier's stages).
+            m_axi = connect_flat(m, self, "m_axi", self._buses["m_axi"])
+            m.submodules.w2_reader = reader = soft(W2AxiReader(self._clf.features, self._clf.groups,
+                                                               self._clf.w2_word_bits))
+            wiring.connect(m, clf.w2, reader.port)
+            wiring.connect(m, reader.m_axi, wiring.flipped(m_axi))
+            m.d.comb += [reader.base.eq(regs.w2_base), errors.eq(checker.errors | Mux(reader.error, ErrorFlag.AXI_READ, 0))]
+            m.d.comb += fmt.i_flags.payload.eq(ififo.r_data | (regs.sticky & ErrorFlag.AXI_READ))
         wiring.connect(m, clf.o_stream, fmt.i_result)
         wiring.connect(m, fmt.m_axis, wiring.flipped(m_axis))
 
@@ -229,7 +268,7 @@ class Accelerator(wiring.Component):
             regs.image_out.eq(fmt.done),
             regs.stall_in.eq(checker.in_image & ~s_axis.tvalid),
             regs.stall_out.eq(m_axis.tvalid & ~m_axis.tready),
-            regs.errors.eq(checker.errors),
+            regs.errors.eq(errors),
         ]
         return m
 

@@ -30,7 +30,7 @@ cycle, for the sticky register), ``in_image`` (an image has started and is not c
 
 from __future__ import annotations
 
-from amaranth import Array, Cat, Module, Mux, Signal
+from amaranth import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -48,6 +48,7 @@ class ErrorFlag(enum.IntFlag, shape=8):
     LONG = 1 << 3           # beats after the T-th marker before tlast (dropped)
     LOAD_BUSY = 1 << 4      # weight write while an image was in flight (dropped)
     LOAD_ADDR = 1 << 5      # weight write to a target/address that does not exist (dropped)
+    AXI_READ = 1 << 6       # an external W2 read answered with an error response
 
 
 ERROR_BITS = 8
@@ -111,16 +112,20 @@ class EventChecker(wiring.Component):
 
         # Which inputs spiked in this image: C*S rows of S flags.
         rows = [Signal(S, name=f"seen_r{r}") for r in range(C * S)] if self._dup else []
+        # Whole nets as operands (a slice operand of an adder makes Verilator warn WIDTHEXPAND).
+        tc, ty, tx = (Signal(len(f), name=f"tok_{n}") for n, f in (("c", tok.c), ("y", tok.y), ("x", tok.x)))
+        m.d.comb += [tc.eq(tok.c), ty.eq(tok.y), tx.eq(tok.x)]
         row_idx = Signal(index_bits(C * S))
-        m.d.comb += row_idx.eq(tok.c * S + tok.y)
+        m.d.comb += row_idx.eq(tc * S + ty)
         seen = Signal()
         if self._dup:
             row = Signal(S)
-            m.d.comb += [row.eq(Array(rows)[row_idx]), seen.eq(Array(row[i] for i in range(S))[tok.x])]
+            m.d.comb += [row.eq(Array(rows)[row_idx]), seen.eq(Array(row[i] for i in range(S))[tx])]
         x_onehot = Signal(S)
-        m.d.comb += x_onehot.eq(Cat(tok.x == i for i in range(S)))
+        m.d.comb += x_onehot.eq(Cat(tx == i for i in range(S)))
         in_range = Signal()
-        m.d.comb += in_range.eq((tok.c < C) & (tok.y < S) & (tok.x < S))
+        # Only the fields that can hold an out-of-range value are compared.
+        m.d.comb += in_range.eq(Cat(*(v < n for v, n in ((tc, C), (ty, S), (tx, S)) if n < 1 << len(v)), Const(1, 1)).all())
 
         new_err = Signal(ERROR_BITS)
         m.d.comb += self.errors.eq(new_err)

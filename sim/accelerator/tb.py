@@ -35,8 +35,8 @@ from pathlib import Path
 import cocotb
 from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
 from cocotb.utils import get_sim_time
-from cocotbext.axi import (AxiLiteBus, AxiLiteMaster, AxiStreamBus, AxiStreamFrame, AxiStreamSink,
-                           AxiStreamSource)
+from cocotbext.axi import (AxiLiteBus, AxiLiteMaster, AxiRamRead, AxiReadBus, AxiStreamBus, AxiStreamFrame,
+                           AxiStreamSink, AxiStreamSource)
 
 from ...rtl.accel_regs import REG, WDATA_BASE
 from ...rtl.result_stream import NO_CLASS
@@ -55,6 +55,20 @@ def _pauses(probability: float, seed: int):
         yield rng.random() < probability
 
 
+class PoisonedRam(AxiRamRead):
+    """cocotbext-axi's AXI4 RAM (read side), failing reads from ``poison_from`` on: the model
+    then answers ``SLVERR`` itself."""
+
+    def __init__(self, *args, poison_from: int = -1, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.poison_from = poison_from
+
+    async def _read(self, address, length):
+        if 0 <= self.poison_from <= address:
+            raise OSError(f"poisoned address {address:#x}")
+        return await super()._read(address, length)
+
+
 class Bench:
     """The DUT with its bus models; :meth:`start` resets it."""
 
@@ -70,6 +84,14 @@ class Bench:
         if job.stall:
             self.src.set_pause_generator(_pauses(job.stall, job.seed))
             self.sink.set_pause_generator(_pauses(job.stall, job.seed + 1))
+        if job.point.weights == "external":
+            size = 1 << max(12, (len(job.w2_image) - 1).bit_length())
+            self.ram = PoisonedRam(AxiReadBus.from_prefix(dut, "m_axi"), dut.clk, dut.rst, size=size,
+                                   poison_from=job.poison_from)
+            self.ram.write(0, job.w2_image)
+            # Random memory latency and back-pressure: pauses on the AR and R channels.
+            self.ram.ar_channel.set_pause_generator(_pauses(max(job.stall, 0.3), job.seed + 2))
+            self.ram.r_channel.set_pause_generator(_pauses(max(job.stall, 0.3), job.seed + 3))
 
     async def start(self) -> None:
         self.dut.rst.value = 1

@@ -32,14 +32,14 @@ from ...golden.options import ConvOptions
 from ...golden.spikes import SpikeEvents
 from ...output import atomic_write
 from ...rtl.accel_regs import REG, WDATA_BASE
-from ...rtl.accelerator import weight_targets
+from ...rtl.accelerator import w2_stride, weight_targets
 from ...rtl.design import classifier_config, conv_core_config
 from ...rtl.event_checker import ErrorFlag
 from ...rtl.layouts import index_bits
-from ..classifier_harness import load_words
+from ..classifier_harness import load_words, w2_rows
 from ..conv_harness import image_tokens, pack_tokens, weight_words
 
-__all__ = ["AcceleratorParams", "small_point", "random_params", "random_events", "weight_writes",
+__all__ = ["AcceleratorParams", "small_point", "random_params", "random_events", "weight_writes", "w2_memory",
            "expected_results", "frame_of", "malformed_frames", "Job", "make_job", "write_job", "read_job"]
 
 
@@ -91,9 +91,10 @@ def random_events(point: DesignPoint, images: int, seed: int = 0, density: float
     return out
 
 
-def weight_writes(point: DesignPoint, params: AcceleratorParams) -> list[tuple[int, int]]:
-    """``(byte address, 32-bit value)`` AXI4-Lite writes loading every memory of ``point``
-    through the weight window: per target ``WSEL``, ``WADDR = 0``, then each word's chunks."""
+def weight_writes(point: DesignPoint, params: AcceleratorParams, *, w2_base: int = 0) -> list[tuple[int, int]]:
+    """``(byte address, 32-bit value)`` AXI4-Lite writes loading every on-chip memory of
+    ``point`` through the weight window: per target ``WSEL``, ``WADDR = 0``, then each word's
+    chunks (external points: first ``W2_BASE``; ``W2`` itself is :func:`w2_memory`)."""
     conv_cfg, clf_cfg = conv_core_config(point), classifier_config(point)
     q = params.classifier
     words: dict[str, list[int]] = {"conv": weight_words(conv_cfg, params.conv_weights)}
@@ -103,7 +104,7 @@ def weight_writes(point: DesignPoint, params: AcceleratorParams) -> list[tuple[i
         if addr != len(lst):
             raise ValueError(f"{target.name}: load words out of address order ({addr} after {len(lst)})")
         lst.append(int(data))
-    out: list[tuple[int, int]] = []
+    out: list[tuple[int, int]] = [(REG["W2_BASE"], w2_base)] if point.weights == "external" else []
     for t in weight_targets(point):
         lst = words[t.name]
         if len(lst) != t.depth:
@@ -112,6 +113,20 @@ def weight_writes(point: DesignPoint, params: AcceleratorParams) -> list[tuple[i
         for w in lst:
             out += [(WDATA_BASE + 4 * k, (w >> (32 * k)) & 0xFFFFFFFF) for k in range(t.chunks)]
     return out
+
+
+def w2_memory(point: DesignPoint, params: AcceleratorParams) -> bytes:
+    """The external memory image of ``W2`` (external points): row ``r`` at ``r * W2_STRIDE``,
+    its ``G`` words little-endian one after the other (:mod:`spykehw.rtl.w2_axi`)."""
+    if point.weights != "external":
+        return b""
+    cfg = classifier_config(point)
+    stride, word_bytes = w2_stride(point), cfg.w2_word_bits // 8
+    image = bytearray(stride * cfg.features)
+    for r, words in enumerate(w2_rows(cfg, params.classifier.W2q)):
+        for g, w in enumerate(words):
+            image[r * stride + g * word_bytes:r * stride + (g + 1) * word_bytes] = int(w).to_bytes(word_bytes, "little")
+    return bytes(image)
 
 
 def expected_results(point: DesignPoint, params: AcceleratorParams,
@@ -169,13 +184,17 @@ class Job:
     names: list[str]
     stall: float = 0.25
     seed: int = 1
+    w2_image: bytes = b""       # external memory contents from address 0 (external points)
+    poison_from: int = -1       # external memory answers SLVERR from this address on (-1: never)
 
 
 def make_job(point: DesignPoint, params: AcceleratorParams, events: Sequence[np.ndarray], *,
              malformed: Sequence[tuple[int, str, list[int], int]] = (), stall: float = 0.25,
-             seed: int = 1, shuffle: bool = True) -> Job:
+             seed: int = 1, shuffle: bool = True, read_errors: bool = False) -> Job:
     """Good images ``events`` (golden expectations), with ``malformed`` frames ``(position,
-    name, beats, flags)`` inserted before the good image at ``position``."""
+    name, beats, flags)`` inserted before the good image at ``position``. With ``read_errors``
+    (external points) the memory answers every read with ``SLVERR``: every frame must come back
+    flagged ``AXI_READ`` (each image here has active features, so each reads W2)."""
     classes, words = expected_results(point, params, events)
     rng = np.random.default_rng(seed) if shuffle else None
     frames = [frame_of(point, e, rng) for e in events]
@@ -186,22 +205,29 @@ def make_job(point: DesignPoint, params: AcceleratorParams, events: Sequence[np.
         exp_w.insert(pos, np.zeros(point.classes, np.int64))
         exp_f.insert(pos, int(flags))
         names.insert(pos, name)
-    return Job(point, frames, np.asarray(exp_f, np.int64), np.asarray(exp_c, np.int64),
+    flags = np.asarray(exp_f, np.int64)
+    if read_errors:
+        if point.weights != "external":
+            raise ValueError("read_errors: only an external point reads W2 over AXI4")
+        flags |= int(ErrorFlag.AXI_READ)
+    return Job(point, frames, flags, np.asarray(exp_c, np.int64),
                np.asarray(exp_w, np.int64).reshape(len(frames), point.classes),
-               weight_writes(point, params), names, stall, seed)
+               weight_writes(point, params), names, stall, seed, w2_memory(point, params),
+               0 if read_errors else -1)
 
 
 def write_job(path: str | Path, job: Job) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"point": job.point.to_dict(), "id32": job.point.id32, "names": job.names,
-            "stall": job.stall, "seed": job.seed}
+            "stall": job.stall, "seed": job.seed, "poison_from": job.poison_from}
     lengths = np.array([len(f) for f in job.frames], np.int64)
     beats = np.concatenate([np.asarray(f, np.int64) for f in job.frames]) if job.frames else np.zeros(0, np.int64)
     writes = np.asarray(job.writes, np.int64).reshape(-1, 2)
     with atomic_write(path, "wb") as f:
         np.savez(f, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), lengths=lengths, beats=beats,
-                 flags=job.flags, classes=job.classes, words=job.words, writes=writes)
+                 flags=job.flags, classes=job.classes, words=job.words, writes=writes,
+                 w2_image=np.frombuffer(job.w2_image, np.uint8))
     return path
 
 
@@ -214,4 +240,5 @@ def read_job(path: str | Path) -> Job:
     if point.id32 != meta["id32"]:
         raise ValueError(f"{path}: design point does not hash to its recorded id32")
     return Job(point, frames, z["flags"], z["classes"], z["words"],
-               [(int(a), int(v)) for a, v in z["writes"]], meta["names"], meta["stall"], meta["seed"])
+               [(int(a), int(v)) for a, v in z["writes"]], meta["names"], meta["stall"], meta["seed"],
+               z["w2_image"].tobytes(), meta["poison_from"])
