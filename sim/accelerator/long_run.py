@@ -26,19 +26,20 @@ __all__ = ["real_point_and_params", "long_run"]
 
 
 def real_point_and_params(dataset: str, formats: NumberFormats, *, hidden: int, epochs: int,
-                          conv_lanes: int = 30, classifier_lanes: int = 32, data_dir=None
+                          conv_lanes: int = 30, classifier_lanes: int = 32, weights: str = "on-chip",
+                          data_dir=None
                           ) -> tuple[DesignPoint, AcceleratorParams, Any]:
-    """The on-chip design point of a classifier trained on ``dataset`` (Conv1 by default), its
+    """The design point of a classifier trained on ``dataset`` (Conv1 by default), its
     integer parameters, and the :class:`RealClassifier` (test images and labels)."""
     rc = real_classifier(dataset, formats, hidden=hidden, epochs=epochs, data_dir=data_dir)
     point = DesignPoint(formats=formats, hidden=rc.q.hidden, classes=rc.q.classes,
-                        conv_lanes=conv_lanes, classifier_lanes=classifier_lanes, weights="on-chip")
+                        conv_lanes=conv_lanes, classifier_lanes=classifier_lanes, weights=weights)
     return point, AcceleratorParams(np.asarray(rc.conv_weights, np.int64), rc.q), rc
 
 
 def long_run(dataset: str, images: int, formats: NumberFormats, *, simulator: str = "verilator",
              hidden: int = 128, epochs: int = 10, conv_lanes: int = 30, classifier_lanes: int = 32,
-             stall: float = 0.1, chunk: int = 0, malformed: bool = False, folder: str | Path,
+             weights: str = "on-chip", stall: float = 0.1, chunk: int = 0, malformed: bool = False, folder: str | Path,
              optimize: bool = True, data_dir=None) -> dict[str, Any]:
     """The first ``images`` test images of ``dataset`` through the accelerator; a summary with
     mismatches, images compared, cycles per image, simulated images/s and accuracy."""
@@ -46,7 +47,7 @@ def long_run(dataset: str, images: int, formats: NumberFormats, *, simulator: st
     t0 = time.perf_counter()
     point, params, rc = real_point_and_params(dataset, formats, hidden=hidden, epochs=epochs,
                                               conv_lanes=conv_lanes, classifier_lanes=classifier_lanes,
-                                              data_dir=data_dir)
+                                              weights=weights, data_dir=data_dir)
     n = min(images, len(rc.test_y))
     spikes = encode_events(rc.test_images[:n], EncoderOptions(steps=point.steps), formats)
     events = [spikes.image(i) for i in range(n)]

@@ -22,6 +22,7 @@ import numpy as np
 
 from ...golden.design_point import DesignPoint
 from ...rtl.accelerator import Accelerator
+from ...rtl.design import classifier_config
 from ...rtl.verilog import GeneratedVerilog, generate
 from ..objcache import cache_root
 from ..runners import CocotbResult, SimBuild, build_sim, run_tests, tb_env
@@ -90,6 +91,7 @@ def cosim_images(cosim: AcceleratorCosim, params: AcceleratorParams, events: Seq
     mismatches: list[str] = []
     sent = compared = 0
     cycles = busy = wall = 0.0
+    w2_bytes = w2_beats = 0
     passed = True
     rtl_classes: list[int] = []
     golden_classes: list[int] = []
@@ -116,6 +118,8 @@ def cosim_images(cosim: AcceleratorCosim, params: AcceleratorParams, events: Seq
         cycles += stats.get("sim_cycles", 0.0)
         busy += stats.get("busy_cycles", 0)
         wall += stats.get("wall_s", 0.0)
+        w2_bytes += stats.get("w2_bytes", 0)
+        w2_beats += stats.get("w2_beats", 0)
         if progress is not None:
             progress.advance(len(ev))
     return {
@@ -125,4 +129,6 @@ def cosim_images(cosim: AcceleratorCosim, params: AcceleratorParams, events: Seq
         "busy_cycles_per_image": busy / max(1, sent), "images_per_s_sim": sent / wall if wall else None,
         "wall_s": round(time.perf_counter() - t0, 1), "folder": str(folder),
         "rtl_classes": rtl_classes, "golden_classes": golden_classes,
+        "w2_bytes_per_image": w2_bytes / max(1, sent),
+        "w2_bursts_per_image": w2_beats / max(1, sent) / max(1, classifier_config(cosim.point).groups),
     }

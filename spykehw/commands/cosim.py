@@ -110,11 +110,12 @@ def _accelerator(args: argparse.Namespace) -> int:
     point = accelerator_point(args)
     folder = RunFolder(args.out, "cosim-accelerator", args=vars(args) | {"func": None})
     print(f"{args.images} {args.dataset} test images through the accelerator (3630 -> {point.hidden} -> "
-          f"{point.classes}, {point.formats.name}) on {args.simulator}: training (cached after the "
+          f"{point.classes}, {point.formats.name}, weights {point.weights}) on {args.simulator}: training (cached after the "
           "first run), building, simulating...", file=sys.stderr)
     summary = long_run(args.dataset, args.images, point.formats, simulator=args.simulator,
                        hidden=point.hidden, epochs=args.epochs, conv_lanes=point.conv_lanes,
-                       classifier_lanes=point.classifier_lanes, stall=args.stall, chunk=args.chunk,
+                       classifier_lanes=point.classifier_lanes, weights=point.weights,
+                       stall=args.stall, chunk=args.chunk,
                        malformed=args.malformed, folder=folder.file("work"),
                        optimize=not args.no_optimize, data_dir=args.data_dir)
     folder.write_json("summary.json", summary, "mismatches, cycles per image, images/s, accuracy")
@@ -126,7 +127,9 @@ def _accelerator(args: argparse.Namespace) -> int:
           f"{summary['rtl_class_equals_golden']}/{summary['images']} images"
           + (f", accuracy {100 * acc:.2f}%" if acc is not None else "")
           + f"; {summary['busy_cycles_per_image']:,.0f} busy cycles/image, "
-          f"{summary['images_per_s_sim'] or 0:.1f} simulated images/s")
+          f"{summary['images_per_s_sim'] or 0:.1f} simulated images/s"
+          + (f"; W2 read {summary['w2_bytes_per_image']:,.0f} bytes/image in "
+             f"{summary['w2_bursts_per_image']:.1f} bursts" if summary.get("w2_bytes_per_image") else ""))
     for line in summary["first_mismatches"]:
         print(f"  {line}")
     print(f"results: {folder.path}")

@@ -99,7 +99,7 @@ def accelerator_point(args: argparse.Namespace):
 
     return DesignPoint(formats=load_formats(args.config or ACCELERATOR_PRESET), hidden=args.hidden,
                        classes=args.classes, steps=args.steps, conv_lanes=args.conv_lanes,
-                       classifier_lanes=args.classifier_lanes, weights="on-chip")
+                       classifier_lanes=args.classifier_lanes, weights=args.weights)
 
 
 def accelerator_arguments(a: argparse.ArgumentParser) -> None:
@@ -109,6 +109,8 @@ def accelerator_arguments(a: argparse.ArgumentParser) -> None:
     a.add_argument("--steps", type=int, default=12, help="time steps per image (default 12)")
     a.add_argument("--conv-lanes", type=int, default=30, help="conv core maps per cycle (default 30)")
     a.add_argument("--classifier-lanes", type=int, default=32, help="classifier lanes (default 32)")
+    a.add_argument("--weights", choices=["on-chip", "external"], default="on-chip",
+                   help="on-chip (default): every memory in block RAM; external: W2 over AXI4")
 
 
 ACCELERATOR_PRESET = "fpga-8"
@@ -124,7 +126,7 @@ def _accelerator(args: argparse.Namespace) -> int:
     g = generate_accelerator(point, args.out, name=args.name)
     return _emit(g, folder, args,
                  f"{g.verilog_path}: accelerator, Conv1 -> {point.features} -> {point.hidden} -> "
-                 f"{point.classes}, {point.formats.name}, weights on chip, POINT_ID {point.id32:#010x} "
+                 f"{point.classes}, {point.formats.name}, weights {point.weights}, POINT_ID {point.id32:#010x} "
                  f"(register map in {g.json_path.name})")
 
 
