@@ -35,7 +35,7 @@ from amaranth.lib import enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .axi import AxiStreamSignature
-from .layouts import index_bits, token_layout
+from .layouts import token_layout
 
 __all__ = ["ErrorFlag", "ERROR_BITS", "token_beat_bits", "EventChecker"]
 
@@ -115,12 +115,12 @@ class EventChecker(wiring.Component):
         # Whole nets as operands (a slice operand of an adder makes Verilator warn WIDTHEXPAND).
         tc, ty, tx = (Signal(len(f), name=f"tok_{n}") for n, f in (("c", tok.c), ("y", tok.y), ("x", tok.x)))
         m.d.comb += [tc.eq(tok.c), ty.eq(tok.y), tx.eq(tok.x)]
-        row_idx = Signal(index_bits(C * S))
-        m.d.comb += row_idx.eq(tc * S + ty)
+        # Rows are indexed by (c, y) as a two-level multiplexer: no adder for c*S + y.
         seen = Signal()
         if self._dup:
             row = Signal(S)
-            m.d.comb += [row.eq(Array(rows)[row_idx]), seen.eq(Array(row[i] for i in range(S))[tx])]
+            grid = Array(Array(rows[c * S + y] for y in range(S)) for c in range(C))
+            m.d.comb += [row.eq(grid[tc][ty]), seen.eq(Array(row[i] for i in range(S))[tx])]
         x_onehot = Signal(S)
         m.d.comb += x_onehot.eq(Cat(tx == i for i in range(S)))
         in_range = Signal()
@@ -168,10 +168,10 @@ class EventChecker(wiring.Component):
                 with m.Else():
                     m.d.sync += [oe.valid.eq(1), oe.payload.eq(tok)]
                     if self._dup:
-                        with m.Switch(row_idx):
-                            for r in range(C * S):
-                                with m.Case(r):
-                                    m.d.sync += rows[r].eq(rows[r] | x_onehot)
+                        for c in range(C):
+                            for y in range(S):
+                                with m.If((tc == c) & (ty == y)):
+                                    m.d.sync += rows[c * S + y].eq(rows[c * S + y] | x_onehot)
                 m.d.comb += new_err.eq(bad | Mux(ax.tlast, ErrorFlag.SHORT, 0))
                 with m.If(ax.tlast):
                     m.d.sync += pad.eq(1)
