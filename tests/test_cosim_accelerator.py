@@ -131,3 +131,14 @@ def test_external_read_errors_flag_every_result(simulator, tmp_path, point, para
     result, stats = run_job(cosim, job, tmp_path / "run")
     assert result.passed and stats["frames_received"] == len(job.frames) == 4
     assert set(stats["rtl_classes"]) == {0xFFFF}
+
+
+def test_readme_register_table_is_the_register_map():
+    import re
+    from pathlib import Path
+
+    from spykehw.rtl.accel_regs import REGISTERS
+
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    rows = re.findall(r"^\| `(0x[0-9a-f]+)` \| `(\w+)` \| (\w+) \|", text, re.M)
+    assert [(int(o, 16), n, a) for o, n, a in rows] == [(r.offset, r.name, r.access) for r in REGISTERS]
