@@ -110,8 +110,8 @@ def _accelerator(args: argparse.Namespace) -> int:
     point = accelerator_point(args)
     folder = RunFolder(args.out, "cosim-accelerator", args=vars(args) | {"func": None})
     print(f"{args.images} {args.dataset} test images through the accelerator (3630 -> {point.hidden} -> "
-          f"{point.classes}, {point.formats.name}, weights {point.weights}) on {args.simulator}: training (cached after the "
-          "first run), building, simulating...", file=sys.stderr)
+          f"the dataset's classes, {point.formats.name}, weights {point.weights}) on {args.simulator}: "
+          "training (cached after the first run), building, simulating...", file=sys.stderr)
     summary = long_run(args.dataset, args.images, point.formats, simulator=args.simulator,
                        hidden=point.hidden, epochs=args.epochs, conv_lanes=point.conv_lanes,
                        classifier_lanes=point.classifier_lanes, weights=point.weights,
