@@ -142,3 +142,19 @@ def test_readme_register_table_is_the_register_map():
     text = (Path(__file__).parents[1] / "README.md").read_text()
     rows = re.findall(r"^\| `(0x[0-9a-f]+)` \| `(\w+)` \| (\w+) \|", text, re.M)
     assert [(int(o, 16), n, a) for o, n, a in rows] == [(r.offset, r.name, r.access) for r in REGISTERS]
+
+
+@pytest.mark.long
+@pytest.mark.sim
+def test_cli_cosim_accelerator_on_real_images(tmp_path, capsys, require_simulator):
+    """``spykehw cosim accelerator`` end to end on the embedded MNIST sample (Conv1, a small
+    classifier): every result equal to the golden model's."""
+    from spykehw.cli import main
+
+    require_simulator("verilator")
+    status = main(["cosim", "accelerator", "--dataset", "mnist-sample", "--images", "6", "--hidden", "16",
+                   "--classifier-lanes", "16", "--epochs", "1", "--malformed", "--no-optimize",
+                   "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "13 frames sent, 13 result frames compared" in out and "0 mismatches" in out
