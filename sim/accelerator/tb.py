@@ -14,7 +14,10 @@ Tests (selected by the runner with ``testcase``):
     class, flags, sequence number; every softmax word and its class index); the number of result
     frames must equal the number of event frames; counters read back. Malformed frames in the
     job must come back flagged (class ``0xFFFF``) and raise the sticky ``ERRORS`` bits, and the
-    good frames around them must still be bit-exact.
+    good frames around them must still be bit-exact. External points: ``W2`` sits in
+    cocotbext-axi's ``AxiRamRead`` with random pauses on AR and R (latency, back-pressure); a job
+    with ``poison_from >= 0`` makes the model answer ``SLVERR``, and every frame must come back
+    flagged ``AXI_READ``.
 ``registers_and_soft_reset``
     ``MAGIC``/``POINT_ID`` read back, ``SLVERR`` for an unmapped read and a write to a read-only
     register, W1C of ``ERRORS``, a weight commit to a missing address flagged, and a soft reset
