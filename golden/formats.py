@@ -50,7 +50,6 @@ Ties
 from __future__ import annotations
 
 import dataclasses
-import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +57,7 @@ from typing import Any
 
 from .errors import SpykehwError
 from .exp_lut import exp_lut
+from .fixed import round_half_up
 
 __all__ = [
     "EncoderFormat",
@@ -219,7 +219,7 @@ class NumberFormats:
 
     def threshold_int(self, threshold: float) -> int:
         """Firing threshold in potential units: ``round_half_up(threshold * 2**weight_bits)``."""
-        return math.floor(threshold * (1 << self.conv.weight_bits) + 0.5)
+        return int(round_half_up(threshold * (1 << self.conv.weight_bits)))
 
     def potential_bound(self, in_channels: int, kernel: int, max_spikes_per_input: int = 1) -> int:
         """Largest potential a neuron can reach in one image: every input of its receptive

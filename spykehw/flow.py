@@ -29,21 +29,13 @@ from .golden import metrics
 from .golden.classifier import TrainResult, predict, train_classifier
 from .golden.classifier_int import forward_int, quantize_classifier
 from .golden.formats import DEFAULT_PRESET, NumberFormats, preset
-from .golden.options import ClassifierOptions, NetworkOptions
+from .golden.options import NetworkOptions, classifier_defaults
 from .golden.pipeline import encode, extract_features, model_name, train_conv1
 from .golden.progress import Progress, format_duration
 from .golden.state import make_state, save_state
 from .output import RunFolder
 
-__all__ = ["RunConfig", "classifier_defaults", "run_flow", "ModelResult"]
-
-
-def classifier_defaults(dataset: str) -> ClassifierOptions:
-    """The authors' classifier settings per task (spec 7): MNIST SG1 notebook (H=1000, eta 0.01,
-    40 epochs) or EMNIST SG1 notebook (H=1500, eta 0.02, 35 epochs)."""
-    if dataset.startswith("emnist"):
-        return ClassifierOptions(hidden=1500, eta=0.02, epochs=35)
-    return ClassifierOptions(hidden=1000, eta=0.01, epochs=40)
+__all__ = ["RunConfig", "run_flow", "ModelResult"]
 
 
 @dataclass(frozen=True)

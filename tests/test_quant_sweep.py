@@ -99,11 +99,10 @@ def test_stored_numbers_match_the_pipeline_run_directly(sweep):
     from spykehw.golden.classifier import train_classifier
     from spykehw.golden.classifier_int import forward_int, quantize_classifier
     from spykehw.golden.formats import preset
-    from spykehw.golden.options import NetworkOptions
+    from spykehw.golden.options import NetworkOptions, classifier_defaults
     from spykehw.golden.pipeline import extract_features, train_conv1
 
     from spykehw.data import load_dataset
-    from spykehw.flow import classifier_defaults
 
     ds = load_dataset("mnist-sample")
     xtr, ytr, xte, yte = ds.train_images[:300], ds.train_labels[:300], ds.test_images[:100], ds.test_labels[:100]

@@ -10,8 +10,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ...golden.formats import preset
-from ...golden.options import ConvOptions
+from ...golden.formats import DEFAULT_PRESET, preset
+from ...golden.options import TIME_STEPS, ConvOptions
 from ...rtl.classifier import ClassifierConfig
 from ...rtl.conv_config import ConvCoreConfig
 from ..conv.vector_gen import write_vector_set as write_conv_vectors
@@ -37,7 +37,7 @@ def long_run_classifier(dataset: str = "mnist", images: int = 10000, *, lanes: i
     """
 
 
-    fmt = preset("fpga-16")
+    fmt = preset(DEFAULT_PRESET)
     t0 = time.perf_counter()
     rc = real_classifier(dataset, fmt, hidden=hidden, epochs=epochs, data_dir=data_dir)
     n = min(images, len(rc.test_y))
@@ -81,7 +81,7 @@ def long_run_chain(dataset: str = "emnist", images: int = 1000, *, lanes: int = 
     class must equal the golden model's for every image."""
 
 
-    fmt = preset("fpga-16")
+    fmt = preset(DEFAULT_PRESET)
     t0 = time.perf_counter()
     rc = real_classifier(dataset, fmt, hidden=hidden, epochs=epochs, data_dir=data_dir)
     n = min(images, len(rc.test_y))
@@ -91,7 +91,7 @@ def long_run_chain(dataset: str = "emnist", images: int = 1000, *, lanes: int = 
     work = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="spykehw-chain-"))
     conv_path = write_conv_vectors(work / "conv.npz", conv_vs)
     clf_path = write_vector_set(work / "classifier.npz", clf_vs)
-    conv_cfg = ConvCoreConfig(ConvOptions(), fmt, steps=12, parallelism=conv_parallelism)
+    conv_cfg = ConvCoreConfig(ConvOptions(), fmt, steps=TIME_STEPS, parallelism=conv_parallelism)
     cfg = ClassifierConfig(rc.q.features, rc.q.hidden, rc.q.classes, fmt, lanes=lanes)
     t0 = time.perf_counter()
     chain = build_chain(conv_cfg, cfg, simulator, work / "rtl", optimize=True)

@@ -44,7 +44,7 @@ import numpy as np
 from ...golden.classifier import train_classifier
 from ...golden.classifier_int import IntClassifier, forward_int, quantize_classifier
 from ...golden.fixed import signed_range
-from ...golden.formats import NumberFormats, preset
+from ...golden.formats import DEFAULT_PRESET, NumberFormats, preset
 from ...golden.options import (
     ClassifierOptions,
     ConvOptions,
@@ -291,7 +291,7 @@ def real_classifier(dataset: str = "mnist", formats: NumberFormats | None = None
     every argument), so a long test or a benchmark pays for the training once.
     """
 
-    formats = formats or preset("fpga-16")
+    formats = formats or preset(DEFAULT_PRESET)
     settings = {"dataset": dataset, "formats": formats.to_dict(), "hidden": hidden, "epochs": epochs,
                 "features": features, "stdp_images": stdp_images, "train_limit": train_limit,
                 "seed": seed, "version": 1}
@@ -386,7 +386,7 @@ def small_classifier(conv_weights: np.ndarray, formats: NumberFormats | None = N
     ``epochs`` on the Pool1 features (made with ``conv_weights``) of the first ``train_images``
     images of the embedded MNIST sample (seconds, no dataset needed)."""
 
-    formats = formats or preset("fpga-16")
+    formats = formats or preset(DEFAULT_PRESET)
     opts = NetworkOptions(classifier=ClassifierOptions(hidden=hidden, epochs=epochs))
     ds = load_dataset("mnist-sample")
     x = extract_features(ds.train_images[:train_images], conv_weights, opts, formats).features

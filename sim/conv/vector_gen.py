@@ -52,7 +52,14 @@ from ...golden.arithmetic import int_arithmetic
 from ...golden.conv import run_conv
 from ...golden.errors import SpykehwError
 from ...golden.formats import NumberFormats, preset
-from ...golden.options import CONV1, CONV2, ConvOptions, EncoderOptions, NetworkOptions
+from ...golden.options import (
+    CONV1,
+    CONV2,
+    TIME_STEPS,
+    ConvOptions,
+    EncoderOptions,
+    NetworkOptions,
+)
 from ...golden.pipeline import encode_events, train_conv1
 from ...golden.spikes import SpikeEvents
 from ...golden.state import load_state
@@ -281,7 +288,7 @@ def _check_case(case: ConvCase, opts: ConvOptions, steps: int, max_spikes: int, 
 
 
 def make_conv_vectors(formats: NumberFormats, opts: ConvOptions, weight_sets: Sequence[tuple[str, np.ndarray]],
-                      cases: Sequence[ConvCase], *, steps: int = 12, max_spikes_per_input: int = 1,
+                      cases: Sequence[ConvCase], *, steps: int = TIME_STEPS, max_spikes_per_input: int = 1,
                       layer: str = "custom", encoder: EncoderOptions | None = None,
                       sources: dict[str, Any] | None = None, seed: int | None = None,
                       description: str = "") -> VectorSet:

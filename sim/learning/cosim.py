@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ...golden.formats import load_formats
+from ...golden.formats import DEFAULT_PRESET, load_formats
 from ...golden.options import CONV1
 from ...rtl.conv_config import ConvCoreConfig
 from ..conv.cosim import ConvCosimResult, build_conv_cosim
@@ -79,7 +79,7 @@ def run_learn_cosim(cosim, vectors, test_dir, *, images: int | None = None, ever
 # ----- the long run ----------------------------------------------------------------------------
 
 def long_run(n_images: int = 500, *, simulator: str = "verilator", parallelism: int = 30,
-             formats: str = "fpga-16", folder=None, data_dir=None, optimize: bool = True,
+             formats: str = DEFAULT_PRESET, folder=None, data_dir=None, optimize: bool = True,
              progress: Any = None) -> dict[str, Any]:
     """STDP-train Conv1 (default options) in the RTL on the first ``n_images`` MNIST training
     images, from the authors' initial weights, and compare with the golden model: the winners
@@ -148,7 +148,7 @@ def _add_arguments(p) -> None:
     p.add_argument("--images", type=int, default=500, help="MNIST training images (default 500)")
     p.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
     p.add_argument("--parallelism", type=int, default=30, help="maps per cycle L (default 30)")
-    p.add_argument("--config", default="fpga-16", help="number formats: preset or TOML (default fpga-16)")
+    p.add_argument("--config", default=DEFAULT_PRESET, help=f"number formats: preset or TOML (default {DEFAULT_PRESET})")
     p.add_argument("--data-dir", default=None, help="datasets folder (default: embedded sample)")
     p.add_argument("--folder", default=None, help="keep the build and run here (default: temporary)")
     p.add_argument("--no-optimize", action="store_true", help="unoptimised Verilator build")

@@ -43,9 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _main(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from ..flow import RunConfig, classifier_defaults, run_flow
+    from ..flow import RunConfig, run_flow
     from ..golden.formats import DEFAULT_PRESET, load_formats
-    from ..golden.options import NetworkOptions
+    from ..golden.options import NetworkOptions, classifier_defaults
 
     cls = classifier_defaults(args.dataset)
     changes = {"gradient": args.gradient}

@@ -280,7 +280,7 @@ def sweep_from_dict(d: dict[str, Any]) -> Sweep:
 
 def network_options(sweep: Sweep, dataset: str, repeat: int) -> NetworkOptions:
     """The stage options of one dataset and repeat (the authors' classifier per task)."""
-    from ..flow import classifier_defaults
+    from ..golden.options import classifier_defaults
 
     cls = classifier_defaults(dataset)
     changes: dict[str, Any] = {"seed": repeat}
