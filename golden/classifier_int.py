@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
-from ..errors import SpykehwError
+from .errors import SpykehwError
 from .classifier import ClassifierError, ClassifierParams, add_rows, check_binary
 from .fixed import quantize, signed_range
 from .formats import NumberFormats

@@ -57,7 +57,7 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
-from ..errors import SpykehwError
+from .errors import SpykehwError
 from .dog import dog_kernel, dog_kernel_fixed
 from .fixed import round_half_up
 from .formats import EncoderFormat, NumberFormats

@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import SpykehwError
+from .errors import SpykehwError
 
 __all__ = [
     "EncoderOptions",

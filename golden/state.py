@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import SpykehwError
+from .errors import SpykehwError
 from ..output import atomic_write
 from .classifier import ClassifierParams
 from .formats import NumberFormats

@@ -28,6 +28,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..argtypes import count, output_dir
+
 # Amaranth and the harness are imported where they are used, so that registering the command
 # line (``register``) stays cheap.
 
@@ -345,12 +347,12 @@ def long_run(n_images: int = 500, *, simulator: str = "verilator", parallelism: 
 # ----- command line ----------------------------------------------------------------------------------
 
 def _add_arguments(p) -> None:
-    p.add_argument("--images", type=int, default=500, help="MNIST training images (default 500)")
+    p.add_argument("--images", type=count, default=500, help="MNIST training images (default 500)")
     p.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
-    p.add_argument("--parallelism", type=int, default=30, help="maps per cycle L (default 30)")
+    p.add_argument("--parallelism", type=count, default=30, help="maps per cycle L (default 30)")
     p.add_argument("--config", default="fpga-16", help="number formats: preset or TOML (default fpga-16)")
     p.add_argument("--data-dir", default=None, help="datasets folder (default: embedded sample)")
-    p.add_argument("--folder", default=None, help="keep the build and run here (default: temporary)")
+    p.add_argument("--folder", type=output_dir, default=None, help="keep the build and run here (default: temporary)")
     p.add_argument("--no-optimize", action="store_true", help="unoptimised Verilator build")
 
 
@@ -378,7 +380,7 @@ def _main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m spykehw.sim.learn_harness")
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("long", help="the long run (JSON on stdout)")
-    p.add_argument("n", type=int, nargs="?", default=500, help="images (default 500)")
+    p.add_argument("n", type=count, nargs="?", default=500, help="images (default 500)")
     _add_arguments(p)
     args = ap.parse_args(argv)
     if args.n is not None:

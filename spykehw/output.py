@@ -1,8 +1,14 @@
 """Output folders with a manifest: every file a command writes is listed with its SHA-256.
 
-A run folder is ``<root>/<command>-<UTC timestamp>/``. Files are written atomically (temporary
-file, fsync, rename), so a crash never leaves a half-written file under its final name, and the
-manifest (``manifest.json``) is rewritten after each file, so it always describes what is there.
+A run folder is ``<root>/<command>-<UTC timestamp>/``, or a folder the user names (``--out DIR``,
+``--dir DIR``). Files are written atomically (a temporary file with a unique name holding the
+writer's PID, fsync, rename), so a crash never leaves a half-written file under its final name,
+and a temporary file left by a killed writer is removed by the next run in that folder
+(:func:`clean_stale_temps`). The manifest (``manifest.json``) is rewritten after each file, so
+it always describes what is there, and it tells the truth about the run: ``status`` is
+``running`` until the command ends, then ``finished``, ``failed`` (with the error line) or
+``interrupted`` (SIGINT/SIGTERM); :func:`close_open_folders` is called by the command line. A
+reused folder keeps the files and runs of the earlier commands (``history``).
 """
 
 from __future__ import annotations
@@ -18,7 +24,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["RunFolder", "atomic_write", "sha256_file", "json_default"]
+from .errors import SpykehwError
+
+__all__ = ["RunFolder", "atomic_write", "atomic_write_bytes", "sha256_file", "json_default",
+           "clean_stale_temps", "close_open_folders", "OutsideFolder"]
+
+_TMP_SUFFIX = ".tmp"
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -29,12 +40,22 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def _temp_prefix(name: str) -> str:
+    # ".<final name>.<pid>." + random + ".tmp": unique per writer (concurrent runs never share
+    # a temporary file), and the PID says whether its writer is still alive.
+    return f".{name}.{os.getpid()}."
+
+
 @contextmanager
 def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[Any]:
-    """Open a temporary file beside ``path``; on success fsync and rename it onto ``path``."""
+    """Open a temporary file beside ``path``; on success fsync and rename it onto ``path``.
+
+    The one way the project writes a file that must never be seen half-written: results,
+    states, stores, caches, vectors, manifests.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path.name), suffix=_TMP_SUFFIX, dir=path.parent)
     # mkstemp makes 0600 files; give the final file the mode a plain open() would.
     umask = os.umask(0)
     os.umask(umask)
@@ -53,6 +74,43 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[Any]:
         raise
 
 
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    with atomic_write(path, "wb") as f:
+        f.write(data)
+    return Path(path)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def clean_stale_temps(folder: str | Path, *, recursive: bool = False) -> list[Path]:
+    """Remove the temporary files of :func:`atomic_write` whose writer is dead (SIGKILL, power
+    loss); files of live writers (a concurrent run) are left alone. Returns what was removed."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for p in (folder.rglob if recursive else folder.glob)(f".*{_TMP_SUFFIX}"):
+        parts = p.name.split(".")
+        # "", <name parts...>, <pid>, <random>, "tmp"
+        pid = parts[-3] if len(parts) >= 5 else ""
+        if not pid.isdigit() or _pid_alive(int(pid)):
+            continue
+        try:
+            p.unlink()
+            removed.append(p)
+        except OSError:
+            pass
+    return removed
+
+
 def _new_folder(root: Path, name: str) -> Path:
     """Create ``root/name``, or ``name-2``, ``name-3``, ... if it exists: two runs started in
     the same second (parallel jobs) must never share a folder."""
@@ -67,17 +125,35 @@ def _new_folder(root: Path, name: str) -> Path:
     raise FileExistsError(f"{root}: no free run folder name for {name}")
 
 
+class OutsideFolder(SpykehwError):
+    """A file name that would leave its run folder (``..``, an absolute path)."""
+
+
+_OPEN: list["RunFolder"] = []
+
+
 class RunFolder:
-    """A folder of results plus ``manifest.json`` (command, arguments, versions, files)."""
+    """A folder of results plus ``manifest.json`` (command, arguments, versions, files, status)."""
 
     def __init__(self, root: str | Path, command: str, *, args: dict[str, Any] | None = None,
                  path: str | Path | None = None) -> None:
         stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+        previous: dict[str, Any] = {}
         if path is not None:        # a folder the user named: reuse it
             self.path = Path(path)
+            if self.path.exists() and not self.path.is_dir():
+                raise OutsideFolder(f"{self.path}: expected a folder, found a file")
             self.path.mkdir(parents=True, exist_ok=True)
+            clean_stale_temps(self.path)
+            previous = self._previous()
         else:
             self.path = _new_folder(Path(root), f"{command}-{stamp}")
+        files = {k: v for k, v in previous.get("files", {}).items() if (self.path / k).is_file()}
+        history = list(previous.get("history", []))
+        if previous.get("command"):
+            history.append({k: previous.get(k) for k in
+                            ("command", "started_utc", "finished_utc", "args", "status", "error",
+                             "results")})
         self.manifest: dict[str, Any] = {
             "command": command,
             "started_utc": stamp,
@@ -85,13 +161,39 @@ class RunFolder:
             "python": sys.version.split()[0],
             "platform": platform.platform(),
             "versions": _versions(),
-            "files": {},
+            "status": "running",
+            "files": files,
             "results": {},
         }
+        if history:
+            self.manifest["history"] = history
         self._save()
+        _OPEN.append(self)
+
+    def _previous(self) -> dict[str, Any]:
+        """The manifest of an earlier command in this folder (kept, not restarted); an
+        unreadable one is set aside under a dated name, and the run says so."""
+        m = self.path / "manifest.json"
+        if not m.is_file():
+            return {}
+        try:
+            data = json.loads(m.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+            return data
+        except (ValueError, UnicodeDecodeError) as e:
+            aside = m.with_name(f"manifest.json.unreadable-{os.getpid()}")
+            os.replace(m, aside)
+            print(f"spykehw: {m}: unreadable manifest ({e}); kept as {aside.name}, "
+                  "starting a new one", file=sys.stderr)
+            return {}
 
     def file(self, name: str) -> Path:
-        return self.path / name
+        """``self.path / name``, refusing a name that would leave the folder."""
+        p = Path(name)
+        if p.is_absolute() or ".." in p.parts or not p.parts:
+            raise OutsideFolder(f"{name!r}: a file name inside {self.path} was expected")
+        return self.path / p
 
     def add(self, name: str, description: str) -> Path:
         """Record a file already written to ``self.file(name)``."""
@@ -116,10 +218,30 @@ class RunFolder:
         self.manifest["results"][key] = value
         self._save()
 
+    def close(self, status: str = "finished", error: str | None = None) -> None:
+        """Record how the command ended: ``finished``, ``failed`` (with ``error``, the line
+        printed) or ``interrupted``. Called once, by the command line."""
+        if self in _OPEN:
+            _OPEN.remove(self)
+        self.manifest["status"] = status
+        self.manifest["finished_utc"] = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+        if error:
+            self.manifest["error"] = error
+        try:
+            self._save()
+        except OSError:
+            pass  # the folder went away (or the disk is full): nothing better to do on the way out
+
     def _save(self) -> None:
         with atomic_write(self.path / "manifest.json", "w") as f:
             json.dump(self.manifest, f, indent=2, sort_keys=True, default=json_default)
             f.write("\n")
+
+
+def close_open_folders(status: str, error: str | None = None) -> None:
+    """Close every run folder still open in this process (the command line's last word)."""
+    for folder in list(_OPEN):
+        folder.close(status, error)
 
 
 def json_default(o: Any) -> Any:

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..argtypes import count, existing_file, output_dir
+
 __all__ = ["register"]
 
 
@@ -106,23 +108,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        description="Conv1 core: the first COUNT test images through the integer "
                                    "golden model and the generated Verilog; every step of every "
                                    "image is compared. Exit status 1 on any mismatch.")
-    c.add_argument("--count", type=int, default=2000, help="test images (default 2000)")
+    c.add_argument("--count", type=count, default=2000, help="test images (default 2000)")
     c.add_argument("--source", choices=["mnist", "mnist-sample", "emnist"], default="mnist",
                    help="image source (default mnist: the 10,000 test images)")
-    c.add_argument("--vectors", type=Path, default=None, metavar="FILE",
+    c.add_argument("--vectors", type=existing_file, default=None, metavar="FILE",
                    help="co-simulate this conv-infer file instead")
     c.add_argument("--simulator", choices=["verilator", "icarus"], default="verilator")
     c.add_argument("--config", default=None, metavar="PRESET",
                    help="number formats: a preset (default fpga-16) or a TOML file")
-    c.add_argument("--parallelism", type=int, default=None, metavar="L",
+    c.add_argument("--parallelism", type=count, default=None, metavar="L",
                    help="maps per cycle (default 30)")
-    c.add_argument("--weights", type=Path, default=None, metavar="STATE",
+    c.add_argument("--weights", type=existing_file, default=None, metavar="STATE",
                    help="Conv1 weights from a state file instead of STDP on 300 images")
     c.add_argument("--stall", action="store_true", help="random stalls on the core's streams")
-    c.add_argument("--chunk", type=int, default=500, help="images per simulator run (default 500)")
+    c.add_argument("--chunk", type=count, default=500, help="images per simulator run (default 500)")
     c.add_argument("--no-optimize", action="store_true",
                    help="Verilator: -O0 C++ (faster build, slower run)")
-    c.add_argument("--out", type=Path, default=Path("runs"), help="run folders (default runs/)")
+    c.add_argument("--out", type=output_dir, default=Path("runs"), help="run folders (default runs/)")
     c.add_argument("--data-dir", type=Path, default=None, metavar="DIR")
     c.add_argument("--quiet", action="store_true", help="no progress lines")
     c.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
@@ -137,13 +139,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    "on any mismatch.")
     k.add_argument("--dataset", choices=["mnist", "emnist"], default="mnist",
                    help="mnist (3630 -> 1000 -> 10, default) or emnist (47 classes)")
-    k.add_argument("--images", type=int, default=10000, help="test images (default 10000)")
+    k.add_argument("--images", type=count, default=10000, help="test images (default 10000)")
     k.add_argument("--end-to-end", action="store_true", help="through the conv core RTL first")
-    k.add_argument("--lanes", type=int, default=64, help="classifier lanes (default 64)")
-    k.add_argument("--hidden", type=int, default=None, help="hidden units (default 1000 MNIST, 1500 EMNIST)")
-    k.add_argument("--epochs", type=int, default=10, help="classifier training epochs (default 10)")
+    k.add_argument("--lanes", type=count, default=64, help="classifier lanes (default 64)")
+    k.add_argument("--hidden", type=count, default=None, help="hidden units (default 1000 MNIST, 1500 EMNIST)")
+    k.add_argument("--epochs", type=count, default=10, help="classifier training epochs (default 10)")
     k.add_argument("--simulator", choices=["verilator", "icarus"], default="verilator")
-    k.add_argument("--out", type=Path, default=Path("runs"), help="run folders (default runs/)")
+    k.add_argument("--out", type=output_dir, default=Path("runs"), help="run folders (default runs/)")
     k.add_argument("--data-dir", type=Path, default=None, metavar="DIR")
     k.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
     k.set_defaults(func=_classifier)

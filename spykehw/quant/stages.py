@@ -136,13 +136,9 @@ def dataset_identity(ds, train_limit: int | None, test_limit: int | None) -> dic
 def load_limited(name: str, data_dir: str | None, train_limit: int | None, test_limit: int | None):
     """The dataset with only its first ``train_limit`` / ``test_limit`` rows (cached per process)."""
     from ..data import load_dataset
+    from ..data.datasets import limit_rows
 
-    ds = load_dataset(name, data_dir, seed=0)
-    if train_limit or test_limit:
-        ds = replace(ds, train_images=ds.train_images[:train_limit],
-                     train_labels=ds.train_labels[:train_limit],
-                     test_images=ds.test_images[:test_limit], test_labels=ds.test_labels[:test_limit])
-    return ds
+    return limit_rows(load_dataset(name, data_dir, seed=0), train_limit, test_limit)
 
 
 def _dataset(task: PointTask):

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from ..data.datasets import check_split_sizes
 from ..progress import format_duration
 from .points import Point, Sweep, SweepError, build_points, network_options, point_keys, sweep_from_dict
 from .stages import (PROGRESS_TOPIC, PointTask, classifier_stage, code_version, conv1_stage,
@@ -73,6 +74,8 @@ def plan_sweep(sweep: Sweep, store_root: str | Path, *, data_dir: str | Path | N
     tasks = []
     for p in points:
         opts = network_options(sweep, p.dataset, p.repeat)
+        check_split_sizes(ids[p.dataset]["train"], ids[p.dataset]["test"],
+                          opts.classifier.val_fraction, p.dataset)
         keys = point_keys(p, opts, ids[p.dataset], code, sweep)
         fail = inject[1] if inject is not None and inject[0] == p.label else None
         tasks.append(PointTask(
