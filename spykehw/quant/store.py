@@ -17,6 +17,12 @@ Layout (under ``<sweep folder>/store/``):
 Keys are :func:`stable_key` hashes of everything a result depends on (dataset identity, number
 formats, stage options, seed and code version), so a changed setting can never pick up a stale
 result, and sweeps that share settings share results.
+
+Every stored file is checked before it is trusted: a point carries ``stored = {key, sha256}``
+(the SHA-256 of its canonical JSON without that field), a stage file carries its key, its stage
+and the SHA-256 of its arrays in its ``meta``. A file that is truncated, not ours, made for
+another key (copied or renamed) or altered is discarded (renamed to ``<name>.corrupt``) with one
+line naming it, and counts as missing, so the stage or point is computed again.
 """
 
 from __future__ import annotations
@@ -24,14 +30,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
-from ..output import atomic_write, json_default
+from ..output import atomic_write, clean_stale_temps, json_default
 
-__all__ = ["stable_key", "canonical_json", "Store", "STAGES"]
+__all__ = ["stable_key", "canonical_json", "arrays_digest", "Store", "STAGES"]
 
 STAGES = ("conv1", "classifier")
 
@@ -47,11 +54,53 @@ def stable_key(obj: Any, length: int = 20) -> str:
     return hashlib.sha256(canonical_json(obj).encode()).hexdigest()[:length]
 
 
-class Store:
-    """The ``store/`` folder of a sweep (see the module docstring)."""
+def arrays_digest(arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 over each array's name, dtype, shape and bytes (sorted by name)."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}\0{a.dtype.str}\0{a.shape}\0".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
-    def __init__(self, root: str | Path) -> None:
+
+def _say(line: str) -> None:
+    print(f"spykehw quant: {line}", file=sys.stderr, flush=True)
+
+
+class Store:
+    """The ``store/`` folder of a sweep (see the module docstring).
+
+    ``warn`` receives one line per discarded file (default: printed to stderr).
+    """
+
+    def __init__(self, root: str | Path, *, warn: Callable[[str], None] = _say) -> None:
         self.root = Path(root)
+        self.warn = warn
+        self._verified: dict[Path, tuple[int, int]] = {}
+
+    def clean(self) -> None:
+        """Remove temporary files left by killed writers (client side, before a run)."""
+        clean_stale_temps(self.root, recursive=True)
+
+    def _discard(self, path: Path, why: str) -> None:
+        self._verified.pop(path, None)
+        try:
+            os.replace(path, path.with_name(path.name + ".corrupt"))
+        except FileNotFoundError:
+            return
+        self.warn(f"{path}: {why}; discarded (kept as {path.name}.corrupt), it will be recomputed")
+
+    def _known_good(self, path: Path) -> bool:
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return False
+        return self._verified.get(path) == (st.st_mtime_ns, st.st_size)
+
+    def _mark_good(self, path: Path) -> None:
+        st = path.stat()
+        self._verified[path] = (st.st_mtime_ns, st.st_size)
 
     # --- points ---------------------------------------------------------------------------
 
@@ -59,18 +108,43 @@ class Store:
         return self.root / "points" / f"{key}.json"
 
     def has_point(self, key: str) -> bool:
-        return self.point_path(key).is_file()
+        return self.load_point(key) is not None
 
     def load_point(self, key: str) -> dict[str, Any] | None:
+        """The stored result, or ``None`` when missing or not a sound result for ``key``."""
+        path = self.point_path(key)
         try:
-            return json.loads(self.point_path(key).read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
             return None
+        except (OSError, UnicodeDecodeError) as e:
+            self._discard(path, f"unreadable ({e})")
+            return None
+        try:
+            result = json.loads(text)
+            stored = result.pop("stored")
+            body = canonical_json(result)
+        except (ValueError, TypeError, AttributeError, KeyError):
+            self._discard(path, "not a stored point (truncated or not JSON)")
+            return None
+        if not isinstance(stored, dict) or stored.get("key") != key or result.get("key", key) != key:
+            self._discard(path, f"holds the point of key {stored.get('key') if isinstance(stored, dict) else None!r}, "
+                                f"not {key!r}")
+            return None
+        if hashlib.sha256(body.encode()).hexdigest() != stored.get("sha256"):
+            self._discard(path, "content does not match its SHA-256")
+            return None
+        return result
 
     def save_point(self, key: str, result: dict[str, Any]) -> Path:
         path = self.point_path(key)
+        result = {k: v for k, v in result.items() if k != "stored"}
+        # Round-trip through JSON first so the hash is of exactly what a reader will see.
+        result = json.loads(canonical_json(result))
+        stored = {"key": key, "sha256": hashlib.sha256(canonical_json(result).encode()).hexdigest()}
         with atomic_write(path, "w") as f:
-            f.write(json.dumps(result, indent=1, sort_keys=True, default=json_default) + "\n")
+            f.write(json.dumps({**result, "stored": stored}, indent=1, sort_keys=True,
+                               default=json_default) + "\n")
         return path
 
     # --- shared stages --------------------------------------------------------------------
@@ -83,12 +157,14 @@ class Store:
     def save_artifact(self, stage: str, key: str, arrays: dict[str, np.ndarray],
                       meta: dict[str, Any]) -> Path:
         path = self.artifact_path(stage, key)
+        meta = {**meta, "stored": {"key": key, "stage": stage, "arrays_sha256": arrays_digest(arrays)}}
         with atomic_write(path, "wb") as f:
             np.savez(f, __meta__=np.frombuffer(canonical_json(meta).encode(), np.uint8), **arrays)
         return path
 
     def load_artifact(self, stage: str, key: str) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
-        """``(arrays, meta)``, or ``None`` when the file is missing or unreadable."""
+        """``(arrays, meta)``, or ``None`` when the file is missing or not a sound file of
+        this stage and key (then it is discarded, saying so)."""
         path = self.artifact_path(stage, key)
         if not path.is_file():
             return None
@@ -96,12 +172,25 @@ class Store:
             with np.load(path, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
             meta = json.loads(arrays.pop("__meta__").tobytes().decode())
-        except Exception:  # truncated by a crash of the file system, or not ours: recompute
+            stored = meta.pop("stored")
+            if not isinstance(stored, dict):
+                raise ValueError("no stored record")
+        except Exception as e:  # truncated by a crash of the file system, or not ours: recompute
+            self._discard(path, f"unreadable {stage} stage file ({type(e).__name__})")
             return None
+        if stored.get("key") != key or stored.get("stage") != stage:
+            self._discard(path, f"holds the {stored.get('stage', '?')} stage of key "
+                                f"{stored.get('key')!r}, not {stage} {key!r}")
+            return None
+        if stored.get("arrays_sha256") != arrays_digest(arrays):
+            self._discard(path, "arrays do not match their SHA-256")
+            return None
+        self._mark_good(path)
         return arrays, meta
 
     def has_artifact(self, stage: str, key: str) -> bool:
-        return self.artifact_path(stage, key).is_file()
+        path = self.artifact_path(stage, key)
+        return self._known_good(path) or self.load_artifact(stage, key) is not None
 
     # --- log ------------------------------------------------------------------------------
 

@@ -71,6 +71,7 @@ def plan_sweep(sweep: Sweep, store_root: str | Path, *, data_dir: str | Path | N
         ids[ds] = dataset_identity(load_limited(ds, dd, sweep.train_limit, sweep.test_limit),
                                    sweep.train_limit, sweep.test_limit)
     store = Store(Path(store_root).resolve())
+    store.clean()
     tasks = []
     for p in points:
         opts = network_options(sweep, p.dataset, p.repeat)
