@@ -170,7 +170,7 @@ def test_a_stage_file_of_another_key_is_not_used(sweep, scheduler, capsys):
     rc, stages = _run(sweep, scheduler)
     err = capsys.readouterr().err
     assert rc == 0 and stages["computed"]["conv1"] == 1 and stages["computed"]["point"] == 1, stages
-    assert f"{a}.npz" in err and "not conv1" in err
+    assert f"{a}.npz" in err and "not 'quant-conv1' of key" in err
     assert _points(sweep)["base fpga-16"]["acc"] == pts["base fpga-16"]["acc"]
 
 
