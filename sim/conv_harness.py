@@ -844,13 +844,15 @@ def cosim_vector_file(cosim: ConvCosim, vectors, folder, *, chunk: int = 250, st
     import time
     from pathlib import Path
 
-    from .vector_gen_conv import KIND
+    from .vector_gen_conv import KIND, check_drives
     from .vectors import read_vectors
 
     folder = Path(folder)
     vs = read_vectors(vectors, kind=KIND)
-    n = len(vs.options["cases"])
-    out: dict[str, Any] = {"vector": vs.name, "images": 0, "mismatches": 0, "mismatch_lines": [],
+    check_drives(vs, cosim.config)
+    n = int(vs["weight_set"].shape[0])     # the images in the file (the reader checked the list)
+    out: dict[str, Any] = {"vector": vs.name, "images_in_file": n, "images": 0, "mismatches": 0,
+                           "mismatch_lines": [],
                            "mismatching_images": [], "cycles": 0, "tb_wall_s": 0.0, "wall_s": 0.0,
                            "waveform": None, "simulator": cosim.simulator,
                            "parallelism": cosim.config.parallelism}

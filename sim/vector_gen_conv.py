@@ -51,7 +51,8 @@ import numpy as np
 from ..errors import SpykehwError
 from ..golden.formats import NumberFormats, preset
 from ..golden.options import CONV1, CONV2, ConvOptions, EncoderOptions
-from .vectors import ArraySpec, KindSpec, VectorSet, read_vectors, register_kind, write_vectors
+from .vectors import (ArraySpec, KindSpec, VectorSet, check_offsets, check_range, read_vectors,
+                      register_kind, require, write_vectors)
 
 __all__ = [
     "KIND",
@@ -65,6 +66,7 @@ __all__ = [
     "image_spikes",
     "layer_options",
     "core_config",
+    "check_drives",
     "canonical_events",
     "adversarial_cases",
     "adversarial_weight_sets",
@@ -83,6 +85,52 @@ __all__ = [
 ]
 
 KIND = "conv-infer"
+
+
+def _check_conv_infer(vs: VectorSet) -> None:
+    """The content against the header (see :mod:`spykehw.sim.vectors`): a conv-infer file is
+    only read if every image is listed, every value fits the formats and the layer it drives,
+    and the threshold and potential width are the ones the formats give."""
+    o, fmt = vs.options, vs.formats
+    opts = ConvOptions(**o["conv"])
+    steps, msi = o["steps"], o["max_spikes_per_input"]
+    require(isinstance(steps, int) and steps >= 1, vs, f"options.steps must be >= 1, found {steps!r}")
+    require(isinstance(msi, int) and msi >= 1, vs,
+            f"options.max_spikes_per_input must be >= 1, found {msi!r}")
+    N = vs["weight_set"].shape[0]
+    require(isinstance(o["cases"], list) and len(o["cases"]) == N, vs,
+            f"options.cases lists {len(o['cases']) if isinstance(o['cases'], list) else '?'} images, "
+            f"the arrays hold {N}")
+    W = vs["weights"].shape[0]
+    require(isinstance(o["weight_sets"], list) and len(o["weight_sets"]) == W, vs,
+            f"options.weight_sets lists {len(o['weight_sets']) if isinstance(o['weight_sets'], list) else '?'}"
+            f" weight sets, the weights array holds {W}")
+    shape = (opts.maps, opts.in_channels, opts.kernel, opts.kernel)
+    require(vs["weights"].shape[1:] == shape, vs, f"weights must be (W, M, C, K, K) with (M, C, K, K) "
+            f"= {shape} (options.conv), found {vs['weights'].shape[1:]}")
+    check_range(vs, "weights", 0, fmt.weight_max(), what=f"{fmt.conv.weight_bits}-bit weights")
+    check_range(vs, "weight_set", 0, W - 1)
+    require(vs["features"].shape[1] == opts.features, vs,
+            f"features must have {opts.features} columns (options.conv), found {vs['features'].shape[1]}")
+    check_range(vs, "features", 0, 1)
+    require(o["threshold"] == fmt.threshold_int(opts.threshold), vs,
+            f"options.threshold is {o['threshold']!r}, the formats give "
+            f"{fmt.threshold_int(opts.threshold)} (threshold {opts.threshold} at "
+            f"{fmt.conv.weight_bits} weight bits)")
+    pbits = fmt.potential_bits(opts.in_channels, opts.kernel, msi)
+    require(o["potential_bits"] == pbits, vs,
+            f"options.potential_bits is {o['potential_bits']!r}, the formats give {pbits}")
+    out = opts.in_size - opts.kernel + 1
+    for name, offsets, lims in (("events", "event_offsets", (opts.in_channels, opts.in_size)),
+                                ("spikes", "spike_offsets", (opts.maps, out))):
+        require(vs[name].shape[1] == 4, vs, f"{name} must have 4 columns (t, ., y, x)")
+        check_offsets(vs, offsets, N, vs[name].shape[0])
+        check_range(vs, name, 0, steps - 1, column=0, what="step")
+        check_range(vs, name, 0, lims[0] - 1, column=1, what="channel/map")
+        check_range(vs, name, 0, lims[1] - 1, column=2, what="row")
+        check_range(vs, name, 0, lims[1] - 1, column=3, what="column")
+
+
 CONV_INFER = register_kind(KindSpec(
     name=KIND,
     description="conv layer inference with lateral inhibition and pool features, per image and "
@@ -99,6 +147,7 @@ CONV_INFER = register_kind(KindSpec(
     },
     options=("layer", "conv", "encoder", "steps", "max_spikes_per_input", "threshold",
              "potential_bits", "cases", "weight_sets", "sources"),
+    check=_check_conv_infer,
 ))
 
 VECTORS_DIR = Path(__file__).resolve().parent.parent / "vectors"
@@ -145,6 +194,22 @@ def core_config(vs: VectorSet, parallelism: int | None = None):
     return ConvCoreConfig(options=opts, formats=vs.formats, steps=int(vs.options["steps"]),
                           parallelism=opts.maps if parallelism is None else parallelism,
                           max_spikes_per_input=int(vs.options["max_spikes_per_input"]))
+
+
+def check_drives(vs: VectorSet, cfg) -> None:
+    """Refuse a vector file whose header does not describe the design it is about to drive
+    (another layer, number formats, steps or spikes per input than the core was built for)."""
+    want = {"options.conv": dataclasses.asdict(cfg.options), "formats": cfg.formats.digest(),
+            "options.steps": cfg.steps, "options.max_spikes_per_input": cfg.max_spikes_per_input}
+    found = {"options.conv": vs.options["conv"], "formats": vs.formats.digest(),
+             "options.steps": vs.options["steps"],
+             "options.max_spikes_per_input": vs.options["max_spikes_per_input"]}
+    bad = [k for k in want if want[k] != found[k]]
+    if bad:
+        what = ", ".join(f"{k} ({vs.formats.name!r} vs the core's {cfg.formats.name!r})" if k == "formats"
+                         else f"{k} ({found[k]!r} vs the core's {want[k]!r})" for k in bad)
+        raise ConvVectorError(f"{vs.path or vs.kind}: does not describe the conv core it would "
+                              f"drive: {what}")
 
 
 # ----- events ------------------------------------------------------------------------------------

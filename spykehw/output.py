@@ -151,9 +151,13 @@ class RunFolder:
         files = {k: v for k, v in previous.get("files", {}).items() if (self.path / k).is_file()}
         history = list(previous.get("history", []))
         if previous.get("command"):
-            history.append({k: previous.get(k) for k in
-                            ("command", "started_utc", "finished_utc", "args", "status", "error",
-                             "results")})
+            earlier = {k: previous.get(k) for k in
+                       ("command", "started_utc", "finished_utc", "args", "status", "error", "results")}
+            pid = previous.get("pid")
+            if earlier["status"] == "running" and isinstance(pid, int) and not _pid_alive(pid):
+                # Its process is gone without closing the manifest: SIGKILL, power loss.
+                earlier["status"] = "killed"
+            history.append(earlier)
         self.manifest: dict[str, Any] = {
             "command": command,
             "started_utc": stamp,
@@ -162,6 +166,7 @@ class RunFolder:
             "platform": platform.platform(),
             "versions": _versions(),
             "status": "running",
+            "pid": os.getpid(),
             "files": files,
             "results": {},
         }

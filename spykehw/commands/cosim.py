@@ -41,14 +41,15 @@ def _conv(args: argparse.Namespace) -> int:
     print(f"building the harness for {args.simulator} (L = {cfg.parallelism})...", file=sys.stderr)
     cosim = build_conv_cosim(cfg, args.simulator, folder.file("build"), optimize=not args.no_optimize,
                              **LONG_RUN_DEPTHS)
-    n = len(vs.options["cases"])
+    n = int(vs["weight_set"].shape[0])
     with Progress("cosim", total=n, unit="img", enabled=not args.quiet) as progress:
         summary = cosim_vector_file(cosim, vectors, folder.file("runs"), chunk=args.chunk,
                                     stall=args.stall, progress=progress)
     folder.write_json("summary.json", summary, "mismatches, cycles and images/s")
-    for k in ("images", "mismatches", "cycles_per_image", "images_per_s"):
+    for k in ("images", "images_in_file", "mismatches", "cycles_per_image", "images_per_s"):
         folder.result(k, summary[k])
-    print(f"{summary['images']} images on {args.simulator}: {summary['mismatches']} mismatches, "
+    print(f"{summary['images']} of {summary['images_in_file']} images compared on {args.simulator}: "
+          f"{summary['mismatches']} mismatches, "
           f"{summary['cycles_per_image']:.0f} cycles/image, {summary['images_per_s']:.1f} images/s "
           f"(testbench wall time; {summary['wall_s']:.1f} s in all)")
     for line in summary["mismatch_lines"]:
@@ -56,7 +57,11 @@ def _conv(args: argparse.Namespace) -> int:
     if summary["waveform"]:
         print(f"waveform of the first mismatching image: {summary['waveform']}")
     print(f"results: {folder.path}")
-    return 0 if summary["mismatches"] == 0 and summary["images"] == n else 1
+    if summary["images"] != summary["images_in_file"]:
+        print(f"spykehw cosim: error: {summary['images']} images compared, the vector file holds "
+              f"{summary['images_in_file']}", file=sys.stderr)
+        return 1
+    return 0 if summary["mismatches"] == 0 else 1
 
 
 def _classifier(args: argparse.Namespace) -> int:

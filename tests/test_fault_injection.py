@@ -1,0 +1,656 @@
+"""Fault injection: every kind of file spykehw reads, corrupted every way we can think of (and
+ways hypothesis thinks of), and runs killed at every point that writes (issue 14).
+
+The rule each reader must keep, per kind of file:
+
+- *inputs* the user gives (IDX data, TOML configs, trained states, vector files): a damaged file
+  is a :class:`SpykehwError` whose message names the file -- or, when the damage does not touch
+  the content (a gzip timestamp), the same content as before. Never another exception, never a
+  silently different result (the containers' CRCs and checksums see to that).
+- files spykehw *stores for itself* (quantization points and stages, the classifier cache,
+  manifests): a damaged file is discarded with a line naming it and recomputed (the reader says
+  "missing") -- or read as exactly what was written. Never an exception.
+
+Kill points: a writer SIGKILLed between writing and renaming leaves its final file untouched
+and a temporary file the next run removes; SIGINT and SIGTERM mark the run folder
+``interrupted``; an error marks it ``failed`` with the line printed; a SIGKILLed run is recorded
+as ``killed`` by the next command in its folder.
+
+Size: ``len(KINDS) x len(CORRUPTIONS)`` parametrised cases plus the hypothesis properties and the
+kill points (see the closing note of issue 14). Everything is tiny: the whole module runs in
+well under a minute.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from spykehw.errors import SpykehwError
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_VECTORS = {"conv": ROOT / "vectors" / "conv" / "fpga-8.npz",
+                  "softmax": ROOT / "vectors" / "softmax" / "fpga-8.npz"}
+
+
+# ----- the kinds of file ---------------------------------------------------------------------
+
+@dataclass
+class Kind:
+    """One kind of file: how to make a valid one, how spykehw reads it, and the rule it keeps.
+
+    ``make(folder) -> path``; ``read(path) -> a digest of what was read`` (or None: "missing",
+    for stores); ``mode`` is ``input`` or ``store`` (see the module docstring); ``other`` makes a
+    valid file of the same kind with other content (a file swapped in from another key)."""
+
+    name: str
+    make: Callable[[Path], Path]
+    read: Callable[[Path], Any]
+    mode: str
+    other: Callable[[Path], Path] | None = None
+
+
+def _digest_arrays(arrays: dict[str, np.ndarray]) -> str:
+    h = hashlib.sha256()
+    for k in sorted(arrays):
+        a = np.ascontiguousarray(arrays[k])
+        h.update(f"{k}{a.dtype.str}{a.shape}".encode() + a.tobytes())
+    return h.hexdigest()
+
+
+def _mnist_dir(folder: Path, offset: int = 0) -> Path:
+    from spykehw.data import load_sample, write_idx
+
+    ds = load_sample()
+    d = folder / "mnist"
+    write_idx(d / "train-images-idx3-ubyte.gz", ds.train_images[offset:offset + 30])
+    write_idx(d / "train-labels-idx1-ubyte.gz", ds.train_labels[offset:offset + 30].astype(np.uint8))
+    write_idx(d / "t10k-images-idx3-ubyte.gz", ds.test_images[:10])
+    write_idx(d / "t10k-labels-idx1-ubyte.gz", ds.test_labels[:10].astype(np.uint8))
+    return d
+
+
+def _read_mnist(path: Path) -> str:
+    from spykehw.data import load_dataset
+
+    ds = load_dataset("mnist", path.parent.parent)
+    return _digest_arrays({"a": ds.train_images, "b": ds.train_labels, "c": ds.test_images,
+                           "d": ds.test_labels})
+
+
+def _idx(stem: str):
+    def make(folder: Path) -> Path:
+        return _mnist_dir(folder) / f"{stem}.gz"
+    return make
+
+
+def _make_toml(folder: Path) -> Path:
+    p = folder / "cfg.toml"
+    p.write_text('preset = "fpga-8"\n\n[conv]\nweight_bits = 6\n\n[stdp]\nrounding = "half_up"\n')
+    return p
+
+
+def _read_toml(path: Path) -> str:
+    from spykehw.golden.formats import load_formats
+
+    fmt = load_formats(path)
+    return fmt.name  # any valid config is acceptable: TOML carries no checksum
+
+
+def _make_state(folder: Path) -> Path:
+    from spykehw.golden.formats import preset
+    from spykehw.golden.options import NetworkOptions
+    from spykehw.golden.state import TrainedState, save_state
+
+    rng = np.random.default_rng(3)
+    snaps = rng.integers(0, 256, (2, 30, 2, 5, 5), dtype=np.int64)
+    st_ = TrainedState(model="int", options=NetworkOptions().to_dict(), formats=preset("fpga-8").to_dict(),
+                       conv1_weights=snaps[-1].copy(), conv1_final_weights=snaps[0].copy(), snapshots=snaps,
+                       snapshot_steps=np.array([0, 10], np.int64), provenance={"dataset": "x"}, results={})
+    return save_state(folder / "state.npz", st_)
+
+
+def _read_state(path: Path) -> str:
+    from spykehw.golden.state import load_state
+
+    return _digest_arrays(load_state(path).arrays())
+
+
+def _vectors(which: str):
+    def make(folder: Path) -> Path:
+        p = folder / f"{which}.npz"
+        p.write_bytes(SAMPLE_VECTORS[which].read_bytes())
+        return p
+    return make
+
+
+def _read_vectors(path: Path) -> str:
+    from spykehw.sim.vectors import read_vectors
+
+    vs = read_vectors(path)
+    return _digest_arrays(dict(vs.arrays)) + json.dumps(vs.options, sort_keys=True)
+
+
+def _store_point(key: str, acc: float):
+    def make(folder: Path) -> Path:
+        from spykehw.quant.store import Store
+        return Store(folder / "store").save_point(key, {"key": key, "acc": acc, "label": "float"})
+    return make
+
+
+WARNINGS: list[str] = []
+
+
+def _read_point(path: Path):
+    from spykehw.quant.store import Store
+
+    got = Store(path.parent.parent, warn=WARNINGS.append).load_point("k1")
+    return None if got is None else json.dumps(got, sort_keys=True)
+
+
+def _store_stage(seed: int, key: str = "c1"):
+    def make(folder: Path) -> Path:
+        from spykehw.quant.store import Store
+        rng = np.random.default_rng(seed)
+        arrays = {"weights": rng.integers(0, 255, (4, 2, 5, 5)),
+                  "train_x": np.packbits(rng.integers(0, 2, (20, 30), dtype=np.uint8), axis=1)}
+        return Store(folder / "store").save_artifact("conv1", key, arrays, {"features": 30})
+    return make
+
+
+def _other_stage(folder: Path) -> Path:
+    # The stage file of another key, copied over this key's file name.
+    src = _store_stage(9, key="c2")(folder / "other")
+    dst = folder / "swap.npz"
+    dst.write_bytes(src.read_bytes())
+    return dst
+
+
+def _read_stage(path: Path):
+    from spykehw.quant.store import Store
+
+    got = Store(path.parent.parent, warn=WARNINGS.append).load_artifact("conv1", "c1")
+    return None if got is None else _digest_arrays(got[0]) + json.dumps(got[1], sort_keys=True)
+
+
+def _cache(seed: int, key: str = "cache-key"):
+    def make(folder: Path) -> Path:
+        from spykehw.stored import write_checked_npz
+        rng = np.random.default_rng(seed)
+        return write_checked_npz(folder / "cache" / "real-mnist-x.npz",
+                                 {"W2q": rng.integers(-8, 8, (30, 4)), "test_y": np.arange(10)},
+                                 kind="real-classifier", key=key, compressed=True,
+                                 meta={"float_acc": 0.5})
+    return make
+
+
+def _read_cache(path: Path):
+    from spykehw.stored import read_checked_npz
+
+    got = read_checked_npz(path, kind="real-classifier", key="cache-key", warn=WARNINGS.append)
+    return None if got is None else _digest_arrays(got[0]) + json.dumps(got[1], sort_keys=True)
+
+
+def _make_manifest(folder: Path) -> Path:
+    from spykehw.output import RunFolder
+
+    f = RunFolder(folder, "vectors", path=folder / "out", args={"n": 1})
+    f.write_text("a.txt", "a\n", "a file")
+    f.close("finished")
+    return f.path / "manifest.json"
+
+
+def _read_manifest(path: Path):
+    from spykehw.output import RunFolder
+
+    f = RunFolder(path.parent, "verilog", path=path.parent)
+    f.close("finished")
+    m = json.loads(path.read_text())
+    assert m["command"] == "verilog" and m["status"] == "finished"
+    if "history" not in m:
+        return None      # the damaged manifest was set aside (and said so); a new one began
+    return json.dumps([m["history"][0], sorted(m["files"])])
+
+
+KINDS = {
+    "idx-train-images": Kind("idx-train-images", _idx("train-images-idx3-ubyte"), _read_mnist, "input"),
+    "idx-test-labels": Kind("idx-test-labels", _idx("t10k-labels-idx1-ubyte"), _read_mnist, "input"),
+    "toml-config": Kind("toml-config", _make_toml, _read_toml, "config"),
+    "state": Kind("state", _make_state, _read_state, "input"),
+    "vectors-conv": Kind("vectors-conv", _vectors("conv"), _read_vectors, "input"),
+    "vectors-softmax": Kind("vectors-softmax", _vectors("softmax"), _read_vectors, "input"),
+    "store-point": Kind("store-point", _store_point("k1", 0.25), _read_point, "store",
+                        other=_store_point("k2", 0.75)),
+    "store-stage": Kind("store-stage", _store_stage(1), _read_stage, "store", other=_other_stage),
+    "classifier-cache": Kind("classifier-cache", _cache(1), _read_cache, "store",
+                             other=lambda f: _cache(1, key="other-key")(f / "o")),
+    "manifest": Kind("manifest", _make_manifest, _read_manifest, "store"),
+}
+
+
+# ----- the corruptions -----------------------------------------------------------------------
+
+def _flip(at: Callable[[int], int]):
+    def f(b: bytes) -> bytes:
+        if not b:
+            return b
+        i = at(len(b)) % len(b)
+        return b[:i] + bytes([b[i] ^ 0xFF]) + b[i + 1:]
+    return f
+
+
+CORRUPTIONS: dict[str, Callable[[bytes], bytes]] = {
+    "empty": lambda b: b"",
+    "truncated-3": lambda b: b[:3],
+    "truncated-40": lambda b: b[:40],          # the issue's reproduction
+    "truncated-half": lambda b: b[: len(b) // 2],
+    "truncated-last-byte": lambda b: b[:-1],
+    "flip-first-byte": _flip(lambda n: 0),
+    "flip-byte-10": _flip(lambda n: 10),
+    "flip-middle-byte": _flip(lambda n: n // 2),
+    "flip-last-byte": _flip(lambda n: n - 1),
+    "zeroed-middle": lambda b: b[: len(b) // 3] + bytes(min(64, len(b) // 3)) + b[len(b) // 3 + 64:],
+    "random-bytes": lambda b: np.random.default_rng(0).integers(0, 256, len(b), dtype=np.uint8).tobytes(),
+    "appended-garbage": lambda b: b + b"\x00garbage\xff" * 4,
+    "not-utf8": lambda b: b"\xff\xfe" + b[2:],
+}
+
+
+def _check(kind: Kind, path: Path, original: Any) -> None:
+    """The rule of ``kind`` (module docstring) for the file at ``path``."""
+    WARNINGS.clear()
+    if kind.mode == "store":
+        got = kind.read(path)               # must not raise
+        if got is None:
+            if kind.name != "manifest":
+                assert any(str(path) in w for w in WARNINGS), WARNINGS
+        else:
+            assert got == original, "a damaged stored file was read as something else"
+        return
+    try:
+        got = kind.read(path)
+    except SpykehwError as e:
+        assert path.name in str(e), f"the message does not name the file: {e}"
+        assert "\n" not in str(e).strip(), f"not one line: {e}"
+        return
+    if kind.mode == "input":
+        assert got == original, "a damaged input was read as other content"
+
+
+@pytest.mark.parametrize("corruption", list(CORRUPTIONS))
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_corrupt_file(kind, corruption, tmp_path):
+    k = KINDS[kind]
+    path = k.make(tmp_path)
+    original = k.read(path)
+    path.write_bytes(CORRUPTIONS[corruption](path.read_bytes()))
+    _check(k, path, original)
+
+
+@pytest.mark.parametrize("kind", [k for k, v in KINDS.items() if v.other is not None])
+def test_a_file_swapped_in_from_another_key_is_not_used(kind, tmp_path):
+    k = KINDS[kind]
+    path = k.make(tmp_path)
+    original = k.read(path)
+    path.write_bytes(k.other(tmp_path).read_bytes())
+    WARNINGS.clear()
+    got = k.read(path)
+    assert got is None or got == original
+    if got is None:
+        assert any(str(path) in w for w in WARNINGS), WARNINGS
+
+
+_FAST = settings(max_examples=40, deadline=None, derandomize=True,
+                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+
+@_FAST
+@given(kind=st.sampled_from(sorted(KINDS)), data=st.data())
+def test_random_damage(kind, data, tmp_path_factory):
+    """Hypothesis: a cut at any length, bytes changed at any places, bytes inserted anywhere."""
+    k = KINDS[kind]
+    folder = tmp_path_factory.mktemp("fi")
+    path = k.make(folder)
+    original = k.read(path)
+    b = bytearray(path.read_bytes())
+    how = data.draw(st.sampled_from(["cut", "flips", "insert"]))
+    if how == "cut":
+        b = b[: data.draw(st.integers(0, len(b) - 1))]
+    elif how == "flips":
+        for i in data.draw(st.lists(st.integers(0, len(b) - 1), min_size=1, max_size=8)):
+            b[i] ^= data.draw(st.integers(1, 255))
+    else:
+        i = data.draw(st.integers(0, len(b)))
+        b[i:i] = data.draw(st.binary(min_size=1, max_size=16))
+    path.write_bytes(bytes(b))
+    _check(k, path, original)
+
+
+# ----- vector files: the header and values against each other ---------------------------------
+
+def _rewrite(src: Path, dst: Path, header_fn=None, arrays_fn=None) -> Path:
+    """Copy a vector file changing its header or arrays, with valid zip CRCs (an *edited* file)."""
+    with zipfile.ZipFile(src) as z:
+        raw = {n[:-4]: np.lib.format.read_array(io.BytesIO(z.read(n))) for n in z.namelist()}
+    header = json.loads(raw.pop("_header").tobytes())
+    arrays = {k: np.array(v) for k, v in raw.items()}
+    if header_fn:
+        header_fn(header)
+    if arrays_fn:
+        arrays_fn(arrays)
+    entries = {"_header": np.frombuffer(json.dumps(header).encode(), np.uint8), **arrays}
+    with zipfile.ZipFile(dst, "w") as z:
+        for name, a in entries.items():
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, a, allow_pickle=False)
+            z.writestr(f"{name}.npy", buf.getvalue())
+    return dst
+
+
+def _set_path(d: dict, path: str, value) -> None:
+    *parents, leaf = path.split(".")
+    for p in parents:
+        d = d[p]
+    d[leaf] = value
+
+
+def _drop_last_case(h):
+    h["options"]["cases"] = h["options"]["cases"][:-1]
+
+
+def _bad_spike_offsets(a):
+    a["spike_offsets"][2] = a["spike_offsets"][1] - 1
+
+
+def _event_out_of_range(a):
+    a["events"][0, 2] = 99
+
+
+def _weight_out_of_range(a):
+    a["weights"][0, 0, 0, 0, 0] = 1 << 12
+
+
+def _bits_up(h):
+    h["formats"]["conv"]["weight_bits"] += 2
+
+
+def _bits_down(h):
+    h["formats"]["conv"]["weight_bits"] = 4
+
+
+def _threshold(h):
+    h["options"]["threshold"] += 1
+
+
+VECTOR_EDITS = {
+    "cases-one-short": (_drop_last_case, None, "options.cases"),
+    "weight-bits-up": (_bits_up, None, "threshold"),
+    "weight-bits-down": (_bits_down, None, "weights"),
+    "threshold": (_threshold, None, "threshold"),
+    "spike-offsets": (None, _bad_spike_offsets, "spike_offsets"),
+    "event-out-of-range": (None, _event_out_of_range, "events"),
+    "weight-out-of-range": (None, _weight_out_of_range, "weights"),
+    "options-not-a-table": (lambda h: h.update(options=[1, 2]), None, "options"),
+    "arrays-not-a-table": (lambda h: h.update(arrays="x"), None, "arrays"),
+    "conv-options-bad": (lambda h: _set_path(h, "options.conv", {"maps": "x"}), None, ""),
+}
+
+
+@pytest.mark.parametrize("edit", list(VECTOR_EDITS))
+def test_an_edited_conv_vector_file_is_refused(edit, tmp_path):
+    """Issue 14, item 3: a file whose ``options.cases`` is one short made cosim report 8 images
+    for 9; changed weight bits or threshold, bad offsets or values failed later or as 'RTL
+    mismatches'. Now the reader refuses them, naming the file and the key."""
+    from spykehw.sim.vectors import VectorError, read_vectors
+
+    header_fn, arrays_fn, word = VECTOR_EDITS[edit]
+    path = _rewrite(SAMPLE_VECTORS["conv"], tmp_path / "edited.npz", header_fn, arrays_fn)
+    with pytest.raises(VectorError) as e:
+        read_vectors(path)
+    assert "edited.npz" in str(e.value) and word in str(e.value)
+
+
+def test_cosim_conv_refuses_a_short_case_list_in_one_line(tmp_path, capsys):
+    from spykehw.cli import main
+
+    path = _rewrite(SAMPLE_VECTORS["conv"], tmp_path / "short.npz", _drop_last_case)
+    rc = main(["cosim", "conv", "--vectors", str(path), "--out", str(tmp_path / "runs"), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "options.cases" in err and len(err.splitlines()) == 1, err
+
+
+def test_vectors_for_another_design_are_refused(tmp_path):
+    """The header against the design it drives: fpga-8 vectors on an fpga-16 conv core."""
+    from spykehw.sim.vector_gen_conv import ConvVectorError, check_drives, core_config
+    from spykehw.sim.vectors import read_vectors
+    from spykehw.commands.verilog import conv_config
+
+    vs = read_vectors(SAMPLE_VECTORS["conv"])
+    check_drives(vs, core_config(vs))
+    with pytest.raises(ConvVectorError, match="formats"):
+        check_drives(vs, conv_config("fpga-16", "conv1", None, 12))
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.text(max_size=5),
+                     lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=4), c, max_size=3),
+                     max_leaves=6)
+
+
+def _header_paths(h: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k, v in h.items():
+        out.append(prefix + k)
+        if isinstance(v, dict) and k != "arrays":
+            out += _header_paths(v, prefix + k + ".")
+    return out
+
+
+_CONV_HEADER_PATHS = None
+
+
+@_FAST
+@given(data=st.data())
+def test_random_header_values(data, tmp_path_factory):
+    """Hypothesis: any header entry replaced by any JSON value is a VectorError or a file that
+    still passes every check; never another exception."""
+    from spykehw.sim.vectors import VectorError, read_vectors
+
+    global _CONV_HEADER_PATHS
+    if _CONV_HEADER_PATHS is None:
+        with zipfile.ZipFile(SAMPLE_VECTORS["conv"]) as z:
+            _CONV_HEADER_PATHS = sorted(_header_paths(json.loads(
+                np.lib.format.read_array(io.BytesIO(z.read("_header.npy"))).tobytes())))
+    key = data.draw(st.sampled_from(_CONV_HEADER_PATHS))
+    value = data.draw(_JSON)
+    path = _rewrite(SAMPLE_VECTORS["conv"], tmp_path_factory.mktemp("h") / "h.npz",
+                    lambda h: _set_path(h, key, value))
+    try:
+        read_vectors(path)
+    except VectorError as e:
+        assert "h.npz" in str(e)
+
+
+@_FAST
+@given(data=st.data())
+def test_random_array_values(data, tmp_path_factory):
+    """Hypothesis: any value of any array set to any value of its dtype: a VectorError or a file
+    whose values are all in range (the check passed)."""
+    from spykehw.sim.vectors import VectorError, read_vectors
+
+    name = data.draw(st.sampled_from(["weights", "weight_set", "event_offsets", "events",
+                                      "spike_offsets", "spikes", "features"]))
+
+    def edit(a):
+        arr = a[name]
+        if arr.size == 0:
+            return
+        info = np.iinfo(arr.dtype)
+        flat = arr.reshape(-1)
+        flat[data.draw(st.integers(0, flat.size - 1))] = data.draw(st.integers(int(info.min), int(info.max)))
+
+    path = _rewrite(SAMPLE_VECTORS["conv"], tmp_path_factory.mktemp("a") / "a.npz", None, edit)
+    try:
+        vs = read_vectors(path)
+    except VectorError as e:
+        assert "a.npz" in str(e)
+        return
+    assert vs["weights"].max() <= vs.formats.weight_max() and vs["features"].max() <= 1
+
+
+# ----- kill points ---------------------------------------------------------------------------
+
+_KILL = textwrap.dedent("""
+    import os, signal, sys
+    import numpy as np
+    point, what, folder = sys.argv[1], sys.argv[2], sys.argv[3]
+    def die(*a, **k):
+        os.kill(os.getpid(), signal.SIGKILL)
+    def arm():
+        if point == "before-rename":
+            os.replace = die
+        elif point == "at-fsync":
+            os.fsync = die
+        else:
+            die()
+    from pathlib import Path
+    folder = Path(folder)
+    if what == "run-folder":
+        from spykehw.output import RunFolder
+        f = RunFolder(folder, "run", path=folder)
+        arm()
+        f.write_json("results.json", {"acc": 0.9}, "results")
+    elif what == "store-point":
+        from spykehw.quant.store import Store
+        arm()
+        Store(folder / "store").save_point("k1", {"key": "k1", "acc": 0.5})
+    elif what == "cache":
+        from spykehw.stored import write_checked_npz
+        arm()
+        write_checked_npz(folder / "c.npz", {"a": np.arange(5)}, kind="k", key="k")
+    elif what == "state":
+        sys.path.insert(0, sys.argv[4])
+        from test_fault_injection import _make_state
+        arm()
+        _make_state(folder)
+    elif what == "vectors":
+        from spykehw.sim.vectors import read_vectors, write_vectors
+        vs = read_vectors(sys.argv[5])
+        arm()
+        write_vectors(folder / "v.npz", vs.kind, vs.arrays, formats=vs.formats, options=vs.options)
+""")
+
+
+@pytest.mark.parametrize("what", ["run-folder", "store-point", "cache", "state", "vectors"])
+@pytest.mark.parametrize("point", ["at-fsync", "before-rename"])
+def test_sigkill_while_writing(point, what, tmp_path):
+    """A writer killed between writing and renaming: no file under its final name (or the old
+    one intact), and the temporary file is removed by the next run in that folder."""
+    from spykehw.output import RunFolder, clean_stale_temps
+
+    r = subprocess.run([sys.executable, "-c", _KILL, point, what, str(tmp_path),
+                        str(Path(__file__).parent), str(SAMPLE_VECTORS["softmax"])],
+                       capture_output=True, timeout=120)
+    assert r.returncode == -signal.SIGKILL, r.stderr.decode()[-2000:]
+    finals = [p for p in tmp_path.rglob("*") if p.is_file() and not p.name.endswith(".tmp")]
+    temps = list(tmp_path.rglob("*.tmp"))
+    assert temps, "the kill point was not reached"
+    for p in finals:        # only the manifest of the run folder may exist, and it is whole
+        assert p.name == "manifest.json", p
+        json.loads(p.read_text())
+    removed = clean_stale_temps(tmp_path, recursive=True)
+    assert sorted(removed) == sorted(temps) and not list(tmp_path.rglob("*.tmp"))
+    if what == "run-folder":
+        RunFolder(tmp_path, "run", path=tmp_path).close("finished")
+        m = json.loads((tmp_path / "manifest.json").read_text())
+        assert m["history"][0]["status"] == "killed" and m["status"] == "finished"
+
+
+def test_sigkill_after_start_is_recorded_as_killed(tmp_path):
+    from spykehw.output import RunFolder
+
+    r = subprocess.run([sys.executable, "-c", _KILL, "now", "run-folder", str(tmp_path)],
+                       capture_output=True, timeout=120)
+    assert r.returncode == -signal.SIGKILL
+    assert json.loads((tmp_path / "manifest.json").read_text())["status"] == "running"
+    RunFolder(tmp_path, "run", path=tmp_path).close("finished")
+    m = json.loads((tmp_path / "manifest.json").read_text())
+    assert [h["status"] for h in m["history"]] == ["killed"]
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_sigint_and_sigterm_mark_the_run_interrupted(sig, code, tmp_path, monkeypatch, capsys):
+    import spykehw.commands.verilog as verilog
+    from spykehw.cli import main
+    from spykehw.output import RunFolder
+
+    def fake(args):
+        RunFolder(args.out, "verilog", path=args.out)
+        os.kill(os.getpid(), sig)
+        raise AssertionError("the signal did not stop the command")
+
+    monkeypatch.setattr(verilog, "_conv", fake)
+    assert main(["verilog", "conv", "--out", str(tmp_path / "v")]) == code
+    m = json.loads((tmp_path / "v" / "manifest.json").read_text())
+    assert m["status"] == "interrupted" and m["error"] == sig.name
+    assert "interrupted" in capsys.readouterr().err
+
+
+def test_a_bad_config_is_one_line(tmp_path, capsys):
+    from spykehw.cli import main
+
+    bad = tmp_path / "bad.toml"
+    bad.write_bytes(b"[conv\n")
+    rc = main(["run", "--config", str(bad), "--out", str(tmp_path / "runs"), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "bad.toml" in err and len(err.splitlines()) == 1
+
+
+# ----- the same files through the command line: one line, non-zero exit ----------------------
+
+def _cli_cases(tmp: Path):
+    return {
+        "idx-train-images": ["run", "--dataset", "mnist", "--data-dir", "{root}", "--quiet",
+                             "--out", str(tmp / "runs")],
+        "idx-test-labels": ["data", "info", "--data-dir", "{root}", "--verify"],
+        "toml-config": ["run", "--config", "{path}", "--out", str(tmp / "runs"), "--quiet"],
+        "state": ["vectors", "conv", "--weights", "{path}", "--source", "adversarial",
+                  "--out", str(tmp / "v")],
+        "vectors-conv": ["cosim", "conv", "--vectors", "{path}", "--out", str(tmp / "runs"), "--quiet"],
+    }
+
+
+@pytest.mark.parametrize("corruption", ["truncated-40", "flip-middle-byte", "not-utf8"])
+@pytest.mark.parametrize("kind", list(_cli_cases(Path("."))))
+def test_corrupt_input_through_the_cli(kind, corruption, tmp_path, capsys):
+    from spykehw.cli import main
+
+    k = KINDS[kind]
+    path = k.make(tmp_path)
+    path.write_bytes(CORRUPTIONS[corruption](path.read_bytes()))
+    argv = [a.format(root=path.parent.parent, path=path) for a in _cli_cases(tmp_path)[kind]]
+    try:
+        k.read(path)
+    except SpykehwError:
+        pass
+    else:
+        pytest.skip("this damage leaves a valid file (the library-level tests check which)")
+    rc = main(argv)
+    out = capsys.readouterr()
+    errors = [line for line in out.err.splitlines() if "error" in line]
+    assert rc != 0 and errors and "Traceback" not in out.err, out.err
+    assert path.name in out.err + out.out
