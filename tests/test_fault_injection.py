@@ -654,3 +654,24 @@ def test_corrupt_input_through_the_cli(kind, corruption, tmp_path, capsys):
     errors = [line for line in out.err.splitlines() if "error" in line]
     assert rc != 0 and errors and "Traceback" not in out.err, out.err
     assert path.name in out.err + out.out
+
+
+def test_cosim_conv_fails_unless_every_image_in_the_file_was_compared(tmp_path, monkeypatch, capsys):
+    """Issue 14, item 3: 'N images ... 0 mismatches', exit 0, when fewer were compared."""
+    import spykehw.sim.conv_harness as harness
+    from spykehw.cli import main
+
+    monkeypatch.setattr(harness, "build_conv_cosim", lambda *a, **k: None)
+
+    def short_run(cosim, vectors, folder, **kw):
+        return {"vector": "fpga-8.npz", "images_in_file": 9, "images": 8, "mismatches": 0,
+                "mismatch_lines": [], "mismatching_images": [], "cycles": 8, "tb_wall_s": 1.0,
+                "wall_s": 1.0, "waveform": None, "cycles_per_image": 1.0, "images_per_s": 8.0}
+
+    monkeypatch.setattr(harness, "cosim_vector_file", short_run)
+    rc = main(["cosim", "conv", "--vectors", str(SAMPLE_VECTORS["conv"]), "--out", str(tmp_path),
+               "--quiet"])
+    out = capsys.readouterr()
+    assert rc == 1 and "8 of 9 images compared" in out.out and "8 images compared" in out.err
+    (folder,) = tmp_path.iterdir()
+    assert json.loads((folder / "manifest.json").read_text())["status"] == "failed"
