@@ -41,6 +41,7 @@ import numpy as np
 from .. import data, golden
 from ..golden.fixed import signed_range
 from ..golden.formats import NumberFormats, preset
+from ..output import clean_stale_temps
 from ..stored import code_digest, read_checked_npz, stable_key, write_checked_npz
 from .vectors import ArraySpec, KindSpec, VectorSet, read_vectors, register_kind, write_vectors
 
@@ -293,6 +294,7 @@ def real_classifier(dataset: str = "mnist", formats: NumberFormats | None = None
     key = stable_key({"settings": settings, "data": data_files, "split": ds.provenance.get("split"),
                       "code": _producer_digest()}, 16)
     path = _cache_dir() / f"real-{dataset}-{key}.npz"
+    clean_stale_temps(path.parent)      # left by a killed cold run (a live one's are kept)
     got = read_checked_npz(path, kind="real-classifier", key=key) if cache else None
     if got is not None:
         from ..golden.classifier_int import IntClassifier
