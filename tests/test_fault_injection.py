@@ -45,7 +45,9 @@ from spykehw.errors import SpykehwError
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_VECTORS = {"conv": ROOT / "vectors" / "conv" / "fpga-8.npz",
-                  "softmax": ROOT / "vectors" / "softmax" / "fpga-8.npz"}
+                  "softmax": ROOT / "vectors" / "softmax" / "fpga-8.npz",
+                  "classifier": ROOT / "vectors" / "classifier" / "adversarial-fpga-8.npz",
+                  "learn": ROOT / "vectors" / "conv-learn" / "conv1-fpga-8-lr.npz"}
 
 
 # ----- the kinds of file ---------------------------------------------------------------------
@@ -234,6 +236,8 @@ KINDS = {
     "state": Kind("state", _make_state, _read_state, "input"),
     "vectors-conv": Kind("vectors-conv", _vectors("conv"), _read_vectors, "input"),
     "vectors-softmax": Kind("vectors-softmax", _vectors("softmax"), _read_vectors, "input"),
+    "vectors-classifier": Kind("vectors-classifier", _vectors("classifier"), _read_vectors, "input"),
+    "vectors-learn": Kind("vectors-learn", _vectors("learn"), _read_vectors, "input"),
     "store-point": Kind("store-point", _store_point("k1", 0.25), _read_point, "store",
                         other=_store_point("k2", 0.75)),
     "store-stage": Kind("store-stage", _store_stage(1), _read_stage, "store", other=_other_stage),
@@ -400,7 +404,7 @@ def _threshold(h):
 VECTOR_EDITS = {
     "cases-one-short": (_drop_last_case, None, "options.cases"),
     "weight-bits-up": (_bits_up, None, "threshold"),
-    "weight-bits-down": (_bits_down, None, "weights"),
+    "weight-bits-down": (_bits_down, None, "weight bits"),
     "threshold": (_threshold, None, "threshold"),
     "spike-offsets": (None, _bad_spike_offsets, "spike_offsets"),
     "event-out-of-range": (None, _event_out_of_range, "events"),
@@ -460,24 +464,28 @@ def _header_paths(h: dict, prefix: str = "") -> list[str]:
     return out
 
 
-_CONV_HEADER_PATHS = None
+_HEADER_PATHS: dict[str, list[str]] = {}
+
+
+def _paths_of(which: str) -> list[str]:
+    if which not in _HEADER_PATHS:
+        with zipfile.ZipFile(SAMPLE_VECTORS[which]) as z:
+            _HEADER_PATHS[which] = sorted(_header_paths(json.loads(
+                np.lib.format.read_array(io.BytesIO(z.read("_header.npy"))).tobytes())))
+    return _HEADER_PATHS[which]
 
 
 @_FAST
-@given(data=st.data())
-def test_random_header_values(data, tmp_path_factory):
-    """Hypothesis: any header entry replaced by any JSON value is a VectorError or a file that
-    still passes every check; never another exception."""
+@given(which=st.sampled_from(sorted(SAMPLE_VECTORS)), data=st.data())
+def test_random_header_values(which, data, tmp_path_factory):
+    """Hypothesis: any header entry of any kind of vector file replaced by any JSON value is a
+    VectorError naming the file or a file that still passes every check; never another
+    exception."""
     from spykehw.sim.vectors import VectorError, read_vectors
 
-    global _CONV_HEADER_PATHS
-    if _CONV_HEADER_PATHS is None:
-        with zipfile.ZipFile(SAMPLE_VECTORS["conv"]) as z:
-            _CONV_HEADER_PATHS = sorted(_header_paths(json.loads(
-                np.lib.format.read_array(io.BytesIO(z.read("_header.npy"))).tobytes())))
-    key = data.draw(st.sampled_from(_CONV_HEADER_PATHS))
+    key = data.draw(st.sampled_from(_paths_of(which)))
     value = data.draw(_JSON)
-    path = _rewrite(SAMPLE_VECTORS["conv"], tmp_path_factory.mktemp("h") / "h.npz",
+    path = _rewrite(SAMPLE_VECTORS[which], tmp_path_factory.mktemp("h") / "h.npz",
                     lambda h: _set_path(h, key, value))
     try:
         read_vectors(path)
@@ -485,15 +493,24 @@ def test_random_header_values(data, tmp_path_factory):
         assert "h.npz" in str(e)
 
 
+_LIMITS = {  # array -> what every accepted file must satisfy
+    "conv": lambda vs: vs["weights"].max() <= vs.formats.weight_max() and vs["features"].max() <= 1,
+    "learn": lambda vs: vs["weights"].max() <= vs.formats.weight_max() and vs["weights0"].min() >= 0,
+    "classifier": lambda vs: vs["indices"].max() < vs["w2"].shape[0] and vs["hidden"].max() <= 1,
+    "softmax": lambda vs: vs["words"].min() >= 0,
+}
+
+
 @_FAST
-@given(data=st.data())
-def test_random_array_values(data, tmp_path_factory):
+@given(which=st.sampled_from(sorted(SAMPLE_VECTORS)), data=st.data())
+def test_random_array_values(which, data, tmp_path_factory):
     """Hypothesis: any value of any array set to any value of its dtype: a VectorError or a file
     whose values are all in range (the check passed)."""
     from spykehw.sim.vectors import VectorError, read_vectors
 
-    name = data.draw(st.sampled_from(["weights", "weight_set", "event_offsets", "events",
-                                      "spike_offsets", "spikes", "features"]))
+    with zipfile.ZipFile(SAMPLE_VECTORS[which]) as z:
+        names = sorted(n[:-4] for n in z.namelist() if n != "_header.npy")
+    name = data.draw(st.sampled_from(names))
 
     def edit(a):
         arr = a[name]
@@ -503,13 +520,13 @@ def test_random_array_values(data, tmp_path_factory):
         flat = arr.reshape(-1)
         flat[data.draw(st.integers(0, flat.size - 1))] = data.draw(st.integers(int(info.min), int(info.max)))
 
-    path = _rewrite(SAMPLE_VECTORS["conv"], tmp_path_factory.mktemp("a") / "a.npz", None, edit)
+    path = _rewrite(SAMPLE_VECTORS[which], tmp_path_factory.mktemp("a") / "a.npz", None, edit)
     try:
         vs = read_vectors(path)
     except VectorError as e:
         assert "a.npz" in str(e)
         return
-    assert vs["weights"].max() <= vs.formats.weight_max() and vs["features"].max() <= 1
+    assert _LIMITS[which](vs)
 
 
 # ----- kill points ---------------------------------------------------------------------------
