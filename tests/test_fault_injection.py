@@ -229,7 +229,47 @@ def _read_manifest(path: Path):
     return json.dumps([m["history"][0], sorted(m["files"])])
 
 
+def _make_sweep_toml(folder: Path) -> Path:
+    p = folder / "sweep.toml"
+    p.write_text('dataset = ["mnist-sample"]\nconv_bits = [4, 6]\nrounding = ["truncate"]\n'
+                 'epochs = 2\n\n[[point]]\nconv.weight_bits = 6\n')
+    return p
+
+
+def _read_sweep_toml(path: Path):
+    from spykehw.quant.points import Sweep, sweep_from_toml
+
+    return repr(Sweep(**sweep_from_toml(path)))
+
+
+def _make_bench_json(folder: Path) -> Path:
+    p = folder / "bench.json"
+    p.write_text(json.dumps({"benchmark": "classifier", "results": [{"lanes": 64, "cycles": 900}]}))
+    return p
+
+
+def _read_bench_json(path: Path):
+    from spykehw.fpga.bench import read_bench
+
+    return repr(read_bench([path]))
+
+
+def _make_accuracy_csv(folder: Path) -> Path:
+    p = folder / "acc.csv"
+    p.write_text("preset,accuracy\nfpga-16,0.97\nfpga-8,96.5%\n")
+    return p
+
+
+def _read_accuracy_csv(path: Path):
+    from spykehw.fpga.sweep import read_accuracy
+
+    return repr(read_accuracy(path))
+
+
 KINDS = {
+    "sweep-toml": Kind("sweep-toml", _make_sweep_toml, _read_sweep_toml, "config"),
+    "bench-json": Kind("bench-json", _make_bench_json, _read_bench_json, "config"),
+    "accuracy-csv": Kind("accuracy-csv", _make_accuracy_csv, _read_accuracy_csv, "config"),
     "idx-train-images": Kind("idx-train-images", _idx("train-images-idx3-ubyte"), _read_mnist, "input"),
     "idx-test-labels": Kind("idx-test-labels", _idx("t10k-labels-idx1-ubyte"), _read_mnist, "input"),
     "toml-config": Kind("toml-config", _make_toml, _read_toml, "config"),
