@@ -626,7 +626,11 @@ def conv1_weights(formats: NumberFormats, *, state: str | Path | None = None,
     if train_images < 1:
         raise ConvVectorError(f"train images: must be >= 1, not {train_images}")
     source = "mnist-sample" if train_images <= 5000 and data_dir is None else "mnist"
-    images = mnist_train_images(source, data_dir)[:train_images]
+    images = mnist_train_images(source, data_dir)
+    if len(images) < train_images:  # never train on fewer images than the note says
+        raise ConvVectorError(f"train images: {source} has {len(images)} training images, "
+                              f"not {train_images}")
+    images = images[:train_images]
     return stdp_weights(images, formats), f"golden train_conv1 on {source} train rows 0..{train_images - 1}"
 
 

@@ -131,3 +131,20 @@ def test_bench_prints_before_saving(tmp_path, monkeypatch, capsys):
     rc = main(["bench", "--quick", "--only", "encode_int", "--out", str(tmp_path / "b.json")])
     out = capsys.readouterr()
     assert rc == 2 and '"ok": true' in out.out and "No space left" in out.err
+
+
+def test_more_training_images_than_the_data_holds_is_an_error(tmp_path, capsys):
+    """`vectors conv --train-images 99999` said 'train rows 0..99998' and trained on fewer."""
+    from spykehw.data import load_sample, write_idx
+
+    ds = load_sample()
+    d = tmp_path / "mnist"
+    for stem, a in (("train-images-idx3-ubyte", ds.train_images[:20]),
+                    ("train-labels-idx1-ubyte", ds.train_labels[:20].astype("uint8")),
+                    ("t10k-images-idx3-ubyte", ds.test_images[:5]),
+                    ("t10k-labels-idx1-ubyte", ds.test_labels[:5].astype("uint8"))):
+        write_idx(d / f"{stem}.gz", a)
+    rc = main(["vectors", "conv", "--source", "adversarial", "--out", str(tmp_path / "v"),
+               "--train-images", "30", "--data-dir", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "has 20 training images, not 30" in err and len(err.splitlines()) == 1
