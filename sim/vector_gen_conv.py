@@ -619,9 +619,15 @@ def conv1_weights(formats: NumberFormats, *, state: str | Path | None = None,
         if st.model != "int":
             raise ConvVectorError(f"{state}: holds a {st.model} model; the conv core needs the "
                                   "integer model's weights")
-        if st.number_formats().to_dict() != formats.to_dict():
-            raise ConvVectorError(f"{state}: its weights are in formats {st.formats.get('name')!r}, "
-                                  f"not {formats.name!r} (use --config {st.formats.get('name')})")
+        theirs = st.number_formats()
+        if theirs.digest() != formats.digest():
+            # Names alone can agree on different content (a state from before names told the
+            # truth): show the content hashes too.
+            raise ConvVectorError(
+                f"{state}: its weights are in formats {theirs.name!r} (content "
+                f"{theirs.digest()[:8]}), not {formats.name!r} (content {formats.digest()[:8]})"
+                + (f"; use --config {theirs.name}" if theirs.name != formats.name else
+                   "; pass the config file the state was trained with"))
         return np.asarray(st.conv1_weights, dtype=np.int64), f"state file {Path(state).name}"
     if train_images < 1:
         raise ConvVectorError(f"train images: must be >= 1, not {train_images}")

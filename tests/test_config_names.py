@@ -60,3 +60,25 @@ def test_changed_preset_does_not_overwrite_the_preset_vectors(tmp_path):
                  "--source", "adversarial", "--count", "2", "--train-images", "10"]) == 0
     names = sorted(p.name for p in out.glob("*.npz"))
     assert names == [f"conv-adversarial-{load_formats(cfg).name}.npz"] and "fpga-8.npz" not in names[0]
+
+
+def test_a_state_whose_formats_only_share_the_name_is_refused_clearly(tmp_path):
+    """The message read `formats 'fpga-8', not 'fpga-8'`: now it shows the content hashes."""
+    import dataclasses
+
+    import numpy as np
+
+    from spykehw.golden.options import NetworkOptions
+    from spykehw.golden.state import TrainedState, save_state
+    from spykehw.sim.vector_gen_conv import ConvVectorError, conv1_weights
+
+    fake = dataclasses.replace(preset("fpga-8").replace(**{"conv.weight_bits": 6}), name="fpga-8")
+    w = np.zeros((2, 30, 2, 5, 5), np.int64)
+    st = TrainedState(model="int", options=NetworkOptions().to_dict(), formats=fake.to_dict(),
+                      conv1_weights=w[0], conv1_final_weights=w[0], snapshots=w,
+                      snapshot_steps=np.array([0, 1], np.int64), provenance={}, results={})
+    path = save_state(tmp_path / "old.npz", st)
+    with pytest.raises(ConvVectorError) as e:
+        conv1_weights(preset("fpga-8"), state=path)
+    msg = str(e.value)
+    assert fake.digest()[:8] in msg and preset("fpga-8").digest()[:8] in msg
