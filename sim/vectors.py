@@ -3,7 +3,9 @@
 One vector file is one ``.npz`` archive (see ``vectors/README.md`` for the full description):
 
 - ``_header``: a uint8 array holding UTF-8 JSON ``{format: "spykehw-vectors", version: 1, kind,
-  formats, options, seed, created_by, description, arrays: {name: {dtype, shape}}}``;
+  formats, options, seed, created_by, description, arrays: {name: {dtype, shape}},
+  arrays_sha256}`` (``arrays_sha256``: :func:`spykehw.stored.arrays_digest` of the arrays,
+  verified on reading; files written before it existed have none);
   ``formats`` is :meth:`NumberFormats.to_dict` of the config the vectors were made with.
 - one integer array per name listed in ``arrays``.
 
@@ -42,6 +44,7 @@ import numpy as np
 from ..errors import SpykehwError
 from ..golden.formats import FormatError, NumberFormats
 from ..output import atomic_write, json_default
+from ..stored import arrays_digest
 
 __all__ = [
     "FORMAT",
@@ -307,6 +310,7 @@ def write_vectors(path: str | Path, kind: str, arrays: Mapping[str, Any], *, for
         "created_by": _created_by() + (f" ({created_by})" if created_by else ""),
         "description": description,
         "arrays": {n: {"dtype": a.dtype.name, "shape": list(a.shape)} for n, a in sorted(cast.items())},
+        "arrays_sha256": arrays_digest(cast),
     }
     entries = {HEADER: np.frombuffer(
         json.dumps(header, sort_keys=True, indent=1, default=json_default).encode(), dtype=np.uint8)}
@@ -396,6 +400,11 @@ def read_vectors(path: str | Path, *, kind: str | None = None) -> VectorSet:
             raise VectorError(f"{where}: array {name!r} is {arr.dtype.name}{list(arr.shape)}, "
                               f"the header says {want.get('dtype')}{want.get('shape')}")
         arr.setflags(write=False)
+    # The content hash (files written before it existed have none): an edited array is refused
+    # even when it is still in range and the zip's CRCs were rewritten.
+    if "arrays_sha256" in header and header["arrays_sha256"] != arrays_digest(raw):
+        raise VectorError(f"{where}: the arrays do not match the header's arrays_sha256 (the file "
+                          "was edited or damaged after it was written)")
     _check_against_kind(where, spec, raw, header["options"])
     vs = VectorSet(kind=file_kind, formats=formats, options=header["options"], seed=header["seed"],
                    description=header["description"], arrays=raw, created_by=header["created_by"],

@@ -387,16 +387,22 @@ def test_random_damage(kind, data, tmp_path_factory):
 
 # ----- vector files: the header and values against each other ---------------------------------
 
-def _rewrite(src: Path, dst: Path, header_fn=None, arrays_fn=None) -> Path:
-    """Copy a vector file changing its header or arrays, with valid zip CRCs (an *edited* file)."""
+def _rewrite(src: Path, dst: Path, header_fn=None, arrays_fn=None, *, rehash: bool = True) -> Path:
+    """Copy a vector file changing its header or arrays, with valid zip CRCs (an *edited* file);
+    ``rehash`` also recomputes the header's content hash, as a careful forger (or a generator
+    bug) would, so that the content checks behind the hash are what is tested."""
+    from spykehw.stored import arrays_digest
+
     with zipfile.ZipFile(src) as z:
         raw = {n[:-4]: np.lib.format.read_array(io.BytesIO(z.read(n))) for n in z.namelist()}
     header = json.loads(raw.pop("_header").tobytes())
     arrays = {k: np.array(v) for k, v in raw.items()}
-    if header_fn:
-        header_fn(header)
     if arrays_fn:
         arrays_fn(arrays)
+        if rehash:
+            header["arrays_sha256"] = arrays_digest(arrays)
+    if header_fn:
+        header_fn(header)
     entries = {"_header": np.frombuffer(json.dumps(header).encode(), np.uint8), **arrays}
     with zipfile.ZipFile(dst, "w") as z:
         for name, a in entries.items():
@@ -467,6 +473,31 @@ def test_an_edited_conv_vector_file_is_refused(edit, tmp_path):
     with pytest.raises(VectorError) as e:
         read_vectors(path)
     assert "edited.npz" in str(e.value) and word in str(e.value)
+
+
+@pytest.mark.parametrize("which", sorted(SAMPLE_VECTORS))
+def test_an_edited_array_fails_the_content_hash(which, tmp_path):
+    """Any change of any value, even one still in range, is refused by the header's hash."""
+    from spykehw.sim.vectors import VectorError, read_vectors
+
+    def bump(a):
+        name = max(a, key=lambda k: a[k].size)
+        flat = a[name].reshape(-1)
+        flat[flat.size // 2] ^= 1
+
+    path = _rewrite(SAMPLE_VECTORS[which], tmp_path / "e.npz", None, bump, rehash=False)
+    with pytest.raises(VectorError, match="arrays_sha256"):
+        read_vectors(path)
+
+
+def test_every_committed_vector_file_carries_its_content_hash():
+    from spykehw.sim.vectors import read_vectors
+
+    for p in sorted((ROOT / "vectors").glob("*/*.npz")):
+        with zipfile.ZipFile(p) as z:
+            header = json.loads(np.lib.format.read_array(io.BytesIO(z.read("_header.npy"))).tobytes())
+        assert "arrays_sha256" in header, p
+        read_vectors(p)
 
 
 def test_cosim_conv_refuses_a_short_case_list_in_one_line(tmp_path, capsys):
