@@ -52,7 +52,7 @@ import numpy as np
 from numba import njit, prange
 
 from .errors import SpykehwError
-from ..progress import Progress, format_duration
+from .progress import Progress, format_duration
 from .options import ClassifierOptions
 
 __all__ = [

@@ -19,17 +19,14 @@ import json
 import os
 import platform
 import sys
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .errors import SpykehwError
+from .golden.files import TMP_SUFFIX as _TMP_SUFFIX, atomic_write
 
 __all__ = ["RunFolder", "atomic_write", "atomic_write_bytes", "sha256_file", "json_default",
            "clean_stale_temps", "close_open_folders", "OutsideFolder"]
-
-_TMP_SUFFIX = ".tmp"
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -38,40 +35,6 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
         while b := f.read(chunk):
             h.update(b)
     return h.hexdigest()
-
-
-def _temp_prefix(name: str) -> str:
-    # ".<final name>.<pid>." + random + ".tmp": unique per writer (concurrent runs never share
-    # a temporary file), and the PID says whether its writer is still alive.
-    return f".{name}.{os.getpid()}."
-
-
-@contextmanager
-def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[Any]:
-    """Open a temporary file beside ``path``; on success fsync and rename it onto ``path``.
-
-    The one way the project writes a file that must never be seen half-written: results,
-    states, stores, caches, vectors, manifests.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path.name), suffix=_TMP_SUFFIX, dir=path.parent)
-    # mkstemp makes 0600 files; give the final file the mode a plain open() would.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
