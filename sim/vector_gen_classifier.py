@@ -43,8 +43,8 @@ from ..golden.fixed import signed_range
 from ..golden.formats import NumberFormats, preset
 from ..output import clean_stale_temps
 from ..stored import code_digest, read_checked_npz, stable_key, write_checked_npz
-from .vectors import (ArraySpec, KindSpec, VectorSet, check_range, read_vectors, register_kind, require,
-                      write_vectors)
+from .vector_checks import check_classifier
+from .vectors import ArraySpec, KindSpec, VectorSet, read_vectors, register_kind, write_vectors
 
 __all__ = [
     "KIND",
@@ -68,36 +68,6 @@ __all__ = [
     "write_committed",
 ]
 
-def _check_classifier(vs: VectorSet) -> None:
-    """The content against the header (see :mod:`spykehw.sim.vectors`): the shape in
-    ``options``, every image listed, weights and biases within their formats, feature indices
-    within the features, hidden bits, classes, softmax words and labels within range."""
-    o, c = vs.options, vs.formats.classifier
-    F, H = vs["w2"].shape
-    C = vs["w3"].shape[1]
-    for key, n in (("features", F), ("hidden", H), ("classes", C)):
-        require(o[key] == n, vs, f"options.{key} is {o[key]!r}, the arrays have {n}")
-    N = vs["counts"].shape[0]
-    # Synthetic sets name their cases; real ones list their test rows instead.
-    listed = o["cases"] or o.get("test_rows", [])
-    key = "cases" if o["cases"] else "test_rows"
-    require(isinstance(listed, list) and len(listed) == N, vs,
-            f"options.{key} lists {len(listed) if isinstance(listed, list) else '?'} images, "
-            f"the arrays hold {N}")
-    for name, bits in (("w2", c.hidden_weight_bits), ("b2", c.hidden_bias_bits),
-                       ("w3", c.output_weight_bits), ("b3", c.output_bias_bits)):
-        lo, hi = signed_range(bits)
-        check_range(vs, name, lo, hi, what=f"signed {bits} bits")
-    check_range(vs, "indices", 0, F - 1, what="feature index")
-    check_range(vs, "counts", 0, F, what="active features")
-    require(int(vs["counts"].sum()) == vs["indices"].shape[0], vs,
-            f"counts add up to {int(vs['counts'].sum())}, indices holds {vs['indices'].shape[0]}")
-    check_range(vs, "hidden", 0, 1)
-    check_range(vs, "classes", 0, C - 1)
-    check_range(vs, "labels", -1, C - 1)
-    check_range(vs, "words", 0, (1 << vs.formats.softmax.softmax_bits) - 1, what="softmax words")
-
-
 KIND = register_kind(KindSpec(
     name="classifier",
     description="binary-activation classifier with exp-LUT softmax (golden forward_int)",
@@ -115,7 +85,7 @@ KIND = register_kind(KindSpec(
         "labels": ArraySpec("int64", ("N",), "true class of a real image, -1 for a synthetic one"),
     },
     options=("features", "hidden", "classes", "source", "cases"),
-    check=_check_classifier,
+    check=check_classifier,
 ))
 
 COMMITTED_SEED = 20240607

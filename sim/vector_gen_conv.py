@@ -51,8 +51,8 @@ import numpy as np
 from ..errors import SpykehwError
 from ..golden.formats import NumberFormats, preset
 from ..golden.options import CONV1, CONV2, ConvOptions, EncoderOptions
-from .vectors import (ArraySpec, KindSpec, VectorSet, check_offsets, check_range, read_vectors,
-                      register_kind, require, write_vectors)
+from .vector_checks import check_conv_infer
+from .vectors import ArraySpec, KindSpec, VectorSet, read_vectors, register_kind, write_vectors
 
 __all__ = [
     "KIND",
@@ -67,8 +67,6 @@ __all__ = [
     "layer_options",
     "core_config",
     "check_drives",
-    "check_conv_header",
-    "check_conv_weights",
     "canonical_events",
     "adversarial_cases",
     "adversarial_weight_sets",
@@ -89,67 +87,6 @@ __all__ = [
 KIND = "conv-infer"
 
 
-def check_conv_header(vs: VectorSet, N: int, outputs: str, offsets: str) -> ConvOptions:
-    """The checks a conv-infer and a conv-learn file share (see :mod:`spykehw.sim.vectors`):
-    ``N`` images listed in ``options.cases``, events and ``outputs`` (spikes or winners, CSR by
-    ``offsets``) within the layer and the steps, threshold and potential width from the
-    formats. Returns the layer's options."""
-    o, fmt = vs.options, vs.formats
-    opts = ConvOptions(**o["conv"])
-    steps, msi = o["steps"], o["max_spikes_per_input"]
-    require(isinstance(steps, int) and steps >= 1, vs, f"options.steps must be >= 1, found {steps!r}")
-    require(isinstance(msi, int) and msi >= 1, vs,
-            f"options.max_spikes_per_input must be >= 1, found {msi!r}")
-    require(isinstance(o["cases"], list) and len(o["cases"]) == N, vs,
-            f"options.cases lists {len(o['cases']) if isinstance(o['cases'], list) else '?'} images, "
-            f"the arrays hold {N}")
-    require(o["threshold"] == fmt.threshold_int(opts.threshold), vs,
-            f"options.threshold is {o['threshold']!r}, the formats give "
-            f"{fmt.threshold_int(opts.threshold)} (threshold {opts.threshold} at "
-            f"{fmt.conv.weight_bits} weight bits)")
-    pbits = fmt.potential_bits(opts.in_channels, opts.kernel, msi)
-    require(o["potential_bits"] == pbits, vs,
-            f"options.potential_bits is {o['potential_bits']!r}, the formats give {pbits}")
-    out = opts.in_size - opts.kernel + 1
-    for name, offs, lims in (("events", "event_offsets", (opts.in_channels, opts.in_size)),
-                             (outputs, offsets, (opts.maps, out))):
-        require(vs[name].shape[1] == 4, vs, f"{name} must have 4 columns (t, ., y, x)")
-        check_offsets(vs, offs, N, vs[name].shape[0])
-        check_range(vs, name, 0, steps - 1, column=0, what="step")
-        check_range(vs, name, 0, lims[0] - 1, column=1, what="channel/map")
-        check_range(vs, name, 0, lims[1] - 1, column=2, what="row")
-        check_range(vs, name, 0, lims[1] - 1, column=3, what="column")
-    return opts
-
-
-def check_conv_weights(vs: VectorSet, name: str, opts: ConvOptions, lead: int) -> None:
-    """Array ``name`` is ``(..., M, C, K, K)`` of the layer (``lead`` leading dims) within the
-    formats' weight range."""
-    fmt = vs.formats
-    shape = (opts.maps, opts.in_channels, opts.kernel, opts.kernel)
-    require(vs[name].shape[lead:] == shape, vs, f"{name} must end in (M, C, K, K) = {shape} "
-            f"(options.conv), found {vs[name].shape[lead:]}")
-    check_range(vs, name, 0, fmt.weight_max(), what=f"{fmt.conv.weight_bits}-bit weights")
-
-
-def _check_conv_infer(vs: VectorSet) -> None:
-    """The content against the header (see :mod:`spykehw.sim.vectors`): a conv-infer file is
-    only read if every image is listed, every value fits the formats and the layer it drives,
-    and the threshold and potential width are the ones the formats give."""
-    o = vs.options
-    N = vs["weight_set"].shape[0]
-    opts = check_conv_header(vs, N, "spikes", "spike_offsets")
-    W = vs["weights"].shape[0]
-    require(isinstance(o["weight_sets"], list) and len(o["weight_sets"]) == W, vs,
-            f"options.weight_sets lists {len(o['weight_sets']) if isinstance(o['weight_sets'], list) else '?'}"
-            f" weight sets, the weights array holds {W}")
-    check_conv_weights(vs, "weights", opts, 1)
-    check_range(vs, "weight_set", 0, W - 1)
-    require(vs["features"].shape[1] == opts.features, vs,
-            f"features must have {opts.features} columns (options.conv), found {vs['features'].shape[1]}")
-    check_range(vs, "features", 0, 1)
-
-
 CONV_INFER = register_kind(KindSpec(
     name=KIND,
     description="conv layer inference with lateral inhibition and pool features, per image and "
@@ -166,7 +103,7 @@ CONV_INFER = register_kind(KindSpec(
     },
     options=("layer", "conv", "encoder", "steps", "max_spikes_per_input", "threshold",
              "potential_bits", "cases", "weight_sets", "sources"),
-    check=_check_conv_infer,
+    check=check_conv_infer,
 ))
 
 VECTORS_DIR = Path(__file__).resolve().parent.parent / "vectors"

@@ -45,6 +45,7 @@ import numpy as np
 from ..errors import SpykehwError
 from ..golden.formats import NumberFormats, preset
 from ..golden.options import CONV1, CONV2, ConvOptions, EncoderOptions
+from .vector_checks import check_conv_learn
 from .vectors import ArraySpec, KindSpec, VectorSet, read_vectors, register_kind, write_vectors
 
 __all__ = [
@@ -66,17 +67,6 @@ __all__ = [
 ]
 
 KIND = "conv-learn"
-def _check_conv_learn(vs: VectorSet) -> None:
-    """The content against the header (see :mod:`spykehw.sim.vectors`): every image listed,
-    events and winners within the layer, initial and expected weights within the formats."""
-    from .vector_gen_conv import check_conv_header, check_conv_weights
-
-    N = vs["weights"].shape[0]
-    opts = check_conv_header(vs, N, "winners", "winner_offsets")
-    check_conv_weights(vs, "weights0", opts, 0)
-    check_conv_weights(vs, "weights", opts, 1)
-
-
 CONV_LEARN = register_kind(KindSpec(
     name=KIND,
     description="conv layer STDP training, one sequence: winners per step and weights after "
@@ -92,7 +82,7 @@ CONV_LEARN = register_kind(KindSpec(
     },
     options=("layer", "conv", "encoder", "steps", "max_spikes_per_input", "threshold",
              "potential_bits", "cases", "sources", "final_level", "homeostasis_matters", "rounding"),
-    check=_check_conv_learn,
+    check=check_conv_learn,
 ))
 
 VECTORS_DIR = Path(__file__).resolve().parent.parent / "vectors"
