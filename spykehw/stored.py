@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -33,6 +34,8 @@ __all__ = ["canonical_json", "stable_key", "arrays_digest", "code_digest", "disc
 
 Warn = Callable[[str], None]
 _STORED = "__stored__"
+_CODE_LOCK = threading.Lock()
+_CODE_DIGESTS: dict[tuple, str] = {}
 
 
 def _stderr(line: str) -> None:
@@ -77,11 +80,18 @@ def code_digest(files: Iterable[tuple[str, Path]]) -> str:
     """SHA-256 (16 hex) of ``(label, path)`` source files as syntax trees without comments and
     docstrings: a code change gives new keys, so no stale result is reused; an edit of a
     comment does not throw a cache away."""
-    h = hashlib.sha256()
-    for label, p in files:
-        h.update(f"{label}\0".encode())
-        h.update(_normalized(Path(p).read_text(encoding="utf-8")).encode())
-    return h.hexdigest()[:16]
+    files = [(label, Path(p)) for label, p in files]
+    stamp = tuple((label, str(p), p.stat().st_mtime_ns, p.stat().st_size) for label, p in files)
+    # One at a time: CPython 3.11's AST constructor is not safe in concurrent threads
+    # ("AST constructor recursion depth mismatch"), and the answer is the same for every caller.
+    with _CODE_LOCK:
+        if stamp not in _CODE_DIGESTS:
+            h = hashlib.sha256()
+            for label, p in files:
+                h.update(f"{label}\0".encode())
+                h.update(_normalized(p.read_text(encoding="utf-8")).encode())
+            _CODE_DIGESTS[stamp] = h.hexdigest()[:16]
+        return _CODE_DIGESTS[stamp]
 
 
 def discard(path: Path, why: str, warn: Warn | None = None) -> None:
