@@ -124,6 +124,9 @@ def read_checked_npz(path: str | Path, *, kind: str, key: str, warn: Warn | None
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
+        if _STORED not in arrays:
+            discard(path, "has no key and content hash (written by an older spykehw)", warn)
+            return None
         stored = json.loads(arrays.pop(_STORED).tobytes().decode())
         if not isinstance(stored, dict):
             raise ValueError("no stored record")
@@ -165,6 +168,9 @@ def read_checked_json(path: str | Path, *, kind: str, key: str, warn: Warn | Non
         return None
     try:
         obj = json.loads(text)
+        if isinstance(obj, dict) and "stored" not in obj:
+            discard(path, "has no key and content hash (written by an older spykehw)", warn)
+            return None
         stored = obj.pop("stored")
         body = canonical_json(obj)
         if not isinstance(stored, dict):
