@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 from ..argtypes import count, nonneg_int, output_dir, workers
@@ -171,9 +170,10 @@ def _main(args: argparse.Namespace) -> int:
     print(f"spykehw quant: sweep folder {folder.path}, store {plan.store.root} (rerun with "
           f"--dir {folder.path} to resume)", flush=True)
     try:
-        with _term_as_interrupt():
-            outcome = run_sweep(plan, scheduler=args.scheduler, workers=args.workers,
-                                retries=args.retries, progress=not args.quiet)
+        # SIGTERM arrives as a KeyboardInterrupt too (spykehw.cli): the cluster is closed, the
+        # resume hint printed and the run folder marked interrupted.
+        outcome = run_sweep(plan, scheduler=args.scheduler, workers=args.workers,
+                            retries=args.retries, progress=not args.quiet)
     except KeyboardInterrupt:
         print(f"spykehw quant: stopped; finished points are stored, rerun with --dir {folder.path} "
               f"to resume", file=sys.stderr, flush=True)
@@ -212,24 +212,3 @@ def _summary_lines(summary: dict) -> None:
             if s["lut"]:
                 parts.append(f"LUT {s['lut']['value'][0]}:{s['lut']['value'][1]}")
             print(f"[{ds}] smallest within {tol} points of float: " + (", ".join(parts) or "none"))
-
-
-@contextmanager
-def _term_as_interrupt():
-    """SIGTERM stops a sweep like Ctrl-C: the cluster is closed and the resume hint printed
-    (a sweep started in the background ignores SIGINT)."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
