@@ -124,3 +124,25 @@ def test_a_bad_config_is_one_line(tmp_path, capsys):
     rc = main(["run", "--config", str(bad), "--out", str(tmp_path / "runs"), "--quiet"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "bad.toml" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_real_run_stopped_by_a_signal(sig, code, tmp_path):
+    """`spykehw run` in its own process, stopped once its run folder exists: the exit status
+    says how, and the manifest says interrupted (it said 'running' for ever)."""
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "spykehw", "run", "--train-limit", "200",
+                             "--test-limit", "50", "--stdp-images", "200", "--epochs", "1",
+                             "--hidden", "20", "--no-hardware", "--quiet", "--out", str(tmp_path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob("*/manifest.json")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err.decode()[-2000:]
+    (manifest,) = tmp_path.glob("*/manifest.json")
+    m = json.loads(manifest.read_text())
+    assert m["status"] == "interrupted" and m["error"] == sig.name
+    assert not list(tmp_path.rglob("*.tmp"))
