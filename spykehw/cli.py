@@ -69,11 +69,11 @@ def _sigterm_interrupts() -> Iterator[None]:
 
 
 def _error_line(e: BaseException) -> str:
-    if isinstance(e, OSError) and e.filename is not None and str(e.filename) not in str(e):
-        return f"{e.filename}: {e.strerror or e}"
-    if isinstance(e, OSError) and e.strerror and e.filename is not None:
+    """One line: ``FILE: reason`` for the operating system's errors, else the first line."""
+    if isinstance(e, OSError) and e.filename is not None and e.strerror:
         return f"{e.filename}: {e.strerror}"
-    return str(e).splitlines()[0] if str(e) else type(e).__name__
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 def main(argv: list[str] | None = None) -> int:
