@@ -101,6 +101,10 @@ def _classifier(args: argparse.Namespace) -> int:
     for line in summary["first_mismatches"]:
         print(f"  {line}")
     print(f"results: {folder.path}")
+    if summary.get("images_compared", n) != n:
+        print(f"spykehw cosim: error: {summary['images_compared']} images compared, {n} expected",
+              file=sys.stderr)
+        return 1
     return 0 if summary["passed"] and agree == n else 1
 
 
