@@ -252,3 +252,19 @@ def test_cosim_conv_fails_unless_every_image_in_the_file_was_compared(tmp_path, 
     assert rc == 1 and "8 of 9 images compared" in out.out and "8 images compared" in out.err
     (folder,) = tmp_path.iterdir()
     assert json.loads((folder / "manifest.json").read_text())["status"] == "failed"
+
+
+def test_cosim_classifier_fails_unless_every_image_was_compared(tmp_path, monkeypatch, capsys):
+    import spykehw.sim.classifier_harness as harness
+    from spykehw.cli import main
+
+    def short_run(dataset, images, **kw):
+        return {"images": images, "images_compared": images - 1, "passed": False, "checked": 10,
+                "mismatches": 0, "first_mismatches": [], "rtl_accuracy": 0.5, "golden_accuracy": 0.5,
+                "rtl_classes_equal_golden": images, "cycles_per_image": 1.0,
+                "bytes_fetched_per_image": 1.0}
+
+    monkeypatch.setattr(harness, "long_run_classifier", short_run)
+    rc = main(["cosim", "classifier", "--images", "5", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 1 and "4 images compared, 5 expected" in err
