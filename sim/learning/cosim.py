@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import tempfile
@@ -34,7 +33,6 @@ __all__ = [
     "build_learn_cosim",
     "run_learn_cosim",
     "long_run",
-    "register",
 ]
 
 
@@ -140,49 +138,3 @@ def long_run(n_images: int = 500, *, simulator: str = "verilator", parallelism: 
     finally:
         if tmp is not None:
             tmp.cleanup()
-
-
-# ----- command line ----------------------------------------------------------------------------------
-
-def _add_arguments(p) -> None:
-    p.add_argument("--images", type=int, default=500, help="MNIST training images (default 500)")
-    p.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
-    p.add_argument("--parallelism", type=int, default=30, help="maps per cycle L (default 30)")
-    p.add_argument("--config", default=DEFAULT_PRESET, help=f"number formats: preset or TOML (default {DEFAULT_PRESET})")
-    p.add_argument("--data-dir", default=None, help="datasets folder (default: embedded sample)")
-    p.add_argument("--folder", default=None, help="keep the build and run here (default: temporary)")
-    p.add_argument("--no-optimize", action="store_true", help="unoptimised Verilator build")
-
-
-def _learn(args) -> int:
-    """``spykehw cosim learn``: the long STDP run, printed as JSON; exit status 1 if not identical."""
-
-    out = long_run(args.images, simulator=args.simulator, parallelism=args.parallelism,
-                   formats=args.config, folder=args.folder, data_dir=args.data_dir,
-                   optimize=not args.no_optimize)
-    print(json.dumps(out, indent=1))
-    return 0 if out["identical"] else 1
-
-
-def register(subparsers) -> None:
-    """Add ``learn`` to the ``cosim`` command's subparsers (see the report of issue 5)."""
-    p = subparsers.add_parser("learn", help="STDP-train Conv1 in the RTL and compare with the golden model")
-    _add_arguments(p)
-    p.set_defaults(func=_learn)
-
-
-def _main(argv=None) -> int:
-
-    ap = argparse.ArgumentParser(prog="python -m spykehw.sim.learning.harness")
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("long", help="the long run (JSON on stdout)")
-    p.add_argument("n", type=int, nargs="?", default=500, help="images (default 500)")
-    _add_arguments(p)
-    args = ap.parse_args(argv)
-    if args.n is not None:
-        args.images = args.n
-    return _learn(args)
-
-
-if __name__ == "__main__":
-    raise SystemExit(_main())

@@ -58,6 +58,7 @@ from ..conv.vector_gen import (
     stdp_weights,
 )
 from ..framework.images import mnist_train_images
+from ..framework.vector_checks import check_conv_learn
 from ..framework.vectors import (
     VECTORS_DIR,
     ArraySpec,
@@ -103,6 +104,7 @@ CONV_LEARN = register_kind(KindSpec(
     },
     options=("layer", "conv", "encoder", "steps", "max_spikes_per_input", "threshold",
              "potential_bits", "cases", "sources", "final_level", "homeostasis_matters", "rounding"),
+    check=check_conv_learn,
 ))
 
 COMMITTED_SEED = 20240607
