@@ -7,7 +7,7 @@ import threading
 
 import numpy as np
 import pytest
-from spykehw.sim.vector_gen_classifier import real_classifier
+from spykehw.sim.classifier.vector_gen import real_classifier
 
 from spykehw.data import load_sample, write_idx
 

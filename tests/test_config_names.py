@@ -69,7 +69,7 @@ def test_a_state_whose_formats_only_share_the_name_is_refused_clearly(tmp_path):
     import numpy as np
     from spykehw.golden.options import NetworkOptions
     from spykehw.golden.state import TrainedState, save_state
-    from spykehw.sim.vector_gen_conv import ConvVectorError, conv1_weights
+    from spykehw.sim.conv.vector_gen import ConvVectorError, conv1_weights
 
     fake = dataclasses.replace(preset("fpga-8").replace(**{"conv.weight_bits": 6}), name="fpga-8")
     w = np.zeros((2, 30, 2, 5, 5), np.int64)

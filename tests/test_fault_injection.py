@@ -137,7 +137,7 @@ def _vectors(which: str):
 
 
 def _read_vectors(path: Path) -> str:
-    from spykehw.sim.vectors import read_vectors
+    from spykehw.sim.framework.vectors import read_vectors
 
     vs = read_vectors(path)
     return _digest_arrays(dict(vs.arrays)) + json.dumps(vs.options, sort_keys=True)

@@ -52,7 +52,7 @@ _KILL = textwrap.dedent("""
         arm()
         _make_state(folder)
     elif what == "vectors":
-        from spykehw.sim.vectors import read_vectors, write_vectors
+        from spykehw.sim.framework.vectors import read_vectors, write_vectors
         vs = read_vectors(sys.argv[5])
         arm()
         write_vectors(folder / "v.npz", vs.kind, vs.arrays, formats=vs.formats, options=vs.options)

@@ -97,7 +97,7 @@ def test_an_edited_conv_vector_file_is_refused(edit, tmp_path):
     """Issue 14, item 3: a file whose ``options.cases`` is one short made cosim report 8 images
     for 9; changed weight bits or threshold, bad offsets or values failed later or as 'RTL
     mismatches'. Now the reader refuses them, naming the file and the key."""
-    from spykehw.sim.vectors import VectorError, read_vectors
+    from spykehw.sim.framework.vectors import VectorError, read_vectors
 
     header_fn, arrays_fn, word = VECTOR_EDITS[edit]
     path = _rewrite(SAMPLE_VECTORS["conv"], tmp_path / "edited.npz", header_fn, arrays_fn)
@@ -109,7 +109,7 @@ def test_an_edited_conv_vector_file_is_refused(edit, tmp_path):
 @pytest.mark.parametrize("which", sorted(SAMPLE_VECTORS))
 def test_an_edited_array_fails_the_content_hash(which, tmp_path):
     """Any change of any value, even one still in range, is refused by the header's hash."""
-    from spykehw.sim.vectors import VectorError, read_vectors
+    from spykehw.sim.framework.vectors import VectorError, read_vectors
 
     def bump(a):
         name = max(a, key=lambda k: a[k].size)
@@ -122,7 +122,7 @@ def test_an_edited_array_fails_the_content_hash(which, tmp_path):
 
 
 def test_every_committed_vector_file_carries_its_content_hash():
-    from spykehw.sim.vectors import read_vectors
+    from spykehw.sim.framework.vectors import read_vectors
 
     for p in sorted((ROOT / "vectors").glob("*/*.npz")):
         with zipfile.ZipFile(p) as z:
@@ -142,8 +142,8 @@ def test_cosim_conv_refuses_a_short_case_list_in_one_line(tmp_path, capsys):
 
 def test_vectors_for_another_design_are_refused(tmp_path):
     """The header against the design it drives: fpga-8 vectors on an fpga-16 conv core."""
-    from spykehw.sim.vector_gen_conv import ConvVectorError, check_drives, core_config
-    from spykehw.sim.vectors import read_vectors
+    from spykehw.sim.conv.vector_gen import ConvVectorError, check_drives, core_config
+    from spykehw.sim.framework.vectors import read_vectors
 
     from spykehw.commands.verilog import conv_config
 
@@ -184,7 +184,7 @@ def test_random_header_values(which, data, tmp_path_factory):
     """Hypothesis: any header entry of any kind of vector file replaced by any JSON value is a
     VectorError naming the file or a file that still passes every check; never another
     exception."""
-    from spykehw.sim.vectors import VectorError, read_vectors
+    from spykehw.sim.framework.vectors import VectorError, read_vectors
 
     key = data.draw(st.sampled_from(_paths_of(which)))
     value = data.draw(_JSON)
@@ -209,7 +209,7 @@ _LIMITS = {  # array -> what every accepted file must satisfy
 def test_random_array_values(which, data, tmp_path_factory):
     """Hypothesis: any value of any array set to any value of its dtype: a VectorError or a file
     whose values are all in range (the check passed)."""
-    from spykehw.sim.vectors import VectorError, read_vectors
+    from spykehw.sim.framework.vectors import VectorError, read_vectors
 
     with zipfile.ZipFile(SAMPLE_VECTORS[which]) as z:
         names = sorted(n[:-4] for n in z.namelist() if n != "_header.npy")
@@ -234,7 +234,7 @@ def test_random_array_values(which, data, tmp_path_factory):
 
 def test_cosim_conv_fails_unless_every_image_in_the_file_was_compared(tmp_path, monkeypatch, capsys):
     """Issue 14, item 3: 'N images ... 0 mismatches', exit 0, when fewer were compared."""
-    import spykehw.sim.conv_harness as harness
+    import spykehw.sim.conv.cosim as harness
 
     from spykehw.cli import main
 
@@ -255,7 +255,7 @@ def test_cosim_conv_fails_unless_every_image_in_the_file_was_compared(tmp_path, 
 
 
 def test_cosim_classifier_fails_unless_every_image_was_compared(tmp_path, monkeypatch, capsys):
-    import spykehw.sim.classifier_harness as harness
+    import spykehw.sim.classifier.long_run as harness
 
     from spykehw.cli import main
 

@@ -1,5 +1,5 @@
 """What each kind of vector file must satisfy beyond shapes and dtypes: the meaning of its arrays
-against its header (registered as the kinds' ``check``, run by :func:`~spykehw.sim.vectors.read_vectors`
+against its header (registered as the kinds' ``check``, run by :func:`~spykehw.sim.framework.vectors.read_vectors`
 on every file read).
 
 Why: a file whose ``options.cases`` is one entry short was co-simulated for all but one image and
@@ -19,7 +19,7 @@ __all__ = ["check_conv_header", "check_conv_weights", "check_conv_infer", "check
 
 
 def check_conv_header(vs: VectorSet, N: int, outputs: str, offsets: str) -> ConvOptions:
-    """The checks a conv-infer and a conv-learn file share (see :mod:`spykehw.sim.vectors`):
+    """The checks a conv-infer and a conv-learn file share (see :mod:`spykehw.sim.framework.vectors`):
     ``N`` images listed in ``options.cases``, events and ``outputs`` (spikes or winners, CSR by
     ``offsets``) within the layer and the steps, threshold and potential width from the
     formats. Returns the layer's options."""
@@ -62,7 +62,7 @@ def check_conv_weights(vs: VectorSet, name: str, opts: ConvOptions, lead: int) -
 
 
 def check_conv_infer(vs: VectorSet) -> None:
-    """The content against the header (see :mod:`spykehw.sim.vectors`): a conv-infer file is
+    """The content against the header (see :mod:`spykehw.sim.framework.vectors`): a conv-infer file is
     only read if every image is listed, every value fits the formats and the layer it drives,
     and the threshold and potential width are the ones the formats give."""
     o = vs.options
@@ -80,7 +80,7 @@ def check_conv_infer(vs: VectorSet) -> None:
 
 
 def check_conv_learn(vs: VectorSet) -> None:
-    """The content against the header (see :mod:`spykehw.sim.vectors`): every image listed,
+    """The content against the header (see :mod:`spykehw.sim.framework.vectors`): every image listed,
     events and winners within the layer, initial and expected weights within the formats."""
     N = vs["weights"].shape[0]
     opts = check_conv_header(vs, N, "winners", "winner_offsets")
@@ -89,7 +89,7 @@ def check_conv_learn(vs: VectorSet) -> None:
 
 
 def check_classifier(vs: VectorSet) -> None:
-    """The content against the header (see :mod:`spykehw.sim.vectors`): the shape in
+    """The content against the header (see :mod:`spykehw.sim.framework.vectors`): the shape in
     ``options``, every image listed, weights and biases within their formats, feature indices
     within the features, hidden bits, classes, softmax words and labels within range."""
     o, c = vs.options, vs.formats.classifier

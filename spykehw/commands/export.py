@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..argtypes import count
+
 __all__ = ["register"]
 
 
@@ -20,9 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", default=None,
                    help="number formats (preset or TOML); default: the state's. Only the classifier "
                         "and softmax formats may differ from the state's")
-    p.add_argument("--conv-lanes", type=int, default=None,
+    p.add_argument("--conv-lanes", type=count, default=None,
                    help="maps per cycle of the conv core (divides the maps; default all)")
-    p.add_argument("--classifier-lanes", type=int, default=None,
+    p.add_argument("--classifier-lanes", type=count, default=None,
                    help="hidden accumulators per cycle of the classifier (default min(64, hidden))")
     p.add_argument("--weights", choices=["on-chip", "external"], default="on-chip",
                    help="where W2 lives: on-chip (loaded over the classifier's load bus, default) or "
