@@ -79,16 +79,21 @@ class BenchConfig:
     encode_images: int = 10000
     stdp_images: int = 6000
     classifier_images: int = 10000
-    hidden: int = 1000
+    hidden: int | None = None
+    """Classifier hidden units (``None``: the options', 1000 by default)."""
     formats: str = "fpga-16"
     warmup_images: int = 16
     threads: int | None = None
     weights_dir: str | None = None
     """Folder where the ``stdp_*`` benchmarks leave their weights for the later ones."""
+    options: str = "authors-code"
+    """Algorithm options: a preset or a TOML options file (for MNIST)."""
+    settings: tuple = ()
+    """``--set`` changes, (dotted key, value) pairs, applied after ``options``."""
 
     def __post_init__(self) -> None:
         for key in ("encode_images", "stdp_images", "classifier_images", "hidden", "warmup_images"):
-            if getattr(self, key) < 1:
+            if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise BenchError(f"{key}: must be >= 1, not {getattr(self, key)}")
         if self.threads is not None and self.threads < 1:
             raise BenchError(f"threads: must be >= 1, not {self.threads}")
@@ -184,11 +189,16 @@ def _source(ds, n: int, first: str) -> str:
 def _setup(cfg: BenchConfig, model: str):
     from .data import load_dataset
     from .golden.formats import load_formats
-    from .golden.options import NetworkOptions
-
     ds = load_dataset(cfg.dataset, cfg.data_dir)
     fmt = None if model == "float" else load_formats(cfg.formats)
-    return ds, NetworkOptions(), fmt
+    return ds, bench_options(cfg), fmt
+
+
+def bench_options(cfg: BenchConfig):
+    """The algorithm options of every benchmark: ``cfg.options`` for MNIST, then ``cfg.settings``."""
+    from .golden.options import apply_settings, load_options
+
+    return apply_settings(load_options(cfg.options, "mnist"), [tuple(kv) for kv in cfg.settings])
 
 
 def _rate(n: int, r: dict[str, Any]) -> dict[str, Any]:
@@ -267,7 +277,7 @@ def _bench_classifier(cfg: BenchConfig, model: str) -> dict[str, Any]:
     w, how = _conv1_weights(cfg, "float", ds, opts, None)
     x, y = _images(ds, cfg.classifier_images, "train")
     feats = extract_features(x, w, opts, None).features
-    copts = dataclasses.replace(opts.classifier, hidden=cfg.hidden, epochs=1)
+    copts = dataclasses.replace(opts.classifier, hidden=cfg.hidden or opts.classifier.hidden, epochs=1)
     params = init_params(feats.shape[1], copts.hidden, ds.num_classes, copts, copts.seed)
     k = max(copts.batch, cfg.warmup_images)
     TrainState(params).epoch(feats[:k], y[:k], copts, np.random.default_rng(0))
@@ -397,9 +407,12 @@ def run_benchmarks(cfg: BenchConfig, names: tuple[str, ...] = BENCHMARKS, *, qui
         "dataset": {"requested": requested_dataset, "used": cfg.dataset,
                     "fallback": cfg.dataset != requested_dataset, "note": dataset_note},
         "sizes": {"encode_and_extract_images": cfg.encode_images, "stdp_images": cfg.stdp_images,
-                  "classifier_images": cfg.classifier_images, "classifier_hidden": cfg.hidden,
+                  "classifier_images": cfg.classifier_images,
+                  "classifier_hidden": cfg.hidden or bench_options(cfg).classifier.hidden,
                   "warmup_images": cfg.warmup_images},
         "formats": cfg.formats,
+        "options": {"source": " + ".join([cfg.options] + [f"{k}={v}" for k, v in cfg.settings]),
+                    "in_force": bench_options(cfg).to_dict()},
         "numba_threads": cfg.threads if cfg.threads is not None else numba.get_num_threads(),
         "machine": {**_machine(), "load_average_before": _load()},
         "versions": _versions(),
