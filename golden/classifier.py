@@ -28,8 +28,14 @@ Speed
 active inputs instead of multiplying, and the update touches only the rows of ``W2`` whose input
 was active in the batch. :func:`train_steps_dense` and :func:`gradients` are the plain dense
 numpy statement of the same math; the tests check the kernels against them. Training is serial
-(batches of 5 are too small for numba's parallel regions to pay off: on 2 shared cores they made
-it several times slower); evaluation runs images in parallel.
+(batches of 5 are too small for numba's parallel regions to pay off: on 2 shared cores a
+parallel region per batch made it over ten times slower); evaluation runs images in parallel.
+The update of ``W2`` subtracts whole rows (vectorised) where that is exact: a row active in one
+sample of the batch takes that sample's ``delta2``, rows active in several are grouped by their
+set of samples; subtracting ``lr * 0.0`` leaves a float32 value unchanged, so the result is the
+same as updating only the nonzero columns. The second core is used coarsely: each epoch's
+evaluation of the pre-epoch snapshot runs while the epoch trains, and the next chunk's dropout
+masks are drawn while the kernel trains this one.
 
 Determinism
 -----------
@@ -45,6 +51,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -268,7 +275,7 @@ def _activate(z2, mode, a2):
             a2[h] = 1.0 if z2[h] >= 0.0 else 0.0
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)
 def _forward_kernel(F2, f2, F3, f3, x, mode):
     n = x.shape[0]
     H = F2.shape[1]
@@ -309,12 +316,14 @@ def _quantized(w, q):
 
 
 @njit(cache=True)
-def _sample_pass(F2, f2, F3, f3, xr, yr, m, mode, quadratic, window, z2, a2, d2, d3, z3):
+def _sample_pass(F2, f2, F3, f3, xr, yr, m, mode, quadratic, window, z2, a2, d2, d3, z3, add=True):
     """Forward and backward of one training sample: ``z2, a2, d2 (H,)``, ``d3 (C,)``; ``z3`` is
-    scratch. ``m`` is the sample's dropout mask (True = dropped)."""
+    scratch. ``m`` is the sample's dropout mask (True = dropped). With ``add`` False, ``z2``
+    already holds ``f2 + sum of the active rows of F2``."""
     H = z2.shape[0]
     C = d3.shape[0]
-    add_rows(F2, f2, xr, z2)
+    if add:
+        add_rows(F2, f2, xr, z2)
     for h in range(H):
         if m[h]:
             z2[h] = -1.0
@@ -354,7 +363,7 @@ def _sub_row(w, lr, d):
         w[h] = np.float64(w[h]) - lr * d[h]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _train_kernel(W2, b2, W3, b3, F2, f2, F3, f3, x, y, row0, n_batches, batch, masks,
                   eta, mode, quadratic, window, qat, qp, member, slot, rows):
     """Train ``n_batches`` consecutive batches starting at row ``row0`` (serial, in place).
@@ -383,11 +392,40 @@ def _train_kernel(W2, b2, W3, b3, F2, f2, F3, f3, x, y, row0, n_batches, batch, 
     lr = eta / batch
     qx = _qat_table(qp)
     for b in range(n_batches):
+        # the rows active in the batch, ascending: slot k holds row rows[k], used by the
+        # samples s with member[k, s] (cnt[k] of them; bit s of pat[k] for s < 62)
+        r0 = row0 + b * batch
+        nu = 0
+        for i in range(F):
+            for s in range(batch):
+                if x[r0 + s, i] != 0:
+                    if slot[i] < 0:
+                        slot[i] = nu
+                        rows[nu] = i
+                        pat[nu] = 0
+                        cnt[nu] = 0
+                        nu += 1
+                    k = slot[i]
+                    member[k, s] = True
+                    cnt[k] += 1
+                    if s < 62:
+                        pat[k] |= np.int64(1) << s
+        # z2 of every sample, each active row read once for the batch; every sample's sum
+        # runs over its rows in ascending order, as add_rows does
+        for s in range(batch):
+            for h in range(H):
+                z2[s, h] = f2[h]
+        for k in range(nu):
+            wi = F2[rows[k]]
+            for s in range(batch):
+                if member[k, s]:
+                    zs = z2[s]
+                    for h in range(H):
+                        zs[h] += wi[h]
         # forward and backward of every sample with the pre-update weights
         for s in range(batch):
-            r = row0 + b * batch + s
-            _sample_pass(F2, f2, F3, f3, x[r], y[r], masks[b * batch + s], mode, quadratic, window,
-                         z2[s], a2[s], d2[s], d3[s], z3)
+            _sample_pass(F2, f2, F3, f3, x[r0 + s], y[r0 + s], masks[b * batch + s], mode,
+                         quadratic, window, z2[s], a2[s], d2[s], d3[s], z3, False)
         # W3 += -lr * a2^T delta3 (rows of hidden units active in some sample), b3
         gW3[:, :] = 0.0
         touched[:] = False
@@ -426,23 +464,6 @@ def _train_kernel(W2, b2, W3, b3, F2, f2, F3, f3, x, y, row0, n_batches, batch, 
                     scol[s, n] = h
                     n += 1
             ns[s] = n
-        nu = 0
-        for s in range(batch):
-            xr = x[row0 + b * batch + s]
-            for i in range(F):
-                if xr[i] != 0:
-                    k = slot[i]
-                    if k < 0:
-                        k = nu
-                        slot[i] = k
-                        rows[k] = i
-                        pat[k] = 0
-                        cnt[k] = 0
-                        nu += 1
-                    member[k, s] = True
-                    cnt[k] += 1
-                    if s < 62:
-                        pat[k] |= np.int64(1) << s
         nmulti = 0
         for k in range(nu):
             i = rows[k]
@@ -687,12 +708,26 @@ class TrainState:
         H = self.shadow[0].shape[1]
         total = _n_batches(len(x), opts)
         per = max(1, _CHUNK_ROWS // opts.batch)
-        for b0 in range(0, total, per):
-            nb = min(per, total - b0)
-            masks = dropout_masks(rng, nb * opts.batch, H, opts.dropout)
-            self.steps(x, y, b0 * opts.batch, nb, opts, masks)
-            if progress is not None:
-                progress.advance(nb * opts.batch)
+        starts = list(range(0, total, per))
+        if not starts:
+            return
+
+        def masks_of(b0: int) -> np.ndarray:
+            return dropout_masks(rng, min(per, total - b0) * opts.batch, H, opts.dropout)
+
+        # The next chunk's dropout masks are drawn on another thread while the kernel (which
+        # releases the GIL) trains this chunk; one thread draws them all, in chunk order, so
+        # the random stream is the same as drawing them in line.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(masks_of, starts[0])
+            for n, b0 in enumerate(starts):
+                masks = pending.result()
+                if n + 1 < len(starts):
+                    pending = pool.submit(masks_of, starts[n + 1])
+                nb = min(per, total - b0)
+                self.steps(x, y, b0 * opts.batch, nb, opts, masks)
+                if progress is not None:
+                    progress.advance(nb * opts.batch)
 
 
 def train_steps(params: ClassifierParams, x: np.ndarray, y: np.ndarray, opts: ClassifierOptions,
@@ -734,13 +769,19 @@ def run_epochs(state: TrainState, evaluate_fn: Callable, train_x, train_y, val_x
     for e in range(epochs):
         t0 = time.perf_counter()
         snap = state.params()
-        tr_acc, tr_cost = evaluate_fn(snap, train_x, train_y)
-        va_acc, va_cost = evaluate_fn(snap, val_x, val_y)
-        if va_acc > best_val:
-            best_val, best_params, best_epoch = va_acc, snap, e
         prog = Progress(f"{label} epoch {e + 1}/{epochs}", total=_n_batches(len(train_x), opts) * opts.batch,
                         enabled=progress, interval=10.0)
-        state.epoch(train_x, train_y, opts, rng, prog)
+        # The snapshot is a copy, so it is evaluated while the epoch trains (on another thread:
+        # the kernels release the GIL); the results are the same as one after the other.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            training = pool.submit(state.epoch, train_x, train_y, opts, rng, prog)
+            try:
+                tr_acc, tr_cost = evaluate_fn(snap, train_x, train_y)
+                va_acc, va_cost = evaluate_fn(snap, val_x, val_y)
+            finally:
+                training.result()
+        if va_acc > best_val:
+            best_val, best_params, best_epoch = va_acc, snap, e
         dt = time.perf_counter() - t0
         history.append(dict(epoch=e, train_acc=tr_acc, train_cost=tr_cost, val_acc=va_acc,
                             val_cost=va_cost, seconds=dt))
