@@ -33,9 +33,8 @@ parallel region per batch made it over ten times slower); evaluation runs images
 The update of ``W2`` subtracts whole rows (vectorised) where that is exact: a row active in one
 sample of the batch takes that sample's ``delta2``, rows active in several are grouped by their
 set of samples; subtracting ``lr * 0.0`` leaves a float32 value unchanged, so the result is the
-same as updating only the nonzero columns. The second core is used coarsely: each epoch's
-evaluation of the pre-epoch snapshot runs while the epoch trains, and the next chunk's dropout
-masks are drawn while the kernel trains this one.
+same as updating only the nonzero columns. The next chunk's dropout masks are drawn on a helper
+thread while the kernel (which releases the GIL) trains this one.
 
 Determinism
 -----------
@@ -771,15 +770,11 @@ def run_epochs(state: TrainState, evaluate_fn: Callable, train_x, train_y, val_x
         snap = state.params()
         prog = Progress(f"{label} epoch {e + 1}/{epochs}", total=_n_batches(len(train_x), opts) * opts.batch,
                         enabled=progress, interval=10.0)
-        # The snapshot is a copy, so it is evaluated while the epoch trains (on another thread:
-        # the kernels release the GIL); the results are the same as one after the other.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            training = pool.submit(state.epoch, train_x, train_y, opts, rng, prog)
-            try:
-                tr_acc, tr_cost = evaluate_fn(snap, train_x, train_y)
-                va_acc, va_cost = evaluate_fn(snap, val_x, val_y)
-            finally:
-                training.result()
+        # (Evaluating the snapshot on another thread while the epoch trains was tried: on 2
+        # cores shared with other jobs it made the epoch slower, not faster.)
+        tr_acc, tr_cost = evaluate_fn(snap, train_x, train_y)
+        va_acc, va_cost = evaluate_fn(snap, val_x, val_y)
+        state.epoch(train_x, train_y, opts, rng, prog)
         if va_acc > best_val:
             best_val, best_params, best_epoch = va_acc, snap, e
         dt = time.perf_counter() - t0

@@ -455,7 +455,7 @@ def load_options(spec: str | Path, dataset: str = "mnist") -> NetworkOptions:
         for k in flat:
             if k not in keys:
                 raise OptionsError(f"{k}: unknown option")
-        return base.replace(**flat) if flat else base
+        return apply_settings(base, flat.items())
     except OptionsError as e:
         raise OptionsError(f"{path}: {e}") from None
 

@@ -17,7 +17,9 @@ it; the kernel's ``ru_maxrss`` can):
 ``classifier_epoch``
     one training epoch of the float classifier (H=1000, batch 5, dropout 0.5) on the Pool1
     features of train images (features computed untimed with the float ``stdp`` weights), and
-    one evaluation pass over the same features.
+    one evaluation pass over the same features; then ``study_epoch_seconds``: one epoch as a
+    study runs it (:func:`~spykehw.golden.classifier.run_epochs`: evaluate the training and
+    validation rows, first 9%, and train one epoch).
 
 Timing excludes numba compilation: every benchmark first runs the same call on a few images
 (``warmup_images``), then times the real call with ``time.perf_counter``. Memory: right before
@@ -157,13 +159,16 @@ class _Meter:
             self.reset = False
         self.rss_before = _proc_status("VmRSS")
         self.t0 = time.perf_counter()
+        self.cpu0 = time.process_time()
 
     def done(self) -> dict[str, Any]:
         seconds = time.perf_counter() - self.t0
+        cpu = time.process_time() - self.cpu0
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         if self.rss_before is not None:  # VmRSS and ru_maxrss are sampled a little apart
             peak = max(peak, self.rss_before)
         return {"seconds": round(seconds, 4),
+                "cpu_seconds": round(cpu, 4),  # all threads of the process: less load-dependent
                 "peak_rss_mb": _mb(peak),
                 "process_peak_rss_mb": _mb(max(peak, self.before_reset)),
                 "rss_before_mb": None if self.rss_before is None else _mb(self.rss_before),
@@ -270,7 +275,7 @@ def _bench_extract(cfg: BenchConfig, model: str) -> dict[str, Any]:
 
 
 def _bench_classifier(cfg: BenchConfig, model: str) -> dict[str, Any]:
-    from .golden.classifier import TrainState, evaluate, init_params
+    from .golden.classifier import TrainState, evaluate, init_params, run_epochs, split_validation
     from .golden.pipeline import extract_features
 
     ds, opts, _ = _setup(cfg, "float")
@@ -289,10 +294,19 @@ def _bench_classifier(cfg: BenchConfig, model: str) -> dict[str, Any]:
     t0 = time.perf_counter()
     acc, _ = evaluate(state.params(), feats, y, copts)
     t_eval = time.perf_counter() - t0
+    # What a study spends per epoch: run_epochs' loop (evaluate the train and validation rows,
+    # then train one epoch) on the same rows split as the flow splits them.
+    tx, ty, vx, vy = split_validation(feats, y, copts.val_fraction)
+    t0, c0 = time.perf_counter(), time.process_time()
+    run_epochs(TrainState(params), lambda p_, x_, y_: evaluate(p_, x_, y_, copts), tx, ty, vx, vy,
+               copts, 1, progress=False)
+    t_study, c_study = time.perf_counter() - t0, time.process_time() - c0
     return {**r, "source": _source(ds, len(x), "train"), "conv1_weights": how,
             "hidden": copts.hidden, "batch": copts.batch, "dropout": copts.dropout,
             "gradient": copts.gradient,
             "eval_seconds": round(t_eval, 4),
+            "study_epoch_seconds": round(t_study, 4),
+            "study_epoch_cpu_seconds": round(c_study, 4),
             "eval_images_per_s": round(len(x) / t_eval, 1) if t_eval > 0 else None,
             "train_accuracy_after_epoch": round(acc, 4)}
 
