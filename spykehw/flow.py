@@ -79,10 +79,10 @@ class ModelResult:
 class _Report:
     """Collects the short printed report and the JSON results."""
 
-    def __init__(self, folder: RunFolder, stream=sys.stdout) -> None:
+    def __init__(self, folder: RunFolder, stream=None) -> None:
         self.folder = folder
         self.lines: list[str] = []
-        self.stream = stream
+        self.stream = stream if stream is not None else sys.stdout  # the current one, not import time's
 
     def say(self, line: str) -> None:
         self.lines.append(line)

@@ -150,3 +150,29 @@ def test_run_with_set_records_the_options(tmp_path, capsys):
     report = (folder / "report.txt").read_text()
     assert re.search(r"differs from authors-code in .*conv\.rate_cap=None", report)
     assert load_options(folder / "options.toml", "mnist").to_dict() == opts
+
+
+def test_run_seeds_reports_the_spread_and_seeds_every_choice(tmp_path, capsys):
+    """Issue 15 item 2 at tiny sizes: one run per seed, each with its own Conv1 and classifier
+    seed and split seed, and the mean/std/min/max of their results."""
+    import statistics
+
+    out = tmp_path / "runs"
+    main(["run", "--seeds", "2", "--seed", "5", "--set", "conv.rate_cap=none",
+          "--train-limit", "120", "--test-limit", "30", "--stdp-images", "20", "--epochs", "1",
+          "--hidden", "8", "--float-only", "--quiet", "--out", str(out)])
+    (folder,) = list(out.iterdir())
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["seeds"] == [5, 6]
+    for run in summary["runs"]:
+        m = json.loads((folder / run["folder"] / "manifest.json").read_text())
+        assert m["args"]["seed"] == run["seed"]
+        assert m["args"]["options"]["conv"]["seed"] == run["seed"]
+        assert m["args"]["options"]["classifier"]["seed"] == run["seed"]
+        assert m["args"]["options"]["conv"]["rate_cap"] is None
+    accs = [r["results"]["float"]["test_acc"] for r in summary["runs"]]
+    s = summary["summary"]["float"]["test_acc"]
+    assert s["mean"] == pytest.approx(statistics.fmean(accs))
+    assert s["std"] == pytest.approx(statistics.stdev(accs))
+    assert (s["min"], s["max"]) == (min(accs), max(accs))
+    assert "mean" in capsys.readouterr().out

@@ -27,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "fpga-16 (default), fpga-8, edge-4) or a TOML file")
     p.add_argument("--out", type=output_dir, default=Path("runs"), help="where run folders go (default: runs/)")
     p.add_argument("--seed", type=seed, default=0, help="split seed (EMNIST) (default 0)")
+    p.add_argument("--seeds", type=count, default=None, metavar="N",
+                   help="run N seeds (--seed, --seed+1, ...; each seeds the Conv1 and classifier "
+                        "initialisation, dropout and the EMNIST split) and report mean, std, min, max")
     p.add_argument("--stdp-images", type=count, default=None,
                    help="images for Conv1 STDP training, first of the training order (default 6000; "
                         "= --set stdp_images=N)")
@@ -59,5 +62,9 @@ def _main(args: argparse.Namespace) -> int:
                     hardware=integer and not args.no_hardware, train_limit=args.train_limit,
                     test_limit=args.test_limit, out_root=args.out, progress=not args.quiet,
                     options_source=describe_options(args.options, args.settings))
-    run_flow(cfg)
+    if args.seeds is not None:
+        from ..seeds import run_seeds
+        run_seeds(cfg, args.seeds)
+    else:
+        run_flow(cfg)
     return 0
