@@ -33,8 +33,11 @@ parallel region per batch made it over ten times slower); evaluation runs images
 The update of ``W2`` subtracts whole rows (vectorised) where that is exact: a row active in one
 sample of the batch takes that sample's ``delta2``, rows active in several are grouped by their
 set of samples; subtracting ``lr * 0.0`` leaves a float32 value unchanged, so the result is the
-same as updating only the nonzero columns. The next chunk's dropout masks are drawn on a helper
-thread while the kernel (which releases the GIL) trains this one.
+same as updating only the nonzero columns. The forward pass reads each row active in the batch
+once for all its samples (each sample's sum still runs over its rows in ascending order). The
+next chunk's dropout masks are drawn on a helper thread while the kernel (which releases the
+GIL) trains this one. ``tests/test_classifier_fast.py`` checks that the parameters are
+bit-identical to those of the kernel before these changes.
 
 Determinism
 -----------
