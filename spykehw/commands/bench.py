@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..argtypes import count, output_file, workers
+from ..options_args import add_options_arguments
 
 __all__ = ["register"]
 
@@ -39,7 +40,10 @@ def _bench(args: argparse.Namespace) -> int:
                                ("classifier_images", args.classifier_images),
                                ("hidden", args.hidden)) if v is not None}
     common = dict(dataset=dataset, data_dir=None if args.data_dir is None else str(args.data_dir),
-                  formats=args.formats, threads=args.threads, **sizes)
+                  formats=args.formats, threads=args.threads, options=args.options or "authors-code",
+                  settings=tuple(args.settings or ()), **sizes)
+    from spykehw.bench import bench_options
+    bench_options(BenchConfig(**common))  # a bad options file fails here, not in every child
     cfg = quick_config(**common) if args.quick else BenchConfig(**common)
     report = run_benchmarks(cfg, names, quick=args.quick, requested_dataset=args.dataset,
                             dataset_note=note)
@@ -82,7 +86,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--classifier-images", type=count, default=None, metavar="N",
                    help="feature rows for the classifier epoch (default 10000; quick 300)")
     p.add_argument("--hidden", type=count, default=None, metavar="H",
-                   help="classifier hidden units (default 1000)")
+                   help="classifier hidden units (default: the options', 1000)")
+    add_options_arguments(p)
     p.add_argument("--out", type=output_file, default=None, metavar="FILE",
                    help="also write the JSON to FILE")
     p.set_defaults(func=_bench)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..argtypes import count, nonneg_int, output_dir, workers
+from ..options_args import add_options_arguments
 
 __all__ = ["register"]
 
@@ -75,6 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--qat", type=nonneg_int, metavar="EPOCHS",
                    help="quantization-aware fine-tuning epochs after post-training quantization (default 0)")
     s.add_argument("--stdp-images", type=count, help="images for Conv1 STDP (default 6000)")
+    add_options_arguments(s)
     s.add_argument("--train-limit", type=count, help="use only the first N training images")
     s.add_argument("--test-limit", type=count, help="use only the first N test images")
     r = p.add_argument_group("running")
@@ -125,6 +127,8 @@ def _sweep(args: argparse.Namespace):
         "stdp_images": (args.stdp_images, int),
         "train_limit": (args.train_limit, int),
         "test_limit": (args.test_limit, int),
+        "options": (args.options, str),
+        "settings": (args.settings, tuple),
     }
     for key, (value, parse) in flags.items():
         if value is not None:
@@ -162,6 +166,9 @@ def _main(args: argparse.Namespace) -> int:
         return 0
 
     sweep = _sweep(args)
+    from ..quant.points import network_options
+    for ds in sweep.datasets:  # a bad options file fails here, with one line naming the key
+        network_options(sweep, ds, 0)
     points = build_points(sweep)  # impossible combinations fail here, before any work
     inject = parse_injection(args.inject_failure)
     if args.dry_run:
