@@ -219,3 +219,71 @@ def test_accumulator_range_and_width_by_hand():
     assert signed_width(-65, 52) == 8 and signed_width(-64, 64) == 8 and signed_width(-64, 63) == 7
     assert signed_width(0, 0) == 1 and signed_width(-1, 0) == 1 and signed_width(0, 1) == 2
     assert signed_width(-(2 ** 62), 2 ** 62 - 1) == 63 and signed_width(-(2 ** 62) - 1, 0) == 64
+
+
+# ----- the presets are the configs of the committed vectors ----------------------------------
+
+def test_presets_equal_the_formats_recorded_in_the_committed_vectors():
+    import json
+    from pathlib import Path
+
+    import spykehw.vectors
+
+    seen = set()
+    for path in sorted(Path(spykehw.vectors.__file__).parent.rglob("*.npz")):
+        with np.load(path) as z:
+            header = json.loads(bytes(z["_header"]).decode())
+        recorded = header["formats"]
+        if recorded["name"] in ("paper-float-equivalent", "fpga-16", "fpga-8", "edge-4"):
+            assert NumberFormats.from_dict(recorded).digest() == preset(recorded["name"]).digest(), path
+            seen.add(recorded["name"])
+    assert seen == {"paper-float-equivalent", "fpga-16", "fpga-8", "edge-4"}
+
+
+# ----- the integer classifier: shapes, the hidden bit at zero, no images, error at the edge ---
+
+def test_inconsistent_shapes_are_refused():
+    from spykehw.golden.classifier import ClassifierError
+    fmt, z = preset("fpga-16"), np.zeros
+    good = dict(W2q=z((3, 2), np.int64), b2q=z(2, np.int64), W3q=z((2, 4), np.int64), b3q=z(4, np.int64))
+    IntClassifier(**good, formats=fmt)
+    for name, bad in [("b2q", z(3, np.int64)), ("W3q", z(2, np.int64)), ("W3q", z((3, 4), np.int64)),
+                      ("b3q", z(3, np.int64)), ("W2q", z((3, 2), np.float64))]:
+        with pytest.raises(ClassifierError):
+            IntClassifier(**dict(good, **{name: bad}), formats=fmt)
+
+
+def test_hidden_bit_is_set_at_an_accumulator_of_exactly_zero():
+    from spykehw.golden.classifier_int import forward_int
+    fmt = preset("fpga-16")  # output_weight_frac = 10
+    W2 = np.array([[5, -5]], np.int64)
+    q = IntClassifier(W2, np.array([-5, 5], np.int64), np.array([[3 << 10], [7 << 10]], np.int64),
+                      np.zeros(1, np.int64), fmt)
+    out = forward_int(q, np.array([[1], [0]], np.uint8))
+    # image 0: acc2 = [0, 0] -> both bits set -> logit 10; image 1: acc2 = [-5, 5] -> 7
+    assert out.acc2.tolist() == [[0, 0], [-5, 5]]
+    assert out.hidden.tolist() == [[1, 1], [0, 1]]
+    assert out.logits.tolist() == [[10], [7]]
+
+
+def test_no_images_give_empty_outputs():
+    from spykehw.golden.classifier_int import forward_int
+    fmt, z = preset("fpga-8"), np.zeros
+    q = IntClassifier(z((3, 2), np.int64), z(2, np.int64), z((2, 5), np.int64), z(5, np.int64), fmt)
+    out = forward_int(q, np.zeros((0, 3), np.uint8))
+    assert out.classes.shape == (0,) and out.words.shape == (0, 5) and out.logits.shape == (0, 5)
+    assert q.classes == 5 and q.features == 3 and q.hidden == 2
+
+
+def test_quantize_error_policy_at_half_an_lsb_beyond_the_range():
+    from spykehw.golden.fixed import quantize
+    # 4-bit signed: -8 .. 7. 7.5 rounds half up to 8 (outside); -8.5 rounds up to -8 (inside);
+    # -8.5 - 2^-40 rounds to -9 (outside).
+    assert quantize(np.array([7.4999, -8.5]), 0, 4, overflow="error").tolist() == [7, -8]
+    with pytest.raises(OverflowError, match="1 values outside 4-bit range"):
+        quantize(np.array([7.5, -8.5]), 0, 4, overflow="error")
+    with pytest.raises(OverflowError, match="1 values outside 4-bit range"):
+        quantize(np.array([-8.5 - 2 ** -40]), 0, 4, overflow="error")
+    # saturation of values far beyond int64 goes to the right end
+    assert quantize(np.array([1e300, -1e300, 2.0 ** 70]), 10, 8).tolist() == [127, -128, 127]
+    assert quantize(np.array([1e300, -1e300]), 10, 8, signed=False).tolist() == [255, 0]

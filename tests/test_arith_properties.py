@@ -362,3 +362,65 @@ def test_validated_formats_keep_the_argmax_for_up_to_47_classes(f, data):
         z[j] = 0
     classes, words = softmax_int(np.array(z), fmt.softmax)
     assert int(classes) == winner == int(np.argmax(words))
+
+
+# ----- every range at its edges (deterministic: each limit of the README checked) ------------
+
+def _default_cfg() -> dict:
+    fmt = preset("fpga-16").to_dict()
+    return {k: fmt[k.split(".")[0]][k.split(".")[1]] for k in KEYS}
+
+
+def _nested(cfg: dict) -> dict:
+    nested: dict = {}
+    for key, v in cfg.items():
+        part, leaf = key.split(".")
+        nested.setdefault(part, {})[leaf] = v
+    return nested
+
+
+@pytest.mark.parametrize("key", list(RANGES))
+def test_each_range_limit_is_inclusive_and_the_next_value_refused(key):
+    lo, hi = RANGES[key]
+    for v in (lo, hi, lo - 1, hi + 1):
+        cfg = _default_cfg()
+        cfg[key] = v
+        if key == "stdp.stdp_shift_min":
+            cfg["stdp.stdp_shift"] = 30  # so that the cap rule does not decide
+        if key == "stdp.stdp_shift":
+            cfg["stdp.stdp_shift_min"] = 1
+        if key == "softmax.exp_lut_bits":
+            cfg["softmax.softmax_bits"] = 16
+        bad = violations(cfg)
+        if v in (lo - 1, hi + 1):
+            assert key in bad
+        if not bad:
+            NumberFormats.from_dict(_nested(cfg))
+        else:
+            with pytest.raises(FormatError) as e:
+                NumberFormats.from_dict(_nested(cfg))
+            assert str(e.value).split(":", 1)[0] in bad
+
+
+def test_cross_field_rules_at_their_boundaries():
+    base = preset("fpga-16")
+    # the STDP cap: stdp_shift_min <= stdp_shift
+    base.replace(**{"stdp.stdp_shift": 5, "stdp.stdp_shift_min": 5})
+    with pytest.raises(FormatError, match=r"^stdp\.stdp_shift_min"):
+        base.replace(**{"stdp.stdp_shift": 5, "stdp.stdp_shift_min": 6})
+    # the dividend e << softmax_bits: exp_lut_bits + softmax_bits <= 62
+    base.replace(**{"softmax.exp_lut_bits": 30, "softmax.softmax_bits": 32})
+    with pytest.raises(FormatError, match=r"^softmax\.softmax_bits: exp_lut_bits \+ softmax_bits"):
+        base.replace(**{"softmax.exp_lut_bits": 31, "softmax.softmax_bits": 32})
+    # hidden_weight_frac <= hidden_weight_bits + 16
+    base.replace(**{"classifier.hidden_weight_bits": 2, "classifier.hidden_weight_frac": 18})
+    with pytest.raises(FormatError, match=r"^classifier\.hidden_weight_frac"):
+        base.replace(**{"classifier.hidden_weight_bits": 2, "classifier.hidden_weight_frac": 19})
+    # the widest STDP product the ranges allow still fits (2*24 + 2 + 8 = 58 <= 62)
+    base.replace(**{"conv.weight_bits": 24, "stdp.homeostasis_mult": 255})
+
+
+def test_a_missing_config_file_is_named():
+    from spykehw.golden.formats import load_formats
+    with pytest.raises(FormatError, match=r"no such config file"):
+        load_formats("/nonexistent/formats.toml")

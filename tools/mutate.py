@@ -78,8 +78,16 @@ DESELECT = ("not (every_preset_keeps or int_accuracy_tracks or qat_ or "
             "changed_preset_does_not_overwrite or formats_only_share_the_name or "
             "vectors_never_write_outside)")
 
-# Mutants that cannot change any observable result, keyed by "module:line:edit".
+# Mutants that cannot change any observable result, keyed by "module:line:col:edit", with the
+# reason. Mutants of type annotations are equivalent by rule (``equivalence``).
 EQUIVALENT: dict[str, str] = {}
+
+
+def equivalence(key: str, kind: str) -> str:
+    """Why the mutant is equivalent ("" if it is not known to be)."""
+    if kind == "annotation":
+        return "type annotation: never evaluated (from __future__ import annotations)"
+    return EQUIVALENT.get(key, "")
 
 CMP_SWAP = {ast.Lt: "<=", ast.LtE: "<", ast.Gt: ">=", ast.GtE: ">", ast.Eq: "!=", ast.NotEq: "=="}
 CMP_TEXT = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!="}
@@ -175,6 +183,17 @@ def mutants_of(module: str) -> list[Mutant]:
             # the message (third argument) is text, not arithmetic
             if len(node.args) >= 3:
                 mark(node.args[2])
+    annotation: set[int] = set()  # never evaluated (``from __future__ import annotations``)
+    for node in ast.walk(tree):
+        ann = []
+        if isinstance(node, ast.arg) and node.annotation is not None:
+            ann.append(node.annotation)
+        if isinstance(node, ast.FunctionDef) and node.returns is not None:
+            ann.append(node.returns)
+        if isinstance(node, ast.AnnAssign):
+            ann.append(node.annotation)
+        for a in ann:
+            annotation.update(id(n) for n in ast.walk(a))
     for fn in ast.walk(tree):
         if isinstance(fn, (ast.FunctionDef, ast.ClassDef)):
             for n in ast.walk(fn):
@@ -185,6 +204,8 @@ def mutants_of(module: str) -> list[Mutant]:
     def add(a: int, b: int, new: str, kind: str, node: ast.AST) -> None:
         l1, c1 = _pos(offs, a)
         l2, c2 = _pos(offs, b)
+        if id(node) in annotation:
+            kind = "annotation"
         out.append(Mutant(module, l1, c1, l2, c2, src[a:b], new, kind, parents.get(id(node), "<module>")))
 
     for node in ast.walk(tree):
@@ -349,7 +370,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--minutes", type=float, default=0,
                     help="start no mutant after this many minutes (0: no limit); the report "
                          "then covers the mutants run, still a random sample")
+    ap.add_argument("--rescore", help="a report: re-apply the equivalence reasons, rewrite it")
     args = ap.parse_args(argv)
+    if args.rescore:
+        report = json.loads(Path(args.rescore).read_text())
+        rows = rescore(report["mutants"], {m.key: m for m in all_mutants(report["modules"])})
+        report.update(summary=score(rows), mutants=rows)
+        Path(args.rescore).write_text(json.dumps(report, indent=1) + "\n")
+        print(json.dumps(report["summary"], indent=1))
+        for r in rows:
+            if r["status"] == "survived":
+                print(f"survived: {r['key']} in {r['function']}")
+        return 0
 
     modules = args.modules.split(",")
     mutants = all_mutants(modules)
@@ -407,22 +439,18 @@ def main(argv: list[str] | None = None) -> int:
                                                tests[m.module])
             finally:
                 target.write_text(original)
-            if status == "survived" and m.key in EQUIVALENT:
+            if status == "survived" and equivalence(m.key, m.kind):
                 status = "equivalent"
             results[m.key] = dict(asdict(m), key=m.key, status=status, seconds=round(dt, 1),
                                   detail=detail, killed_by=killed_by(detail) if status == "killed" else "",
-                                  reason=EQUIVALENT.get(m.key, ""))
+                                  reason=equivalence(m.key, m.kind))
             print(f"[{i}/{len(sample)}] {status:10s} {m.key} ({m.function}, {dt:.0f} s)", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     merged = dict(previous)
     merged.update(results)
-    rows = sorted(merged.values(), key=lambda r: (r["module"], r["line"], r["col"]))
-    for r in rows:  # equivalence reasons may have been added since the report was written
-        if r["status"] in ("survived", "equivalent"):
-            r["status"] = "equivalent" if r["key"] in EQUIVALENT else "survived"
-            r["reason"] = EQUIVALENT.get(r["key"], "")
+    rows = rescore(list(merged.values()), {m.key: m for m in mutants})
     summary = score(rows)
     out = dict(seed=seed, sample=size, run=len(merged), total_mutants=len(mutants), modules=modules, tests=tests,
                command=" ".join(["tools/mutate.py", *(argv if argv is not None else sys.argv[1:])]),
@@ -433,6 +461,21 @@ def main(argv: list[str] | None = None) -> int:
         if r["status"] == "survived":
             print(f"survived: {r['key']} in {r['function']}")
     return 0
+
+
+def rescore(rows: list[dict], by_key: dict[str, Mutant]) -> list[dict]:
+    """Re-apply the equivalence reasons (they may have been added since the report was
+    written)."""
+    rows = sorted(rows, key=lambda r: (r["module"], r["line"], r["col"]))
+    for r in rows:
+        m = by_key.get(r["key"])
+        if m is not None:
+            r["kind"] = m.kind
+        if r["status"] in ("survived", "equivalent"):
+            reason = equivalence(r["key"], r["kind"])
+            r["status"] = "equivalent" if reason else "survived"
+            r["reason"] = reason
+    return rows
 
 
 def score(rows: list[dict]) -> dict:
