@@ -287,3 +287,20 @@ def test_quantize_error_policy_at_half_an_lsb_beyond_the_range():
     # saturation of values far beyond int64 goes to the right end
     assert quantize(np.array([1e300, -1e300, 2.0 ** 70]), 10, 8).tolist() == [127, -128, 127]
     assert quantize(np.array([1e300, -1e300]), 10, 8, signed=False).tolist() == [255, 0]
+
+
+def test_ranking_of_keys_closer_than_the_radix_window():
+    # Float keys whose bit patterns lie within 2^20 of each other: the radix pre-sort then works
+    # on the lowest bits (shift < 8), where a bucket computed differently in the counting and
+    # the scattering pass would lose or duplicate candidates.
+    rng = np.random.default_rng(9)
+    base = np.float64(1.0).view(np.uint64)
+    for n in (17, 40, 200):
+        bits = base + rng.integers(0, 2 ** 20, n).astype(np.uint64)
+        bits[: n // 4] = bits[n // 2]  # some exact ties
+        num = bits.view(np.float64).copy()
+        den = np.ones(n)
+        order = np.empty(n, np.int64)
+        rank_order(num, den, n, order)
+        want = sorted(range(n), key=lambda p: (-int(bits[p]), p))  # same sign: bits order = value order
+        assert order.tolist() == want

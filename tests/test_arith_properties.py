@@ -424,3 +424,15 @@ def test_a_missing_config_file_is_named():
     from spykehw.golden.formats import load_formats
     with pytest.raises(FormatError, match=r"no such config file"):
         load_formats("/nonexistent/formats.toml")
+
+
+def test_a_config_may_carry_its_own_name_or_its_preset_s_name_on_equal_content(tmp_path):
+    from spykehw.golden.formats import load_formats
+    own = tmp_path / "own.toml"
+    own.write_text('preset = "fpga-8"\nname = "my-config"\n[conv]\nweight_bits = 6\n')
+    fmt = load_formats(own)
+    assert fmt.name == "my-config" and fmt.conv.weight_bits == 6
+    same = tmp_path / "same.toml"
+    same.write_text('preset = "fpga-8"\nname = "fpga-8"\n')
+    assert load_formats(same).digest() == preset("fpga-8").digest()
+    assert load_formats(same).name == "fpga-8"

@@ -80,7 +80,38 @@ DESELECT = ("not (every_preset_keeps or int_accuracy_tracks or qat_ or "
 
 # Mutants that cannot change any observable result, keyed by "module:line:col:edit", with the
 # reason. Mutants of type annotations are equivalent by rule (``equivalence``).
-EQUIVALENT: dict[str, str] = {}
+EQUIVALENT: dict[str, str] = {
+    'ranking:129:23:not->(dropped)': 'always two radix passes: in_order flips twice and ends True either way',
+    'ranking:107:19:-->+': 'radix pre-sort of rank_order: only speed (its bucket window); it still yields a permutation and the insertion sort with the exact comparison makes the order exact',
+    'ranking:108:16:0->1': 'radix pre-sort of rank_order: only speed (its bucket window); it still yields a permutation and the insertion sort with the exact comparison makes the order exact',
+    'ranking:111:20:0->1': 'radix pre-sort of rank_order: only speed (its bucket window); it still yields a permutation and the insertion sort with the exact comparison makes the order exact',
+    'ranking:109:35:>>-><<': 'radix pre-sort of rank_order: only speed (its bucket window); it still yields a permutation and the insertion sort with the exact comparison makes the order exact',
+    'ranking:109:56:!=->==': 'radix pre-sort of rank_order: only speed (its bucket window); it still yields a permutation and the insertion sort with the exact comparison makes the order exact',
+    'ranking:109:25:and->or': 'radix pre-sort of rank_order: only speed (its bucket window); it still yields a permutation and the insertion sort with the exact comparison makes the order exact',
+    'ranking:82:9:8->9': 'radix pre-sort of rank_order: only speed (its bucket window); it still yields a permutation and the insertion sort with the exact comparison makes the order exact (the count array is sized from _DIGIT)',
+    'ranking:109:22:64->65': 'span < 2**63 (positive float64 bit patterns): the loop stops before width 63',
+    'ranking:58:23:>->>=': 'inside `if h1 != h2`: equality cannot happen there',
+    'ranking:60:23:>->>=': 'inside `if l1 != l2`: equality cannot happen there',
+    'ranking:58:15:1->2': 'only the sign of the comparison is used (s > 0, s == 0)',
+    'ranking:58:34:1->2': 'only the sign of the comparison is used (s > 0, s == 0)',
+    'ranking:60:15:1->2': 'only the sign of the comparison is used (s > 0, s == 0)',
+    'ranking:60:34:1->2': 'only the sign of the comparison is used (s > 0, s == 0)',
+    'ranking:67:11:1->2': 'only the sign of the comparison is used (s > 0, s == 0)',
+    'ranking:67:29:1->2': 'only the sign of the comparison is used (s > 0, s == 0)',
+    'formats:211:48:>=->>': 'gap << softmax_bits is even (softmax_bits >= 1), 47 * (2**W - 1) is odd: never equal',
+    'formats:202:17:*->+': 'the STDP product check cannot fail in the validated ranges (2*24 + 2 + 8 = 58 <= 62): weaker still',
+    'formats:202:21:+->-': 'the STDP product check cannot fail in the validated ranges (2*24 + 2 + 8 = 58 <= 62): weaker still',
+    'formats:202:23:2->3': 'the STDP product check cannot fail in the validated ranges (2*24 + 2 + 8 = 58 <= 62): 59 <= 62',
+    'formats:202:25:+->-': 'the STDP product check cannot fail in the validated ranges (2*24 + 2 + 8 = 58 <= 62): weaker still',
+    'formats:202:31:8->9': 'the STDP product check cannot fail in the validated ranges (2*24 + 2 + 8 = 58 <= 62): 59 <= 62',
+    'formats:202:75:<=-><': 'the STDP product check cannot fail in the validated ranges (2*24 + 2 + 8 = 58 <= 62): 58 < 62',
+    'formats:202:78:62->63': 'the STDP product check cannot fail in the validated ranges (2*24 + 2 + 8 = 58 <= 62): 58 <= 63',
+    'formats:210:19:>->>=': 'EXP_LUT[0] - EXP_LUT[1] >= 2 for every exp_lut_bits >= 2 ([3, 1] at 2 bits)',
+    'formats:210:21:0->1': 'EXP_LUT[0] - EXP_LUT[1] >= 2 for every exp_lut_bits >= 2 ([3, 1] at 2 bits)',
+    'fixed:79:15:<-><=': 'n == 32 gives k = 32 on both branches',
+    'fixed:79:17:32->33': 'n == 32 gives k = 32 on both branches',
+    'fixed:43:38:2->3': 'the rounding codes are used only by name (ROUNDING_CODES, the constants); any code other than TRUNCATE and HALF_UP is stochastic',
+}
 
 
 def equivalence(key: str, kind: str) -> str:
@@ -350,7 +381,13 @@ def run_tests(module: str, work: Path, cache: Path, timeout: float,
     if proc.returncode == 5:  # nothing collected: treat as an error of the runner
         raise RuntimeError(f"no tests collected for {module}:\n{out[-2000:]}")
     failed = [ln for ln in out.splitlines() if ln.startswith(("FAILED", "ERROR"))]
-    return "killed", dt, (failed[0] if failed else out.strip().splitlines()[-1])[:300]
+    if failed:
+        return "killed", dt, failed[0][:300]
+    # a crash (numba code without bounds checks): faulthandler names the test's file and line
+    frames = re.findall(r'File "[^"]*/(tests/[\w/]+\.py)", line \d+ in (\w+)', out)
+    if frames:
+        return "killed", dt, f"CRASH {frames[0][0]}::{frames[0][1]}"
+    return "killed", dt, out.strip().splitlines()[-1][:300]
 
 
 def killed_by(detail: str) -> str:
