@@ -391,9 +391,13 @@ def test_each_range_limit_is_inclusive_and_the_next_value_refused(key):
             cfg["stdp.stdp_shift_min"] = 1
         if key == "softmax.exp_lut_bits":
             cfg["softmax.softmax_bits"] = 16
+        if key == "classifier.hidden_weight_frac":
+            cfg["classifier.hidden_weight_bits"] = 32  # frac <= bits + 16 does not decide
         bad = violations(cfg)
         if v in (lo - 1, hi + 1):
             assert key in bad
+            with pytest.raises(FormatError, match=rf"^{key}: must be in {lo}\.\.{hi}, not {v}$"):
+                NumberFormats.from_dict(_nested(cfg))
         if not bad:
             NumberFormats.from_dict(_nested(cfg))
         else:
