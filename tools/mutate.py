@@ -31,6 +31,7 @@ Usage::
     .venv/bin/python tools/mutate.py --sample 150 --seed 1 --out mutation-report.json
     .venv/bin/python tools/mutate.py --list                 # every mutant, no run
     .venv/bin/python tools/mutate.py --rerun mutation-report.json   # re-run its survivors
+    .venv/bin/python tools/mutate.py --rescore mutation-report.json # re-apply EQUIVALENT
 
 Score = killed (incl. timeouts) / (mutants - equivalent).
 """
@@ -402,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", default="mutation-report.json")
     ap.add_argument("--list", action="store_true", help="print the mutants and exit")
-    ap.add_argument("--rerun", help="a report: re-run its survivors (and timeouts) only, merge")
+    ap.add_argument("--rerun", help="a report: re-run its survivors (not the equivalent ones), merge")
     ap.add_argument("--timeout-factor", type=float, default=3.0)
     ap.add_argument("--minutes", type=float, default=0,
                     help="start no mutant after this many minutes (0: no limit); the report "
@@ -426,7 +427,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.rerun:
         report = json.loads(Path(args.rerun).read_text())
         previous = {r["key"]: r for r in report["mutants"]}
-        todo_keys = {k for k, r in previous.items() if r["status"] in ("survived", "equivalent")}
+        todo_keys = {k for k, r in previous.items()
+                     if r["status"] == "survived" and not equivalence(k, r["kind"])}
         by_key = {m.key: m for m in mutants}
         missing = todo_keys - set(by_key)
         if missing:
