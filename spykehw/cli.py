@@ -11,18 +11,20 @@ import argparse
 import importlib
 import sys
 
+from . import __version__
 from .golden.errors import SpykehwError
 
 __all__ = ["main", "build_parser"]
 
 # Subcommand modules in the order --help lists them.
-COMMANDS = ("run", "data", "bench", "quant", "vectors", "verilog", "cosim", "fpga", "export")
+COMMANDS = ("run", "predict", "data", "bench", "quant", "vectors", "verilog", "cosim", "fpga", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spykehw",
         description="SpykeFlow in hardware: float reference, integer golden model, RTL and co-simulation.")
+    parser.add_argument("--version", action="version", version=f"spykehw {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         importlib.import_module(f"spykehw.commands.{name}").register(sub)
