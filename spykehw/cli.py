@@ -12,6 +12,7 @@ import importlib
 import sys
 
 from . import __version__
+from .cli_flags import add_common_flags, run_command
 from .golden.errors import SpykehwError
 
 __all__ = ["main", "build_parser"]
@@ -28,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         importlib.import_module(f"spykehw.commands.{name}").register(sub)
+    add_common_flags(parser)        # --quiet, --json, --debug on every subcommand
     return parser
 
 
@@ -35,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        return run_command(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -149,8 +149,8 @@ def _add_arguments(p) -> None:
     p.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
     p.add_argument("--parallelism", type=int, default=30, help="maps per cycle L (default 30)")
     p.add_argument("--config", default="fpga-16", help="number formats: preset or TOML (default fpga-16)")
-    p.add_argument("--data-dir", default=None, help="datasets folder (default: embedded sample)")
-    p.add_argument("--folder", default=None, help="keep the build and run here (default: temporary)")
+    p.add_argument("--data-dir", type=Path, default=None, help="datasets folder (default: embedded sample)")
+    p.add_argument("--out", type=Path, default=None, help="keep the build and run here (default: temporary)")
     p.add_argument("--no-optimize", action="store_true", help="unoptimised Verilator build")
 
 
@@ -158,7 +158,7 @@ def _learn(args) -> int:
     """``spykehw cosim learn``: the long STDP run, printed as JSON; exit status 1 if not identical."""
 
     out = long_run(args.images, simulator=args.simulator, parallelism=args.parallelism,
-                   formats=args.config, folder=args.folder, data_dir=args.data_dir,
+                   formats=args.config, folder=args.out, data_dir=args.data_dir,
                    optimize=not args.no_optimize)
     print(json.dumps(out, indent=1))
     return 0 if out["identical"] else 1

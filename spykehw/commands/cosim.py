@@ -36,7 +36,7 @@ def _conv(args: argparse.Namespace) -> int:
         cfg = core_config(vs, args.parallelism)
     else:
         cfg = conv_config(args.config, "conv1", args.parallelism, 12)
-        weights, note = conv1_weights(cfg.formats, state=args.weights, data_dir=args.data_dir)
+        weights, note = conv1_weights(cfg.formats, state=args.state, data_dir=args.data_dir)
         print(f"vectors: {args.count} {args.source} test images (rows 0..{args.count - 1}), "
               f"weights: {note}", file=sys.stderr)
         vs = source_vectors(cfg.formats, args.source, args.count, first=True, weights=weights,
@@ -123,7 +123,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="number formats: a preset (default fpga-16) or a TOML file")
     c.add_argument("--parallelism", type=int, default=None, metavar="L",
                    help="maps per cycle (default 30)")
-    c.add_argument("--weights", type=Path, default=None, metavar="STATE",
+    c.add_argument("--state", type=Path, default=None, metavar="STATE",
                    help="Conv1 weights from a state file instead of STDP on 300 images")
     c.add_argument("--stall", action="store_true", help="random stalls on the core's streams")
     c.add_argument("--chunk", type=int, default=500, help="images per simulator run (default 500)")

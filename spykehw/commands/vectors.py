@@ -26,7 +26,7 @@ def _conv(args: argparse.Namespace) -> int:
             print(f"{path}")
         return 0
     fmt = load_formats(args.config or DEFAULT_PRESET)
-    weights, note = conv1_weights(fmt, state=args.weights, train_images=args.train_images,
+    weights, note = conv1_weights(fmt, state=args.state, train_images=args.train_images,
                                   data_dir=args.data_dir)
     vs = source_vectors(fmt, args.source, args.count, seed=args.seed, first=args.first,
                         weights=weights, weights_note=note, data_dir=args.data_dir)
@@ -60,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--count", type=int, default=16, help="images (default 16)")
     c.add_argument("--first", action="store_true", help="the first COUNT rows instead of random ones")
     c.add_argument("--seed", type=int, default=0, help="row selection / random cases (default 0)")
-    c.add_argument("--weights", type=Path, default=None, metavar="STATE",
+    c.add_argument("--state", type=Path, default=None, metavar="STATE",
                    help="take Conv1 weights from a state file (spykehw run) instead of STDP")
     c.add_argument("--train-images", type=int, default=300,
                    help="MNIST training images for the STDP weights (default 300)")
