@@ -53,7 +53,8 @@ def generate_network(options: NetworkOptions, formats: NumberFormats, q: IntClas
     q : IntClassifier
         The quantized classifier (its shape sizes the classifier block).
     out_dir : str or Path
-        Created if missing; gets ``conv_core.*`` and ``classifier.*``.
+        Created if missing; gets ``conv_core.*`` and ``classifier.*`` (``.v``, ``.json``, ``.il``,
+        ``.vlt`` Verilator waivers, ``.core`` FuseSoC CAPI2).
     conv_lanes, classifier_lanes : int
         Maps per cycle of the conv core (divides 30); hidden accumulators per cycle of the
         classifier (default ``min(64, hidden)``).
@@ -65,15 +66,20 @@ def generate_network(options: NetworkOptions, formats: NumberFormats, q: IntClas
     dict
         ``{"conv_core": GeneratedVerilog, "classifier": GeneratedVerilog}``.
     """
+    from .fusesoc import write_core
     from .rtl.classifier import generate_classifier
     from .rtl.conv_core import ConvCore
     from .rtl.verilog import generate
+    from .sim.framework.lint_waivers import write_vlt
 
     conv_cfg, clf_cfg = _configs(options, formats, q, conv_lanes, classifier_lanes, w2_on_chip)
     out = Path(out_dir).resolve()
     core = ConvCore(conv_cfg)
-    return {"conv_core": generate(core, "conv_core", out, core.params(), formats=formats),
-            "classifier": generate_classifier(clf_cfg, out)}
+    designs = {"conv_core": generate(core, "conv_core", out, core.params(), formats=formats),
+               "classifier": generate_classifier(clf_cfg, out)}
+    for g in designs.values():
+        write_core(g, vlt=write_vlt(g.verilog_path))
+    return designs
 
 
 @dataclass
