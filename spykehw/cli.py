@@ -18,7 +18,7 @@ from .golden.errors import SpykehwError
 __all__ = ["main", "build_parser"]
 
 # Subcommand modules in the order --help lists them.
-COMMANDS = ("run", "predict", "data", "bench", "quant", "vectors", "verilog", "cosim", "fpga", "export")
+COMMANDS = ("run", "predict", "verify", "data", "bench", "quant", "vectors", "verilog", "cosim", "fpga", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -177,3 +177,51 @@ def cosimulate_network(options: NetworkOptions, formats: NumberFormats, conv_wei
     finally:
         if tmp is not None:
             tmp.cleanup()
+
+
+def simulate_network_amaranth(options: NetworkOptions, formats: NumberFormats, conv_weights: np.ndarray,
+                              q: IntClassifier, images: np.ndarray, *, conv_lanes: int = DEFAULT_CONV_LANES,
+                              classifier_lanes: int | None = None) -> CosimResult:
+    """Images through the conv core and the classifier in the Amaranth simulator (no Verilog).
+
+    The golden encoder's spikes go into the conv core; the feature indices it emits (in its
+    order) into the classifier. ``passed`` says whether every step's spikes (as sets), the
+    features, the classes and the softmax words equal the integer golden model's; the slowest
+    level of the ladder (Python simulation), for a few images.
+
+    Parameters and result as for :func:`cosimulate_network` (``folder`` is None, cycles 0).
+    """
+    from .sim.classifier.pysim import run_pysim
+    from .sim.classifier.vector_gen import chain_vectors
+    from .sim.conv.pysim import simulate_core
+    from .sim.conv.vector_gen import image_events, image_spikes
+
+    if options.encoder != EncoderOptions() or options.conv != ConvOptions():
+        raise HardwareError("options: the Amaranth ladder level runs the default encoder and conv "
+                            "options; this network's differ")
+    conv_cfg, clf_cfg = _configs(options, formats, q, conv_lanes, classifier_lanes)
+    n = len(images)
+    conv_vs, clf_vs = chain_vectors(formats, conv_weights, q, images, np.zeros(n, np.int64), source="images")
+    conv_run = simulate_core(conv_cfg, [np.asarray(conv_weights, np.int64)],
+                             [image_events(conv_vs, i) for i in range(n)])
+    features = [np.asarray(o.features, np.int64) for o in conv_run.outputs]
+    clf = run_pysim(clf_cfg, (q.W2q, q.b2q, q.W3q, q.b3q), [f.tolist() for f in features])
+    mismatches: list[dict[str, Any]] = []
+    for i, out in enumerate(conv_run.outputs):
+        want = image_spikes(conv_vs, i)         # rows (t, m, u, v)
+        for t, got in enumerate(out.steps):
+            exp = {tuple(int(x) for x in r[1:]) for r in want if r[0] == t}
+            if set(got) != exp:
+                mismatches.append({"image": i, "field": "conv.spikes", "step": t,
+                                   "message": f"image {i} step {t}: spikes differ "
+                                              f"({len(set(got) - exp)} extra, {len(exp - set(got))} missing)"})
+        for p in out.problems:
+            mismatches.append({"image": i, "field": "conv.protocol", "message": f"image {i}: {p}"})
+    for i, p in clf.outputs.problems:
+        mismatches.append({"image": int(i), "field": "classifier.protocol", "message": f"image {i}: {p}"})
+    passed = (not mismatches and all(sorted(f.tolist()) == np.flatnonzero(g).tolist()
+                                     for f, g in zip(features, conv_vs["features"]))
+              and np.array_equal(clf.outputs.classes, clf_vs["classes"])
+              and np.array_equal(clf.outputs.words, clf_vs["words"]))
+    return CosimResult("amaranth", bool(passed), np.asarray(clf.outputs.classes, np.int64),
+                       np.asarray(clf.outputs.words, np.int64), features, 0, int(clf.cycles), mismatches)

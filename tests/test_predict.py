@@ -3,9 +3,7 @@ inputs give the integer golden model's classes and softmax words (computed here 
 extract_features + forward_int), the float model's probabilities; unsuitable inputs are refused
 with one line naming the file.
 
-The network is made here, not trained: random Conv1 weights and a random classifier (scaled so
-the classes vary) stored as a run folder's two state files; what predict must do does not depend
-on the weights being good.
+The network is made, not trained (tests/netfactory.py).
 """
 
 from __future__ import annotations
@@ -21,42 +19,24 @@ import pytest
 from PIL import Image
 from spykehw.cli import main
 from spykehw.data import load_sample, write_idx
-from spykehw.golden.classifier import ClassifierParams
 from spykehw.golden.classifier import predict as float_predict
-from spykehw.golden.classifier_int import forward_int, quantize_classifier
-from spykehw.golden.conv import quantize_weights
+from spykehw.golden.classifier_int import forward_int
 from spykehw.golden.formats import preset
-from spykehw.golden.options import ClassifierOptions, NetworkOptions
 from spykehw.golden.pipeline import extract_features
-from spykehw.golden.state import make_state, save_state
 from spykehw.images import ImageError, as_images, read_images
+
+from netfactory import make_run
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    fmt = preset("fpga-16")
-    opts = NetworkOptions(classifier=ClassifierOptions(hidden=24, epochs=1))
-    rng = np.random.default_rng(7)
-    wf = rng.uniform(0.3, 1.0, (30, 2, 5, 5)).astype(np.float32)
-    wi = quantize_weights(wf, fmt.conv.weight_bits)
-    params = ClassifierParams(rng.normal(0, 0.3, (3630, 24)).astype(np.float32),
-                              rng.normal(0, 0.3, 24).astype(np.float32),
-                              rng.normal(0, 2.0, (24, 10)).astype(np.float32),
-                              rng.normal(0, 1.0, 10).astype(np.float32))
-    q = quantize_classifier(params, fmt)
-    folder = tmp_path_factory.mktemp("run")
-    for w, f, name, cint in ((wf, None, "float_state.npz", None),
-                             (wi, fmt, "int_state.npz", {"W2q": q.W2q, "b2q": q.b2q, "W3q": q.W3q, "b3q": q.b3q})):
-        trace = SimpleNamespace(weights=w, final_weights=w, snapshots=np.zeros((0,) + w.shape, w.dtype),
-                                snapshot_steps=[])
-        save_state(folder / name, make_state(trace, opts, f, classifier=params, classifier_int=cint))
+    net = make_run(tmp_path_factory.mktemp("run"))
     images = load_sample().test_images[:12]
-    x = extract_features(images, wi, opts, fmt).features
-    golden = forward_int(q, x)
-    xf = extract_features(images, wf, opts, None).features
-    _, float_classes = float_predict(params, xf, opts.classifier)
+    golden = forward_int(net.q, extract_features(images, net.int_weights, net.opts, net.fmt).features)
+    xf = extract_features(images, net.float_weights, net.opts, None).features
+    _, float_classes = float_predict(net.params, xf, net.opts.classifier)
     assert len(set(golden.classes.tolist())) > 2, "the test network should not answer one class"
-    return SimpleNamespace(folder=folder, images=images, golden=golden, float_classes=float_classes)
+    return SimpleNamespace(folder=net.folder, images=images, golden=golden, float_classes=float_classes)
 
 
 def write_pngs(folder: Path, images: np.ndarray) -> list[str]:
