@@ -107,3 +107,17 @@ def test_generic_json_and_quiet(tmp_path, capsys):
     assert doc["command"] == "verilog classifier" and doc["status"] == 0
     assert doc["manifest"] == str(tmp_path / "b" / "manifest.json")
     assert any("classifier 8 -> 4 -> 3" in line for line in doc["output"])
+
+
+def test_vectors_classifier_rebuilds_a_committed_set(tmp_path, capsys):
+    pytest.importorskip("amaranth")
+    import numpy as np
+    from spykehw.sim.classifier.vector_gen import committed_path
+
+    assert main(["vectors", "classifier", "--set", "adversarial-fpga-8", "--out", str(tmp_path)]) == 0
+    assert "48->40->10" in capsys.readouterr().out
+    with np.load(tmp_path / "adversarial-fpga-8.npz") as got, \
+            np.load(committed_path("adversarial-fpga-8")) as want:
+        assert sorted(got.files) == sorted(want.files)
+        for k in want.files:
+            assert np.array_equal(got[k], want[k]), k

@@ -41,6 +41,18 @@ def _conv(args: argparse.Namespace) -> int:
     return 0
 
 
+def _classifier(args: argparse.Namespace) -> int:
+    from ..sim.classifier.vector_gen import COMMITTED, write_committed
+    from ..sim.framework.vectors import read_vectors
+
+    names = list(COMMITTED) if args.set == "all" else [args.set]
+    for name in names:
+        path = write_committed(name, args.out)
+        o = read_vectors(path, kind="classifier").options
+        print(f"{path}: {o['features']}->{o['hidden']}->{o['classes']}, {path.stat().st_size} bytes")
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("vectors", help="make golden test vectors for an RTL block",
                               description="Run inputs through the integer golden model and write "
@@ -68,3 +80,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="folder holding mnist/ and emnist/ (default: the standard data folders)")
     c.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
     c.set_defaults(func=_conv)
+
+    from ..sim.classifier.vector_gen import COMMITTED
+    k = sub.add_parser("classifier", help="classifier vectors (the committed sets, rebuilt)",
+                       description="Classifier vectors: the adversarial, extreme and real sets that "
+                                   "vectors/classifier holds, rebuilt from their seeds (the real "
+                                   "ones train a classifier on first use, cached).")
+    k.add_argument("--set", default="all", choices=["all", *COMMITTED],
+                   help="which set (default all)")
+    k.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    k.set_defaults(func=_classifier)
