@@ -190,7 +190,9 @@ class Network:
 
     # ----- hardware ------------------------------------------------------------------------------
 
-    def _require_int(self, what: str) -> tuple[np.ndarray, IntClassifier]:
+    def integer_model(self, what: str = "this") -> tuple[np.ndarray, IntClassifier]:
+        """The integer model's parameters: Conv1 weights ``(M, C, K, K)`` int64 and the quantized
+        classifier; :class:`ApiError` (naming ``what`` needed it) when only the float one is loaded."""
         if self._int is None:
             raise ApiError(f"{self.source}: {what} needs the integer model, this network has only "
                            f"the float one")
@@ -219,7 +221,7 @@ class Network:
         """
         from .export.writer import write_export
 
-        self._require_int("export")
+        self.integer_model("export")
         if self._int_state is None:
             raise ApiError(f"{self.source}: already an export; export from its run folder or state file")
         src = read_source(self._int_state, formats=formats, conv_lanes=conv_lanes,
@@ -248,7 +250,7 @@ class Network:
         """
         from .hardware import generate_network
 
-        _, q = self._require_int("verilog")
+        _, q = self.integer_model("verilog")
         return generate_network(self.options, self.formats, q, out_dir, conv_lanes=conv_lanes,
                                 classifier_lanes=classifier_lanes, w2_on_chip=w2_on_chip)
 
@@ -274,7 +276,7 @@ class Network:
         """
         from .hardware import cosimulate_network
 
-        w, q = self._require_int("cosimulate")
+        w, q = self.integer_model("cosimulate")
         return cosimulate_network(self.options, self.formats, w, q, _images(images), simulator=simulator,
                                   folder=folder, conv_lanes=conv_lanes, classifier_lanes=classifier_lanes)
 

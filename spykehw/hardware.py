@@ -102,6 +102,8 @@ class CosimResult:
         The checker's mismatch records (empty when ``passed``).
     folder : Path
         Where the vectors, builds and logs are.
+    waveform : Path or None
+        The simulator's waveform of the run (with ``waves``; FST from Icarus, VCD from Verilator).
     """
 
     simulator: str
@@ -113,6 +115,7 @@ class CosimResult:
     classifier_cycles: int
     mismatches: list[dict[str, Any]] = field(default_factory=list)
     folder: Path | None = None
+    waveform: Path | None = None
 
 
 def cosimulate_network(options: NetworkOptions, formats: NumberFormats, conv_weights: np.ndarray,
@@ -173,7 +176,7 @@ def cosimulate_network(options: NetworkOptions, formats: NumberFormats, conv_wei
                                rtl["words"].astype(np.int64), features,
                                int(rtl["conv_batch_cycles"].sum()), int(rtl["clf_batch_cycles"].sum()),
                                list((run.report or {}).get("mismatches", [])),
-                               None if tmp else out)
+                               None if tmp else out, None if tmp else run.waveform)
     finally:
         if tmp is not None:
             tmp.cleanup()

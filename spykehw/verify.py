@@ -50,6 +50,8 @@ class LevelResult:
         True passed, False failed, None not applicable.
     notes : list of str
         The level's own mismatch messages (first few).
+    waveform : Path or None
+        The simulator's waveform (RTL levels, with ``waves``).
     """
 
     level: str
@@ -59,6 +61,7 @@ class LevelResult:
     seconds: float
     checked_inside: bool | None = None
     notes: list[str] = field(default_factory=list)
+    waveform: Path | None = None
 
 
 def available_levels(net: Network) -> list[str]:
@@ -98,10 +101,10 @@ def corrupted(weights: np.ndarray, index: Sequence[int], weight_bits: int) -> np
 
 
 def _hardware(net: Network, level: str, images: np.ndarray, folder: Path | None,
-              corrupt: Sequence[int] | None) -> LevelResult:
+              corrupt: Sequence[int] | None, waves: bool) -> LevelResult:
     from .hardware import cosimulate_network, simulate_network_amaranth
 
-    w, q = net._require_int(level)
+    w, q = net.integer_model(level)
     if corrupt is not None:
         w = corrupted(w, corrupt, net.formats.conv.weight_bits)
     t = time.perf_counter()
@@ -109,14 +112,15 @@ def _hardware(net: Network, level: str, images: np.ndarray, folder: Path | None,
         r = simulate_network_amaranth(net.options, net.formats, w, q, images)
     else:
         r = cosimulate_network(net.options, net.formats, w, q, images, simulator=level,
-                               folder=None if folder is None else folder / level)
+                               folder=None if folder is None else folder / level, waves=waves)
     notes = [str(m.get("message", m)) for m in r.mismatches[:5]]
     return LevelResult(level, r.classes, r.words, [np.sort(f) for f in r.features],
-                       time.perf_counter() - t, r.passed, notes)
+                       time.perf_counter() - t, r.passed, notes, r.waveform)
 
 
 def verify(net: Network, images: np.ndarray, levels: Sequence[str], *, folder: str | Path | None = None,
-           progress=None, corrupt: Sequence[int] | None = None) -> dict[str, LevelResult]:
+           progress=None, corrupt: Sequence[int] | None = None, waves: bool = False
+           ) -> dict[str, LevelResult]:
     """Run ``images`` through each level.
 
     Parameters
@@ -132,6 +136,8 @@ def verify(net: Network, images: np.ndarray, levels: Sequence[str], *, folder: s
     corrupt : (m, c, row, col), optional
         Give the hardware levels (not the golden model) Conv1 weights with this one weight
         inverted (:func:`corrupted`), to see the ladder find a fault.
+    waves : bool
+        Record the Verilator/Icarus runs' waveforms (needs ``folder``, where they are kept).
 
     Returns
     -------
@@ -142,6 +148,8 @@ def verify(net: Network, images: np.ndarray, levels: Sequence[str], *, folder: s
     if unknown:
         hint = " (the synthesised-netlist level is not implemented yet)" if "netlist" in unknown else ""
         raise VerifyError(f"--levels: unknown level {unknown[0]!r}; choose from {', '.join(LEVELS)}{hint}")
+    if waves and folder is None:
+        raise VerifyError("--waves: needs --out DIR (the waveforms are kept there)")
     wanted = [lv for lv in LEVELS if lv in set(levels) | {"int"}]
     out: dict[str, LevelResult] = {}
     for level in wanted:
@@ -152,7 +160,8 @@ def verify(net: Network, images: np.ndarray, levels: Sequence[str], *, folder: s
                 raise VerifyError(f"--levels: {net.source} holds no {level} model")
             out[level] = _golden(net, level, images)
         else:
-            out[level] = _hardware(net, level, images, None if folder is None else Path(folder), corrupt)
+            out[level] = _hardware(net, level, images, None if folder is None else Path(folder), corrupt,
+                                   waves)
     return out
 
 

@@ -73,7 +73,9 @@ def test_readme_example_runs_and_agrees_with_golden(example):
     # the hardware: export files, Verilog, and the RTL's outputs bit for bit
     assert (example["folder"] / "export" / "memory_map.json").is_file()
     assert set(example["design"]) == {"conv_core", "classifier"}
-    assert example["design"]["conv_core"].verilog_path.is_file()
+    for g in example["design"].values():
+        for suffix in (".v", ".json", ".il", ".vlt", ".core"):
+            assert g.verilog_path.with_suffix(suffix).is_file(), suffix
     result = example["result"]
     assert result.passed and result.mismatches == []
     np.testing.assert_array_equal(result.classes, fw.classes[:2])

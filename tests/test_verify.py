@@ -7,6 +7,7 @@ and the corrupted weights); the comparison itself on hand-made results.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -77,8 +78,9 @@ def test_every_level_equals_the_integer_model(net, capsys, require_simulator):
 
 
 @pytest.mark.sim
-def test_a_corrupted_weight_is_found_where_it_first_matters(net, capsys):
+def test_a_corrupted_weight_is_found_where_it_first_matters(net, capsys, tmp_path, require_simulator):
     pytest.importorskip("amaranth")
+    require_simulator("icarus")
     images = load_sample().test_images[:N]
     golden = extract_features(images, net.int_weights, net.opts, net.fmt).features
     # a weight whose corruption changes the golden features of some of the images, and the first one
@@ -89,12 +91,21 @@ def test_a_corrupted_weight_is_found_where_it_first_matters(net, capsys):
         if len(changed):
             break
     assert len(changed), "no single weight changes these images' features"
-    status, doc = run_json(["verify", net.folder, "--images", N, "--levels", "int,amaranth",
-                            "--corrupt-weight", ",".join(map(str, index))], capsys)
+    status, doc = run_json(["verify", net.folder, "--images", N, "--levels", "int,amaranth,icarus",
+                            "--corrupt-weight", ",".join(map(str, index)), "--waves", "--out", tmp_path],
+                           capsys)
     assert status == 1
-    (d,) = doc["first_differences"]
-    assert d["level"] == "amaranth" and d["image"] == int(changed[0]) and d["what"] == "features"
-    assert d["name"] == f"mnist-sample test[{int(changed[0])}]"
+    amaranth, icarus = doc["first_differences"]
+    for d in (amaranth, icarus):
+        assert d["image"] == int(changed[0]) and d["what"] == "features"
+        assert d["name"] == f"mnist-sample test[{int(changed[0])}]"
+    assert (amaranth["level"], icarus["level"]) == ("amaranth", "icarus")
+    assert icarus["waveform"].endswith(".fst") and Path(icarus["waveform"]).stat().st_size > 0
+
+
+def test_waves_need_a_folder(net, capsys):
+    assert main(["verify", str(net.folder), "--levels", "int", "--waves"]) == 2
+    assert "--waves: needs --out DIR" in capsys.readouterr().err
 
 
 def test_unknown_level_is_one_line(net, capsys):

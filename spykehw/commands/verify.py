@@ -30,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--corrupt-weight", default=None, metavar="M,C,ROW,COL",
                    help="invert this one Conv1 weight in the hardware levels only (a fault for the "
                         "ladder to find; the golden model keeps the trained weight)")
+    p.add_argument("--waves", action="store_true",
+                   help="record the Verilator/Icarus waveforms (kept under --out; Icarus FST, "
+                        "Verilator VCD), named in the first-difference lines")
     p.add_argument("--out", type=Path, default=None, metavar="DIR",
                    help="keep the simulators' vectors, builds and logs here (default: temporary)")
     p.add_argument("--json", action="store_true", help="print the table and differences as JSON")
@@ -81,7 +84,7 @@ def _main(args: argparse.Namespace) -> int:
             corrupt = None
         if corrupt is None or len(corrupt) != 4:
             raise VerifyError(f"--corrupt-weight: expected M,C,ROW,COL integers, found {args.corrupt_weight!r}")
-    results = verify(net, images, levels, folder=args.out, progress=say, corrupt=corrupt)
+    results = verify(net, images, levels, folder=args.out, progress=say, corrupt=corrupt, waves=args.waves)
     ref = results["int"]
     rows, diffs = [], []
     for level, res in results.items():
@@ -96,6 +99,7 @@ def _main(args: argparse.Namespace) -> int:
             if d is not None:
                 d["level"] = level
                 d["name"] = None if d["image"] is None else names[d["image"]]
+                d["waveform"] = None if res.waveform is None else str(res.waveform)
                 diffs.append(d)
         rows.append(row)
     if args.json:
@@ -105,5 +109,6 @@ def _main(args: argparse.Namespace) -> int:
         print("\n".join(_table(rows)))
         for d in diffs:
             where = "" if d["image"] is None else f" at image {d['image']} ({d['name']})"
-            print(f"first difference, {d['level']}{where}: {d['detail']}")
+            wave = f" (waveform {d['waveform']})" if d["waveform"] else ""
+            print(f"first difference, {d['level']}{where}: {d['detail']}{wave}")
     return 1 if any(not r["equal"] for r in rows) else 0
