@@ -19,7 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "(generated Verilog under cocotb). Every level below int must equal it: classes, "
                     "softmax words, Pool1 features, and every step's spikes (checked inside each "
                     "level). Prints a table and, per level, the first image that differs and what "
-                    "differed. Exit status 1 if a level below int differs.")
+                    "differed. 'tb check' is the level's own testbench against vectors made from the "
+                    "weights it was given (with --corrupt-weight it passes while the level differs "
+                    "from the trained model). Exit status 1 if a level below int differs.")
     p.add_argument("source", type=Path, metavar="RUN_FOLDER|STATE_FILE|EXPORT")
     p.add_argument("--images", type=int, default=50, help="how many images (default 50)")
     p.add_argument("--images-from", type=Path, default=None, metavar="PATH",
@@ -46,7 +48,7 @@ def _cell(count, n: int) -> str:
 
 
 def _table(rows: list[dict]) -> list[str]:
-    lines = [f"{'level':10} {'images':>6} {'classes':>9} {'softmax':>9} {'features':>9} {'own check':>9} "
+    lines = [f"{'level':10} {'images':>6} {'classes':>9} {'softmax':>9} {'features':>9} {'tb check':>9} "
              f"{'seconds':>8}  verdict"]
     for r in rows:
         n = r["images"]
