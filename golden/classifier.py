@@ -692,6 +692,13 @@ def train_classifier(train_x, train_y, val_x, val_y, n_classes: int,
         raise ClassifierError(f"validation features: expected {F} columns, found {val_x.shape[1]}")
     train_y = check_labels(train_y, len(train_x), n_classes, "train labels")
     val_y = check_labels(val_y, len(val_x), n_classes, "validation labels")
+    # An empty split would make every accuracy NaN and pick the "best" epoch on NaN.
+    if len(train_x) == 0:
+        raise ClassifierError("train features: no rows (the training split is empty)")
+    if len(val_x) == 0:
+        raise ClassifierError("validation features: no rows (the validation split is empty)")
+    if test_x is not None and len(test_x) == 0:
+        raise ClassifierError("test features: no rows (the test split is empty)")
     if test_x is not None:
         test_x = check_binary(test_x, "test features")
         test_y = check_labels(test_y, len(test_x), n_classes, "test labels")

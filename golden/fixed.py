@@ -23,6 +23,8 @@ import numpy as np
 from numba import njit
 
 __all__ = [
+    "signed_width",
+    "accumulator_range",
     "TRUNCATE",
     "HALF_UP",
     "STOCHASTIC",
@@ -106,3 +108,19 @@ def quantize(x: np.ndarray, frac: int, bits: int, *, signed: bool = True,
     if overflow != "saturate":
         raise ValueError(f"overflow policy must be 'saturate' or 'error', not {overflow!r}")
     return np.clip(q, lo, hi)
+
+
+# ----- derived widths (one source for the integer model and the RTL) -------------------------
+
+def signed_width(lo: int, hi: int) -> int:
+    """Smallest two's-complement width ``n`` with ``-2**(n-1) <= lo`` and ``hi <= 2**(n-1)-1``."""
+    return max(max(0, -lo - 1).bit_length(), max(0, hi).bit_length()) + 1
+
+
+def accumulator_range(terms: int, weight_bits: int, bias_bits: int) -> tuple[int, int]:
+    """Worst case ``(min, max)`` of ``bias + sum of terms weights``: every weight and the bias at
+    the extreme of its signed format (all inputs active). An accumulator of
+    :func:`signed_width` of this range can never overflow."""
+    wlo, whi = signed_range(weight_bits)
+    blo, bhi = signed_range(bias_bits)
+    return terms * wlo + blo, terms * whi + bhi

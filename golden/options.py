@@ -15,6 +15,8 @@ from typing import Any
 from .errors import SpykehwError
 
 __all__ = [
+    "TIME_STEPS",
+    "classifier_defaults",
     "EncoderOptions",
     "ConvOptions",
     "ClassifierOptions",
@@ -23,6 +25,10 @@ __all__ = [
     "CONV2",
     "OptionsError",
 ]
+
+
+TIME_STEPS = 12
+"""Time steps per image: 10 populated equal-count latency bins and 2 empty (spec 2)."""
 
 
 class OptionsError(SpykehwError, ValueError):
@@ -59,7 +65,7 @@ class EncoderOptions:
     dog_threshold: float = 50.0
     border: int = 2
     bins: int = 10
-    steps: int = 12
+    steps: int = TIME_STEPS
 
     def __post_init__(self) -> None:
         _check(self.image_mode in ("viridis", "raw"), "encoder.image_mode",
@@ -233,6 +239,14 @@ class ClassifierOptions:
         _check(self.init in ("truncated_normal", "uniform_fan_in"), "classifier.init",
                f"must be 'truncated_normal' or 'uniform_fan_in', not {self.init!r}")
         _check(0 <= self.val_fraction < 1, "classifier.val_fraction", "must be in [0, 1)")
+
+
+def classifier_defaults(dataset: str) -> ClassifierOptions:
+    """The authors' classifier settings per task (spec 7): MNIST SG1 notebook (H=1000, eta 0.01,
+    40 epochs) or EMNIST SG1 notebook (H=1500, eta 0.02, 35 epochs)."""
+    if dataset.startswith("emnist"):
+        return ClassifierOptions(hidden=1500, eta=0.02, epochs=35)
+    return ClassifierOptions(hidden=1000, eta=0.01, epochs=40)
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,7 @@ def as_images(array: np.ndarray, what: str = "images") -> np.ndarray:
 
 
 def _read_picture(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError   # Pillow: only when pictures are read
+    from PIL import Image, UnidentifiedImageError  # Pillow: only when pictures are read
 
     try:
         with Image.open(path) as im:

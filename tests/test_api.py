@@ -14,12 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import spykehw
-from spykehw.api import ApiError, Prediction
 from spykehw.golden.classifier import predict as float_predict
 from spykehw.golden.classifier_int import forward_int
 from spykehw.golden.pipeline import extract_features
 from spykehw.golden.state import load_state
+
+import spykehw
+from spykehw.api import ApiError, Prediction
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

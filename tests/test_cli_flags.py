@@ -15,6 +15,7 @@ import argparse
 import json
 
 import pytest
+
 import spykehw
 from spykehw.cli import build_parser, main
 from spykehw.cli_flags import leaf_parsers
@@ -32,6 +33,8 @@ NO_FILES = {"data info": "prints what datasets are found"}
 KIND_EXCEPTIONS = {
     ("fpga", "--lanes"): "a comma-separated sweep list",
     ("fpga", "--parallelism"): "a comma-separated sweep list",
+    ("bench", "--out"): "one JSON file, not a folder",
+    ("predict", "--out"): "one CSV/JSON file, not a folder",
 }
 
 

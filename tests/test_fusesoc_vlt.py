@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from spykehw.cli import main
 from spykehw.sim.framework.lint_waivers import WAIVERS, anonymous_patterns, vlt_text
+
+from spykehw.cli import main
 
 pytestmark = pytest.mark.sim
 

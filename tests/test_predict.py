@@ -16,16 +16,16 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from netfactory import make_run
 from PIL import Image
-from spykehw.cli import main
-from spykehw.data import load_sample, write_idx
 from spykehw.golden.classifier import predict as float_predict
 from spykehw.golden.classifier_int import forward_int
 from spykehw.golden.formats import preset
 from spykehw.golden.pipeline import extract_features
-from spykehw.images import ImageError, as_images, read_images
 
-from netfactory import make_run
+from spykehw.cli import main
+from spykehw.data import load_sample, write_idx
+from spykehw.images import ImageError, as_images, read_images
 
 
 @pytest.fixture(scope="module")

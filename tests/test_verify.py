@@ -11,12 +11,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from netfactory import make_run
+from spykehw.golden.pipeline import extract_features
+
 from spykehw.cli import main
 from spykehw.data import load_sample
-from spykehw.golden.pipeline import extract_features
-from spykehw.verify import LevelResult, VerifyError, agreement, corrupted, first_difference
-
-from netfactory import make_run
+from spykehw.verify import (
+    LevelResult,
+    VerifyError,
+    agreement,
+    corrupted,
+    first_difference,
+)
 
 N = 3
 

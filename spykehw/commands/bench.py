@@ -7,6 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..argtypes import count, output_file, workers
+
 __all__ = ["register"]
 
 
@@ -42,10 +44,12 @@ def _bench(args: argparse.Namespace) -> int:
     report = run_benchmarks(cfg, names, quick=args.quick, requested_dataset=args.dataset,
                             dataset_note=note)
     text = to_json(report)
+    # The measurement goes to stdout first: a failure to save it must not lose it.
+    sys.stdout.write(text)
+    sys.stdout.flush()
     if args.out is not None:
         with atomic_write(args.out, "w") as f:
             f.write(text)
-    sys.stdout.write(text)
     return 0 if report["ok"] else 1
 
 
@@ -69,16 +73,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"comma-separated subset of: {', '.join(BENCHMARKS)}")
     p.add_argument("--config", default="fpga-16", metavar="PRESET|TOML",
                    help="number formats of the integer model (default fpga-16)")
-    p.add_argument("--threads", type=int, default=None, metavar="N",
+    p.add_argument("--threads", type=workers, default=None, metavar="N",
                    help="numba threads (default: numba's default, one per CPU)")
-    p.add_argument("--encode-images", type=int, default=None, metavar="N",
+    p.add_argument("--encode-images", type=count, default=None, metavar="N",
                    help="images for encoding and feature extraction (default 10000; quick 300)")
-    p.add_argument("--stdp-images", type=int, default=None, metavar="N",
+    p.add_argument("--stdp-images", type=count, default=None, metavar="N",
                    help="images for STDP training (default 6000; quick 300)")
-    p.add_argument("--classifier-images", type=int, default=None, metavar="N",
+    p.add_argument("--classifier-images", type=count, default=None, metavar="N",
                    help="feature rows for the classifier epoch (default 10000; quick 300)")
-    p.add_argument("--hidden", type=int, default=None, metavar="H",
+    p.add_argument("--hidden", type=count, default=None, metavar="H",
                    help="classifier hidden units (default 1000)")
-    p.add_argument("--out", type=Path, default=None, metavar="FILE",
+    p.add_argument("--out", type=output_file, default=None, metavar="FILE",
                    help="also write the JSON to FILE")
     p.set_defaults(func=_bench)

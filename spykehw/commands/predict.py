@@ -8,6 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+from ..argtypes import output_file
+
 __all__ = ["register", "format_csv", "format_json"]
 
 POLICY = ("Images must be 28x28 pixels (other sizes are refused, not resized); colour and palette "
@@ -32,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="int (the integer golden model = the hardware; default when present) or float")
     p.add_argument("--format", choices=["csv", "json"], default="csv", help="output format (default csv)")
     p.add_argument("--json", action="store_true", help="JSON output (same as --format json)")
-    p.add_argument("--out", type=Path, default=None, metavar="FILE", help="write here (default: stdout)")
+    p.add_argument("--out", type=output_file, default=None, metavar="FILE", help="write here (default: stdout)")
     p.add_argument("--quiet", action="store_true", help="no summary line on stderr")
     p.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
     p.set_defaults(func=_main)

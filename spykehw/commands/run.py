@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..argtypes import count, output_dir, seed
+
 __all__ = ["register"]
 
 
@@ -22,17 +24,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", default=None,
                    help="number formats of the integer model: a preset name (paper-float-equivalent, "
                         "fpga-16 (default), fpga-8, edge-4) or a TOML file")
-    p.add_argument("--out", type=Path, default=Path("runs"), help="where run folders go (default: runs/)")
-    p.add_argument("--seed", type=int, default=0, help="split seed (EMNIST) (default 0)")
-    p.add_argument("--stdp-images", type=int, default=6000,
+    p.add_argument("--out", type=output_dir, default=Path("runs"), help="where run folders go (default: runs/)")
+    p.add_argument("--seed", type=seed, default=0, help="split seed (EMNIST) (default 0)")
+    p.add_argument("--stdp-images", type=count, default=6000,
                    help="images for Conv1 STDP training, first of the training order (default 6000)")
-    p.add_argument("--epochs", type=int, help="classifier epochs (default: 40 MNIST, 35 EMNIST)")
-    p.add_argument("--hidden", type=int, help="hidden neurons (default: 1000 MNIST, 1500 EMNIST)")
+    p.add_argument("--epochs", type=count, help="classifier epochs (default: 40 MNIST, 35 EMNIST)")
+    p.add_argument("--hidden", type=count, help="hidden neurons (default: 1000 MNIST, 1500 EMNIST)")
     p.add_argument("--gradient", choices=["sg1", "sg2", "relu"], default="sg1",
                    help="classifier training: surrogate gradient 1 (default), 2, or the actual "
                         "gradient of a ReLU network (float model only)")
-    p.add_argument("--train-limit", type=int, help="use only the first N training images")
-    p.add_argument("--test-limit", type=int, help="use only the first N test images")
+    p.add_argument("--train-limit", type=count, help="use only the first N training images")
+    p.add_argument("--test-limit", type=count, help="use only the first N test images")
     p.add_argument("--float-only", action="store_true", help="skip the integer model and hardware")
     p.add_argument("--no-hardware", action="store_true", help="skip Verilog and co-simulation")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -43,9 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _main(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from ..flow import RunConfig, classifier_defaults, run_flow
+    from ..flow import RunConfig, run_flow
     from ..golden.formats import DEFAULT_PRESET, load_formats
-    from ..golden.options import NetworkOptions
+    from ..golden.options import NetworkOptions, classifier_defaults
 
     cls = classifier_defaults(args.dataset)
     changes = {"gradient": args.gradient}

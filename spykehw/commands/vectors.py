@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..argtypes import count, existing_file, output_dir, seed
+
 __all__ = ["register"]
 
 
@@ -64,17 +66,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    "(golden train_conv1) or a state file.")
     c.add_argument("--config", default=None, metavar="PRESET",
                    help="number formats: a preset (default fpga-16) or a TOML file")
-    c.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    c.add_argument("--out", type=output_dir, required=True, metavar="DIR", help="output folder")
     c.add_argument("--source", required=True,
                    choices=["mnist", "mnist-sample", "emnist", "adversarial", "committed"],
                    help="test images of MNIST (10,000), the embedded MNIST sample (1,000), EMNIST "
                         "bymerge test, the adversarial cases, or the committed sets (vectors/conv)")
-    c.add_argument("--count", type=int, default=16, help="images (default 16)")
+    c.add_argument("--count", type=count, default=16, help="images (default 16)")
     c.add_argument("--first", action="store_true", help="the first COUNT rows instead of random ones")
-    c.add_argument("--seed", type=int, default=0, help="row selection / random cases (default 0)")
-    c.add_argument("--state", type=Path, default=None, metavar="STATE",
+    c.add_argument("--seed", type=seed, default=0, help="row selection / random cases (default 0)")
+    c.add_argument("--state", type=existing_file, default=None, metavar="STATE",
                    help="take Conv1 weights from a state file (spykehw run) instead of STDP")
-    c.add_argument("--train-images", type=int, default=300,
+    c.add_argument("--train-images", type=count, default=300,
                    help="MNIST training images for the STDP weights (default 300)")
     c.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
                    help="folder holding mnist/ and emnist/ (default: the standard data folders)")
@@ -88,5 +90,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    "ones train a classifier on first use, cached).")
     k.add_argument("--set", default="all", choices=["all", *COMMITTED],
                    help="which set (default all)")
-    k.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    k.add_argument("--out", type=output_dir, required=True, metavar="DIR", help="output folder")
     k.set_defaults(func=_classifier)

@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from ..argtypes import count, output_dir
+
 __all__ = ["register"]
 
 
@@ -23,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "weights it was given (with --corrupt-weight it passes while the level differs "
                     "from the trained model). Exit status 1 if a level below int differs.")
     p.add_argument("source", type=Path, metavar="RUN_FOLDER|STATE_FILE|EXPORT")
-    p.add_argument("--images", type=int, default=50, help="how many images (default 50)")
+    p.add_argument("--images", type=count, default=50, help="how many images (default 50)")
     p.add_argument("--images-from", type=Path, default=None, metavar="PATH",
                    help="images as for 'spykehw predict' (default: the embedded sample's test images)")
     p.add_argument("--levels", default=None, metavar="LIST",
@@ -35,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--waves", action="store_true",
                    help="record the Verilator/Icarus waveforms (kept under --out; Icarus FST, "
                         "Verilator VCD), named in the first-difference lines")
-    p.add_argument("--out", type=Path, default=None, metavar="DIR",
+    p.add_argument("--out", type=output_dir, default=None, metavar="DIR",
                    help="keep the simulators' vectors, builds and logs here (default: temporary)")
     p.add_argument("--json", action="store_true", help="print the table and differences as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -63,7 +65,13 @@ def _main(args: argparse.Namespace) -> int:
     from ..api import load
     from ..data import load_sample
     from ..images import read_images
-    from ..verify import VerifyError, agreement, available_levels, first_difference, verify
+    from ..verify import (
+        VerifyError,
+        agreement,
+        available_levels,
+        first_difference,
+        verify,
+    )
 
     net = load(args.source)
     if args.images_from is not None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from ..argtypes import count, output_dir, verilog_identifier
 
 __all__ = ["register"]
 
@@ -101,8 +102,8 @@ def _common_arguments(c: argparse.ArgumentParser, name: str) -> None:
     c.add_argument("--config", default=None, metavar="PRESET",
                    help="number formats: a preset (paper-float-equivalent, fpga-16 (default), "
                         "fpga-8, edge-4) or a TOML file")
-    c.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
-    c.add_argument("--name", default=name, help=f"Verilog module name (default {name})")
+    c.add_argument("--out", type=output_dir, required=True, metavar="DIR", help="output folder")
+    c.add_argument("--name", default=name, type=verilog_identifier, help=f"Verilog module name (default {name})")
     c.add_argument("--no-lint", action="store_true", help="skip the Verilator lint")
     c.add_argument("--stat", action="store_true", help="also print Yosys statistics")
     c.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
@@ -122,10 +123,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    "Conv2 (30x11x11 -> 200x7x7) for a number-format preset.")
     _common_arguments(c, "conv_core")
     c.add_argument("--layer", choices=LAYERS, default="conv1", help="conv1 (default) or conv2")
-    c.add_argument("--parallelism", type=int, default=None, metavar="L",
+    c.add_argument("--parallelism", type=count, default=None, metavar="L",
                    help="maps updated per cycle, a divisor of the maps (default 30 for conv1, "
                         "40 for conv2)")
-    c.add_argument("--steps", type=int, default=12, help="time steps per image (default 12)")
+    c.add_argument("--steps", type=count, default=12, help="time steps per image (default 12)")
     c.set_defaults(func=_conv)
 
     k = sub.add_parser("classifier", help="the binary-activation classifier with exp-LUT softmax",
@@ -136,7 +137,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _common_arguments(k, "classifier")
     for key, what in (("features", "input features F"), ("hidden", "hidden units H"),
                       ("classes", "classes C"), ("lanes", "hidden accumulators updated per cycle L")):
-        k.add_argument(f"--{key}", type=int, default=None, help=f"{what} (default {DEFAULT_SHAPE[key]})")
+        k.add_argument(f"--{key}", type=count, default=None, help=f"{what} (default {DEFAULT_SHAPE[key]})")
     k.add_argument("--w2-on-chip", action="store_true",
                    help="keep W2 in an on-chip memory instead of the memory port")
     k.set_defaults(func=_classifier)

@@ -35,7 +35,6 @@ version.
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,7 @@ from typing import Any
 from ..golden.errors import SpykehwError
 from ..golden.formats import ROUNDING_MODES, FormatError, NumberFormats, load_formats
 from ..golden.options import NetworkOptions
+from ..inputs import read_toml
 from .rules import FRAC_RULES, provisional_classifier_formats
 from .store import stable_key
 
@@ -217,12 +217,7 @@ def sweep_from_toml(path: str | Path) -> dict[str, Any]:
     """The :class:`Sweep` fields a sweep file sets (lists may be TOML arrays or the flags'
     comma strings; ``[[point]]`` tables hold custom points as nested or dotted keys)."""
     path = Path(path)
-    if not path.is_file():
-        raise SweepError(f"{path}: no such sweep file")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise SweepError(f"{path}: not valid TOML ({e})") from None
+    data = read_toml(path, "sweep file", SweepError)
     out: dict[str, Any] = {}
     for k, v in data.items():
         if k not in _TOML_KEYS:
@@ -280,7 +275,7 @@ def sweep_from_dict(d: dict[str, Any]) -> Sweep:
 
 def network_options(sweep: Sweep, dataset: str, repeat: int) -> NetworkOptions:
     """The stage options of one dataset and repeat (the authors' classifier per task)."""
-    from ..flow import classifier_defaults
+    from ..golden.options import classifier_defaults
 
     cls = classifier_defaults(dataset)
     changes: dict[str, Any] = {"seed": repeat}
