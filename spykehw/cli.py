@@ -21,23 +21,27 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
+from . import __version__
 from .argtypes import OneLineParser
+from .cli_flags import add_common_flags, run_command
 from .golden.errors import SpykehwError
 from .output import close_open_folders
 
 __all__ = ["main", "build_parser"]
 
 # Subcommand modules in the order --help lists them.
-COMMANDS = ("run", "data", "bench", "quant", "vectors", "verilog", "cosim", "fpga", "export")
+COMMANDS = ("run", "predict", "verify", "data", "bench", "quant", "vectors", "verilog", "cosim", "fpga", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="spykehw",
         description="SpykeFlow in hardware: float reference, integer golden model, RTL and co-simulation.")
+    parser.add_argument("--version", action="version", version=f"spykehw {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         importlib.import_module(f"spykehw.commands.{name}").register(sub)
+    add_common_flags(parser)        # --quiet, --json, --debug on every subcommand
     return parser
 
 
@@ -75,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         with _sigterm_interrupts():
-            status = int(args.func(args) or 0)
+            status = run_command(args)
     except KeyboardInterrupt as e:
         how = "SIGTERM" if isinstance(e, Terminated) else "SIGINT"
         close_open_folders("interrupted", how)

@@ -11,7 +11,6 @@ from numba import njit
 
 from spykehw.golden.classifier import (
     SG1,
-    RELU,
     _activate,
     _clip_shadow,
     _output,

@@ -26,7 +26,7 @@ def _bench(args: argparse.Namespace) -> int:
     from spykehw.golden.formats import load_formats
     from spykehw.output import atomic_write
 
-    load_formats(args.formats)  # a bad preset or file fails here, not in every child
+    load_formats(args.config)  # a bad preset or file fails here, not in every child
     names = tuple(n.strip() for n in args.only.split(",") if n.strip()) if args.only else BENCHMARKS
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
@@ -40,7 +40,7 @@ def _bench(args: argparse.Namespace) -> int:
                                ("classifier_images", args.classifier_images),
                                ("hidden", args.hidden)) if v is not None}
     common = dict(dataset=dataset, data_dir=None if args.data_dir is None else str(args.data_dir),
-                  formats=args.formats, threads=args.threads, options=args.options or "authors-code",
+                  formats=args.config, threads=args.threads, options=args.options or "authors-code",
                   settings=tuple(args.settings or ()), **sizes)
     from spykehw.bench import bench_options
     bench_options(BenchConfig(**common))  # a bad options file fails here, not in every child
@@ -75,7 +75,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="folder holding mnist/ (default: the standard data folders)")
     p.add_argument("--only", default=None, metavar="NAMES",
                    help=f"comma-separated subset of: {', '.join(BENCHMARKS)}")
-    p.add_argument("--formats", default="fpga-16", metavar="PRESET|TOML",
+    p.add_argument("--config", default="fpga-16", metavar="PRESET|TOML",
                    help="number formats of the integer model (default fpga-16)")
     p.add_argument("--threads", type=workers, default=None, metavar="N",
                    help="numba threads (default: numba's default, one per CPU)")

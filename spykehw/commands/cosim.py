@@ -21,7 +21,7 @@ def _learn(args: argparse.Namespace) -> int:
     )
 
     out = long_run(args.images, simulator=args.simulator, parallelism=args.parallelism,
-                   formats=args.config, folder=args.folder, data_dir=args.data_dir,
+                   formats=args.config, folder=args.out, data_dir=args.data_dir,
                    optimize=not args.no_optimize)
     print(json.dumps(out, indent=1))
     return 0 if out["identical"] else 1
@@ -54,7 +54,7 @@ def _conv(args: argparse.Namespace) -> int:
         cfg = core_config(vs, args.parallelism)
     else:
         cfg = conv_config(args.config, "conv1", args.parallelism, 12)
-        weights, note = conv1_weights(cfg.formats, state=args.weights, data_dir=args.data_dir)
+        weights, note = conv1_weights(cfg.formats, state=args.state, data_dir=args.data_dir)
         print(f"vectors: {args.count} {args.source} test images (rows 0..{args.count - 1}), "
               f"weights: {note}", file=sys.stderr)
         vs = source_vectors(cfg.formats, args.source, args.count, first=True, weights=weights,
@@ -150,7 +150,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="number formats: a preset (default fpga-16) or a TOML file")
     c.add_argument("--parallelism", type=count, default=None, metavar="L",
                    help="maps per cycle (default 30)")
-    c.add_argument("--weights", type=existing_file, default=None, metavar="STATE",
+    c.add_argument("--state", type=existing_file, default=None, metavar="STATE",
                    help="Conv1 weights from a state file instead of STDP on 300 images")
     c.add_argument("--stall", action="store_true", help="random stalls on the core's streams")
     c.add_argument("--chunk", type=count, default=500, help="images per simulator run (default 500)")
@@ -193,7 +193,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     lp.add_argument("--config", default=DEFAULT_PRESET,
                     help=f"number formats: preset or TOML (default {DEFAULT_PRESET})")
     lp.add_argument("--data-dir", type=Path, default=None, help="datasets folder (default: embedded sample)")
-    lp.add_argument("--folder", type=output_dir, default=None,
+    lp.add_argument("--out", type=output_dir, default=None,
                     help="keep the build and run here (default: temporary)")
     lp.add_argument("--no-optimize", action="store_true", help="unoptimised Verilator build")
     lp.set_defaults(func=_learn)

@@ -29,7 +29,7 @@ def _fetch(args: argparse.Namespace) -> int:
     from spykehw.data.fetch import default_dest, fetch
     from spykehw.data.locate import candidate_data_dirs
     from spykehw.data.registry import DATASET_SOURCES
-    dest = args.dest if args.dest is not None else default_dest()
+    dest = args.out if args.out is not None else default_dest()
     paths = fetch(args.dataset, dest, base_url=args.base_url, keep_archive=args.keep_archive,
                   attempts=args.attempts, progress=not args.quiet)
     for p in paths:
@@ -80,7 +80,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "official gzip.zip (about 560 MB) is downloaded and the bymerge and balanced "
                     "files are extracted from it.")
     fetch.add_argument("dataset", choices=("mnist", "emnist"), help="which dataset")
-    fetch.add_argument("--dest", type=Path, default=None, metavar="DIR",
+    fetch.add_argument("--out", type=output_dir, default=None, metavar="DIR",
                        help="data folder (default: $SPYKEHW_DATA_DIR, else "
                             "~/.local/share/spykehw/datasets)")
     fetch.add_argument("--base-url", default=None, metavar="URL",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..argtypes import count
+from ..argtypes import count, output_dir
 
 __all__ = ["register"]
 
@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", choices=["on-chip", "external"], default="on-chip",
                    help="where W2 lives: on-chip (loaded over the classifier's load bus, default) or "
                         "external (read over the memory port)")
-    p.add_argument("--out", type=Path, required=True, help="the export folder (created)")
+    p.add_argument("--out", type=output_dir, required=True, help="the export folder (created)")
     p.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
     p.set_defaults(func=_main)
 

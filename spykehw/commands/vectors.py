@@ -28,7 +28,7 @@ def _conv(args: argparse.Namespace) -> int:
             print(f"{path}")
         return 0
     fmt = load_formats(args.config or DEFAULT_PRESET)
-    weights, note = conv1_weights(fmt, state=args.weights, train_images=args.train_images,
+    weights, note = conv1_weights(fmt, state=args.state, train_images=args.train_images,
                                   data_dir=args.data_dir)
     vs = source_vectors(fmt, args.source, args.count, seed=args.seed, first=args.first,
                         weights=weights, weights_note=note, data_dir=args.data_dir)
@@ -40,6 +40,18 @@ def _conv(args: argparse.Namespace) -> int:
     folder.add(name, f"conv-infer vectors: {vs.description}")
     n = len(vs.options["cases"])
     print(f"{path}: {n} image(s), {len(vs['spikes'])} expected spikes, weights: {note}")
+    return 0
+
+
+def _classifier(args: argparse.Namespace) -> int:
+    from ..sim.classifier.vector_gen import COMMITTED, write_committed
+    from ..sim.framework.vectors import read_vectors
+
+    names = list(COMMITTED) if args.set == "all" else [args.set]
+    for name in names:
+        path = write_committed(name, args.out)
+        o = read_vectors(path, kind="classifier").options
+        print(f"{path}: {o['features']}->{o['hidden']}->{o['classes']}, {path.stat().st_size} bytes")
     return 0
 
 
@@ -62,7 +74,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--count", type=count, default=16, help="images (default 16)")
     c.add_argument("--first", action="store_true", help="the first COUNT rows instead of random ones")
     c.add_argument("--seed", type=seed, default=0, help="row selection / random cases (default 0)")
-    c.add_argument("--weights", type=existing_file, default=None, metavar="STATE",
+    c.add_argument("--state", type=existing_file, default=None, metavar="STATE",
                    help="take Conv1 weights from a state file (spykehw run) instead of STDP")
     c.add_argument("--train-images", type=count, default=300,
                    help="MNIST training images for the STDP weights (default 300)")
@@ -70,3 +82,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="folder holding mnist/ and emnist/ (default: the standard data folders)")
     c.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
     c.set_defaults(func=_conv)
+
+    from ..sim.classifier.vector_gen import COMMITTED
+    k = sub.add_parser("classifier", help="classifier vectors (the committed sets, rebuilt)",
+                       description="Classifier vectors: the adversarial, extreme and real sets that "
+                                   "vectors/classifier holds, rebuilt from their seeds (the real "
+                                   "ones train a classifier on first use, cached).")
+    k.add_argument("--set", default="all", choices=["all", *COMMITTED],
+                   help="which set (default all)")
+    k.add_argument("--out", type=output_dir, required=True, metavar="DIR", help="output folder")
+    k.set_defaults(func=_classifier)

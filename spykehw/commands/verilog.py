@@ -29,10 +29,15 @@ def conv_config(preset_or_toml: str | None, layer: str, parallelism: int | None,
 def _emit(g, folder, args: argparse.Namespace, headline: str) -> int:
     """Record the generated files in the run folder, print the ports, lint and (optionally) the
     Yosys statistics: the same for every block. Returns the exit status (1 on lint warnings)."""
+    from ..fusesoc import write_core
     from ..sim.framework.lint import lint, yosys_stat
+    from ..sim.framework.lint_waivers import write_vlt
 
+    vlt = write_vlt(g.verilog_path)
+    core = write_core(g, vlt=vlt)
     for path, what in ((g.verilog_path, "Verilog"), (g.json_path, "parameters, number formats, ports"),
-                       (g.rtlil_path, "RTLIL (for Yosys)")):
+                       (g.rtlil_path, "RTLIL (for Yosys)"), (vlt, "Verilator lint waivers"),
+                       (core, "FuseSoC core (CAPI2)")):
         folder.add(path.name, what)
     print(headline)
     for p in g.ports:
@@ -40,9 +45,9 @@ def _emit(g, folder, args: argparse.Namespace, headline: str) -> int:
         print(f"  {p.direction:6} {p.width:5}{sign:7} {p.name}")
     status = 0
     if not args.no_lint:
-        warnings = lint(g.verilog_path)
+        warnings = lint(g.verilog_path, vlt=vlt)
         folder.result("lint_warnings", [str(w) for w in warnings])
-        print(f"verilator --lint-only -Wall: {len(warnings)} warning(s) beyond the waivers")
+        print(f"verilator --lint-only -Wall {vlt.name} {g.verilog_path.name}: {len(warnings)} warning(s) beyond the waivers")
         for w in warnings:
             print(f"  {w}")
         status = 1 if warnings else 0
@@ -109,8 +114,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser("verilog", help="generate the Verilog of an RTL block (+ JSON, lint)",
                               description="Write <name>.v, <name>.json (parameters, number formats, "
-                                          "ports) and <name>.il for an RTL block, then lint the "
-                                          "Verilog with verilator -Wall.")
+                                          "ports), <name>.il, <name>.vlt (Verilator lint waivers) and "
+                                          "<name>.core (FuseSoC CAPI2) for an RTL block, then lint the "
+                                          "Verilog with verilator -Wall <name>.vlt <name>.v.")
     sub = p.add_subparsers(dest="block", metavar="BLOCK", required=True)
     c = sub.add_parser("conv", help="the conv/inhibition core (inference)",
                        description="The conv/inhibition core of Conv1 (2x27x27 -> 30x23x23) or "
