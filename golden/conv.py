@@ -43,7 +43,8 @@ import numpy as np
 from numba import literally, njit, prange
 
 from .arithmetic import Arithmetic, homeostasis_decay, stdp_update
-from .options import ConvOptions
+from .fixed import round_half_up
+from .options import TIME_STEPS, ConvOptions
 from .spikes import SpikeEvents
 
 __all__ = [
@@ -55,7 +56,6 @@ __all__ = [
     "run_conv",
     "TrainTrace",
     "train_conv",
-    "pool_features",
 ]
 
 
@@ -75,7 +75,7 @@ def init_weights(opts: ConvOptions) -> np.ndarray:
 
 def quantize_weights(w: np.ndarray, weight_bits: int) -> np.ndarray:
     """Float weights in [0, 1) -> UQ0.B integers ``round_half_up(w * 2**B)``, saturated."""
-    q = np.floor(np.asarray(w, dtype=np.float64) * float(1 << weight_bits) + 0.5).astype(np.int64)
+    q = round_half_up(np.asarray(w, dtype=np.float64) * float(1 << weight_bits))
     return np.clip(q, 0, (1 << weight_bits) - 1)
 
 
@@ -293,10 +293,6 @@ def run_conv(events: SpikeEvents, weights: np.ndarray, opts: ConvOptions, arith:
     return ConvRun(features, pool_counts, counts, out if record else None)
 
 
-def pool_features(run: ConvRun) -> np.ndarray:
-    return run.features
-
-
 # ----- training ----------------------------------------------------------------------------
 
 @njit(cache=True)
@@ -498,7 +494,7 @@ class TrainTrace:
     lfsr_state: int
     to_unit: object = field(repr=False, default=None)
 
-    def winners_per_image(self, steps: int = 12) -> np.ndarray:
+    def winners_per_image(self, steps: int = TIME_STEPS) -> np.ndarray:
         return self.winners_per_step.reshape(-1, steps).sum(axis=1)
 
     def convergence(self) -> tuple[np.ndarray, np.ndarray]:
@@ -517,7 +513,7 @@ def train_conv(events: SpikeEvents, weights0: np.ndarray, opts: ConvOptions, ari
                chunk: int = 2000) -> TrainTrace:
     """STDP-train a conv layer on ``events`` (all images, ``epochs`` times), sequentially.
 
-    ``progress``: an optional :class:`spykehw.progress.Progress` advanced per chunk of images.
+    ``progress``: an optional :class:`spykehw.golden.progress.Progress` advanced per chunk of images.
     """
     C, S, _ = events.shape
     if (C, S) != (opts.in_channels, opts.in_size):

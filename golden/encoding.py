@@ -57,8 +57,8 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
-from ..errors import SpykehwError
 from .dog import dog_kernel, dog_kernel_fixed
+from .errors import SpykehwError
 from .fixed import round_half_up
 from .formats import EncoderFormat, NumberFormats
 from .image import IN_SIZE, OUT_SIZE, VIRIDIS_L, prepare_image

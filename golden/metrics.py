@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import SpykehwError
+from .errors import SpykehwError
 
 __all__ = [
     "MetricsError",

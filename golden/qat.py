@@ -17,9 +17,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from .classifier import (ClassifierError, ClassifierParams, TrainResult, TrainState, check_binary,
-                         check_labels, run_epochs, softmax_ce)
-from .classifier_int import require_binary_hidden, forward_int, quant_table, quantize_classifier
+from .classifier import (
+    ClassifierError,
+    ClassifierParams,
+    TrainResult,
+    TrainState,
+    check_binary,
+    check_labels,
+    run_epochs,
+    softmax_ce,
+)
+from .classifier_int import (
+    forward_int,
+    quant_table,
+    quantize_classifier,
+    require_binary_hidden,
+)
 from .fixed import signed_range
 from .formats import NumberFormats
 from .options import ClassifierOptions

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["SpikeEvents", "events_from_latencies", "latencies_from_events", "dense_from_events"]
+from .options import TIME_STEPS
+
+__all__ = ["SpikeEvents", "events_from_latencies", "dense_from_events"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,7 +71,7 @@ def _fill_events(lat, steps, offsets, ev):
                             k += 1
 
 
-def events_from_latencies(lat: np.ndarray, steps: int = 12) -> SpikeEvents:
+def events_from_latencies(lat: np.ndarray, steps: int = TIME_STEPS) -> SpikeEvents:
     """Latency maps (N, C, S, S) int8 (-1 = silent) -> events (each input spikes at most once)."""
     lat = np.ascontiguousarray(lat, dtype=np.int8)
     if lat.ndim != 4 or lat.shape[2] != lat.shape[3]:
@@ -90,15 +92,3 @@ def dense_from_events(events: SpikeEvents, n: int) -> np.ndarray:
     for t, c, y, x in events.image(n):
         out[t, c, y, x] += 1
     return out
-
-
-def latencies_from_events(events: SpikeEvents) -> np.ndarray:
-    """Inverse of :func:`events_from_latencies` (requires at most one spike per input)."""
-    C, S, _ = events.shape
-    lat = np.full((len(events), C, S, S), -1, dtype=np.int8)
-    for n in range(len(events)):
-        e = events.image(n)
-        if len(e) and np.any(lat[n, e[:, 1], e[:, 2], e[:, 3]] >= 0):
-            raise ValueError(f"image {n}: an input spikes more than once")
-        lat[n, e[:, 1], e[:, 2], e[:, 3]] = e[:, 0]
-    return lat

@@ -55,10 +55,16 @@ from amaranth.hdl import ResetInserter
 from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..errors import SpykehwError
 from ..golden.design_point import DesignPoint
+from ..golden.errors import SpykehwError
 from .accel_regs import RegisterFile, WeightTarget, register_map
-from .axi import AxiLiteSignature, AxiReadMasterSignature, AxiStreamSignature, connect_flat, flat_members
+from .axi import (
+    AxiLiteSignature,
+    AxiReadMasterSignature,
+    AxiStreamSignature,
+    connect_flat,
+    flat_members,
+)
 from .classifier import Classifier, LoadTarget
 from .conv_core import ConvCore
 from .design import classifier_config, conv_core_config

@@ -77,11 +77,12 @@ from amaranth.lib import data, enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from ..errors import SpykehwError
-from ..golden.fixed import signed_range
+from ..golden.errors import SpykehwError
+from ..golden.fixed import accumulator_range, signed_width
 from ..golden.formats import NumberFormats
 from .layouts import feature_layout, index_bits, layout_fields
 from .softmax import SoftmaxUnit, softmax_output_layout
+from .verilog import generate
 from .weight_memory import RowPortSignature, WriteBusSignature, add_row_memory
 
 __all__ = [
@@ -92,10 +93,7 @@ __all__ = [
     "TapSignature",
     "hidden_tap_layout",
     "logit_tap_layout",
-    "signed_width",
-    "accumulator_range",
     "Classifier",
-    "build_classifier",
     "generate_classifier",
     "DEFAULT_SHAPE",
 ]
@@ -105,19 +103,6 @@ MAX_LANES = 1024
 
 class ClassifierError(SpykehwError, ValueError):
     """A classifier configuration that cannot be built (names the parameter)."""
-
-
-def signed_width(lo: int, hi: int) -> int:
-    """Smallest two's-complement width holding ``lo .. hi``."""
-    return max(max(0, -lo - 1).bit_length(), max(0, hi).bit_length()) + 1
-
-
-def accumulator_range(terms: int, weight_bits: int, bias_bits: int) -> tuple[int, int]:
-    """Worst case of ``bias + sum of terms weights``: every weight and the bias at the extreme
-    of its signed format."""
-    wlo, whi = signed_range(weight_bits)
-    blo, bhi = signed_range(bias_bits)
-    return terms * wlo + blo, terms * whi + bhi
 
 
 class LoadTarget(enum.Enum, shape=2):
@@ -708,15 +693,8 @@ class Classifier(wiring.Component):
         return m
 
 
-def build_classifier(features: int, hidden: int, classes: int, formats: NumberFormats, *,
-                     lanes: int = 64, w2_on_chip: bool = False) -> Classifier:
-    """A :class:`Classifier` for ``F -> H -> C`` with the given formats and lanes."""
-    return Classifier(ClassifierConfig(features, hidden, classes, formats, lanes, w2_on_chip))
-
-
 def generate_classifier(config: ClassifierConfig, out_dir, *, name: str = "classifier"):
     """Write ``<name>.v``, ``.il`` and ``.json`` (:func:`spykehw.rtl.verilog.generate`)."""
-    from .verilog import generate
 
     dut = Classifier(config)
     return generate(dut, name, out_dir, dut.params(), formats=config.formats)

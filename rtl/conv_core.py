@@ -40,7 +40,7 @@ Weight bus (``weights``, the host drives ``addr``, ``w_en``, ``w_data``, ``r_en`
     accepted in a cycle where ``r_en & r_ready`` (``r_ready`` is low only while the core itself
     reads weights); ``r_valid`` and ``r_data`` follow one cycle later. Load weights only while
     ``idle`` (between images): the core does not order bus writes against its own reads.
-    :func:`spykehw.sim.conv_harness.weight_words` builds the words from ``(M, C, K, K)``.
+    :func:`spykehw.sim.conv.packing.weight_words` builds the words from ``(M, C, K, K)``.
 
 Architecture (one potential read-modify-write per cycle)
 --------------------------------------------------------
@@ -88,7 +88,7 @@ cycles (every step's first token spends a cycle in the token register), plus 2 w
 marker is taken in the cycle of the step's last pick (the pick still goes through I and X
 before firing starts; 1 when it was picked one cycle earlier), plus ``n*G + 2 + ceil(log2 L)``
 when ``n`` positions fire (``n*G + 3 + ceil(log2 L)`` with several groups). Conv1 on MNIST at
-``L = 30``: about 5,500 cycles per image (``sim/bench_conv.py``).
+``L = 30``: about 5,500 cycles per image (``sim/conv/bench.py``).
 
 Learning mode (``ConvCoreConfig(learning=True)``): the same datapath plus the STDP learning unit
 of :mod:`spykehw.rtl.conv_learning` (candidates collected while firing, greedy competition,
@@ -105,465 +105,31 @@ Amaranth simulator runs several times faster). Only ``formats``/``options`` come
 
 from __future__ import annotations
 
-import dataclasses
-import operator
-from dataclasses import dataclass
 from typing import Any
 
-from amaranth import Array, Cat, Const, Elaboratable, Module, Mux, Signal, unsigned
-from amaranth.lib import data, memory, stream, wiring
+from amaranth import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..errors import SpykehwError
-from ..golden.formats import NumberFormats
-from ..golden.options import ConvOptions
-from .layouts import feature_layout, index_bits, layout_fields, spike_layout, token_layout
-
-__all__ = ["ConvCoreError", "ConvCoreConfig", "WeightBusSignature", "ConvCore"]
-
-MAX_STEPS = 1 << 10
-
-
-class ConvCoreError(SpykehwError, ValueError):
-    """A conv core configuration that cannot be built (names the parameter)."""
-
-
-@dataclass(frozen=True)
-class ConvCoreConfig:
-    """Everything that fixes a conv core: layer shape and threshold, number formats, ``T``, ``L``.
-
-    Parameters
-    ----------
-    options : ConvOptions
-        ``in_channels`` C, ``in_size`` S, ``maps`` M, ``kernel`` K, ``threshold``.
-    formats : NumberFormats
-        ``conv.weight_bits`` B; the threshold and the potential width derive from it.
-    steps : int
-        ``T``, time steps per image (1 .. 1024).
-    parallelism : int
-        ``L``, maps updated per cycle; must divide ``M``.
-    max_spikes_per_input : int
-        How often one input can spike in an image (1 for Conv1; up to 4 for Conv2, whose inputs
-        are Pool1 neurons); sizes the potentials.
-    learning : bool
-        Also elaborate the STDP learning unit (:mod:`spykehw.rtl.conv_learning`): competition,
-        homeostasis, integer STDP with ``formats.stdp`` and the options' schedule, and the
-        ``o_winners`` stream. Only ``options.competition == "greedy"`` (the authors' code) is
-        built. ``False`` (default): the inference core, unchanged.
-    """
-
-    options: ConvOptions
-    formats: NumberFormats
-    steps: int = 12
-    parallelism: int = 1
-    max_spikes_per_input: int = 1
-    learning: bool = False
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.options, ConvOptions):
-            raise TypeError(f"options must be a ConvOptions, not {self.options!r}")
-        if not isinstance(self.formats, NumberFormats):
-            raise TypeError(f"formats must be a NumberFormats, not {self.formats!r}")
-        for name in ("steps", "parallelism", "max_spikes_per_input"):
-            value = getattr(self, name)
-            if isinstance(value, bool):
-                raise TypeError(f"{name} must be an integer, not {value!r}")
-            object.__setattr__(self, name, operator.index(value))
-        if not 1 <= self.steps <= MAX_STEPS:
-            raise ConvCoreError(f"steps: must be in 1..{MAX_STEPS}, not {self.steps}")
-        if self.parallelism < 1 or self.options.maps % self.parallelism:
-            divisors = [d for d in range(1, self.options.maps + 1) if self.options.maps % d == 0]
-            raise ConvCoreError(f"parallelism: must divide the {self.options.maps} maps "
-                                f"(one of {divisors}), not {self.parallelism}")
-        if self.max_spikes_per_input < 1:
-            raise ConvCoreError(f"max_spikes_per_input: must be >= 1, not {self.max_spikes_per_input}")
-        if not isinstance(self.learning, bool):
-            raise TypeError(f"learning must be a bool, not {self.learning!r}")
-        if self.learning and self.options.competition != "greedy":
-            raise ConvCoreError(f"options.competition: the learning core builds only 'greedy' "
-                                f"(the authors' STDP competition), not {self.options.competition!r}")
-
-    # --- shape -----------------------------------------------------------------------------
-
-    @property
-    def channels(self) -> int:
-        return self.options.in_channels
-
-    @property
-    def in_size(self) -> int:
-        return self.options.in_size
-
-    @property
-    def maps(self) -> int:
-        return self.options.maps
-
-    @property
-    def kernel(self) -> int:
-        return self.options.kernel
-
-    @property
-    def out_size(self) -> int:
-        return self.options.out_size
-
-    @property
-    def pool_size(self) -> int:
-        return self.options.pool_size
-
-    @property
-    def features(self) -> int:
-        return self.options.features
-
-    @property
-    def kernel_weights(self) -> int:
-        """``C*K*K``: weights per map, and words per group of the weight memory."""
-        return self.channels * self.kernel ** 2
-
-    @property
-    def groups(self) -> int:
-        return self.maps // self.parallelism
-
-    @property
-    def weight_words(self) -> int:
-        """Words of the weight bus: ``index*G + group`` for ``index < C*K*K``, ``group < G``."""
-        return self.kernel_weights * self.groups
-
-    # --- numbers ---------------------------------------------------------------------------
-
-    @property
-    def weight_bits(self) -> int:
-        return self.formats.conv.weight_bits
-
-    @property
-    def potential_bits(self) -> int:
-        return self.formats.potential_bits(self.channels, self.kernel, self.max_spikes_per_input)
-
-    @property
-    def threshold(self) -> int:
-        return self.formats.threshold_int(self.options.threshold)
-
-    # --- storage ----------------------------------------------------------------------------
-
-    def pending_layout(self) -> data.StructLayout:
-        """An entry of the pending list: a position that crossed the threshold in this step,
-        with what the firing stage needs precomputed (no multiplier or divider there)."""
-        H, P, G = self.out_size, self.pool_size, self.groups
-        return data.StructLayout({
-            "pg": unsigned(index_bits(H * H * G)),      # (u*H + v) * G: the word of group 0
-            "u": unsigned(index_bits(H)),
-            "v": unsigned(index_bits(H)),
-            "win": unsigned(index_bits(P * P)),         # (u//2)*P + v//2
-            "win_ok": unsigned(1),                      # u < 2P and v < 2P
-        })
-
-    def memory_bits(self) -> dict[str, int]:
-        """Bits of each memory (the flags are flip-flops, not counted here)."""
-        H, P, L, G = self.out_size, self.pool_size, self.parallelism, self.groups
-        return {
-            "potentials": H * H * G * L * self.potential_bits,
-            "weights": self.kernel_weights * G * L * self.weight_bits,
-            "pending": H * H * self.pending_layout().size,
-            "feature_flags": P * P * self.maps,
-        }
-
-    def flag_bits(self) -> int:
-        """Flip-flops of the per-position flags: fired, touched, pending, and the pool
-        windows' touched flags."""
-        H, P = self.out_size, self.pool_size
-        return 3 * H * H + P * P
-
-    def to_dict(self) -> dict[str, Any]:
-        """Parameters for the JSON beside the Verilog (and for checks against vector files)."""
-        return {
-            "options": dataclasses.asdict(self.options),
-            "formats": self.formats.name,
-            "steps": self.steps,
-            "parallelism": self.parallelism,
-            "max_spikes_per_input": self.max_spikes_per_input,
-            **({"learning": True, "stdp": dataclasses.asdict(self.formats.stdp)} if self.learning else {}),
-            "channels": self.channels, "in_size": self.in_size, "maps": self.maps,
-            "kernel": self.kernel, "out_size": self.out_size, "pool_size": self.pool_size,
-            "features": self.features, "groups": self.groups,
-            "weight_bits": self.weight_bits, "potential_bits": self.potential_bits,
-            "threshold": self.threshold,
-            "memory_bits": self.memory_bits(),
-            "layouts": {
-                "token": layout_fields(token_layout(self.channels, self.in_size)),
-                "spike": layout_fields(spike_layout(self.maps, self.out_size, self.steps)),
-                "feature": layout_fields(feature_layout(self.features)),
-            },
-        }
-
-
-class WeightBusSignature(wiring.Signature):
-    """The weight bus seen from the host (``In(WeightBusSignature(...))`` on the core).
-
-    Members: ``addr`` (the word ``index*G + group``), ``w_en`` (``L`` lane write enables),
-    ``w_data`` (``L`` weights, lane ``l`` in bits ``l*B .. l*B+B-1``), ``r_en``; back from the
-    core: ``r_ready``, ``r_valid``, ``r_data`` (``L`` weights, same order). Plain vectors rather
-    than ``ArrayLayout`` views, so the Verilog has no per-lane alias wires.
-    """
-
-    def __init__(self, words: int, lanes: int, weight_bits: int) -> None:
-        word = unsigned(weight_bits * lanes)
-        super().__init__({
-            "addr": Out(range(words)),
-            "w_en": Out(lanes),
-            "w_data": Out(word),
-            "r_en": Out(1),
-            "r_ready": In(1),
-            "r_valid": In(1),
-            "r_data": In(word),
-        })
-
-
-# ----- building blocks --------------------------------------------------------------------------
-# Each block is its own module: the Verilog keeps them as separate modules, and the Amaranth
-# simulator re-evaluates a module's combinational logic only when one of its inputs changes
-# (one process per module), which makes the unit tests several times faster.
-#
-# Arithmetic takes whole nets (registers, memory read registers, cell outputs) as operands and
-# truncates only where a value is stored or used as an address: a slice as the operand of an
-# adder is what makes Verilator's WIDTHEXPAND fire on the Verilog that Yosys writes, since
-# Amaranth drops the zero-extension of narrower operands. Dynamic bit selects are case
-# multiplexers (``Array``), not shifters whose wide result would be truncated.
-
-class _Block:
-    """A building block: ``build(m)`` adds its logic to a module. ``ConvCore`` either inlines
-    it (``build`` into its own module: one flat Verilog module, the default) or makes it a
-    submodule (:class:`_BlockModule`, with ``hierarchy=True``: faster in the Amaranth
-    simulator)."""
-
-    def build(self, m: Module) -> None:
-        raise NotImplementedError
-
-
-class _BlockModule(Elaboratable):
-    def __init__(self, block: _Block) -> None:
-        self._block = block
-
-    def elaborate(self, platform):
-        m = Module()
-        self._block.build(m)
-        return m
-
-
-def _drive(target, value) -> list:
-    """``[target.eq(value)]``, or nothing when the target is a constant (an index into a
-    dimension of size 1)."""
-    return [] if isinstance(target, Const) else [target.eq(value)]
-
-
-def _select_bit(m: Module, value, index, name: str) -> Signal:
-    """``value[index]`` as a multiplexer (``index`` must be in range)."""
-    out = Signal(name=name)
-    m.d.comb += out.eq(Array(value[i] for i in range(len(value)))[index])
-    return out
-
-
-def _table(values: list[int], index, width: int):
-    """``values[index]`` as a constant table (a case multiplexer); indexes past the end read 0."""
-    n = 1 << len(index)
-    return Array(Const(values[i] if i < len(values) else 0, width) for i in range(n))[index]
-
-
-def _decode(m: Module, index, width: int, name: str) -> Signal:
-    """One-hot ``1 << index`` over ``width`` bits, as ``width`` comparators."""
-    out = Signal(width, name=name)
-    m.d.comb += out.eq(Cat(*(index == i for i in range(width))))
-    return out
-
-
-class _FlagGrid(_Block):
-    """``rows x cols`` flip-flop flags (one register per row), cleared all at once.
-
-    ``read_bit(r, c)`` and ``read_row(r)`` add read ports (combinational); one set port
-    (``set_en``, ``set_row``, ``set_col``) and ``clear`` (wins over a set in the same cycle).
-    """
-
-    def __init__(self, rows: int, cols: int, name: str) -> None:
-        self.name = name
-        self.cols = cols
-        self.rows = [Signal(cols, name=f"{name}_r{r}") for r in range(rows)]
-        self.set_en = Signal(name=f"{name}_set_en")
-        # One row: no row index (a constant 0 would be an unused wire in the Verilog).
-        self.set_row = Signal(index_bits(rows), name=f"{name}_set_row") if rows > 1 else Const(0, 1)
-        self.set_col = Signal(index_bits(cols), name=f"{name}_set_col")
-        self.clear = Signal(name=f"{name}_clear")
-        self._reads: list[tuple[str, Signal, Signal | None, Signal]] = []
-
-    def _row_index(self, name: str):
-        return Signal(index_bits(len(self.rows)), name=f"{name}_row") if len(self.rows) > 1 else Const(0, 1)
-
-    def read_row(self, name: str) -> tuple[Signal, Signal]:
-        """(row index in, row bits out)."""
-        r = self._row_index(name)
-        out = Signal(self.cols, name=name)
-        self._reads.append(("row", r, None, out))
-        return r, out
-
-    def read_bit(self, name: str) -> tuple[Signal, Signal, Signal]:
-        """(row index in (a constant for one row), column index in, bit out)."""
-        r = self._row_index(name)
-        c = Signal(index_bits(self.cols), name=f"{name}_col")
-        out = Signal(name=name)
-        self._reads.append(("bit", r, c, out))
-        return r, c, out
-
-    def build(self, m: Module) -> None:
-        rows = Array(self.rows) if len(self.rows) > 1 else None
-        for kind, r, c, out in self._reads:
-            row = Signal(self.cols, name=f"{out.name}_bits")
-            m.d.comb += row.eq(rows[r] if rows is not None else self.rows[0])
-            if kind == "row":
-                m.d.comb += out.eq(row)
-            else:
-                m.d.comb += out.eq(_select_bit(m, row, c, f"{out.name}_sel"))
-        col = _decode(m, self.set_col, self.cols, f"{self.name}_col_hot")
-        for k, row in enumerate(self.rows):
-            hit = self.set_en & (self.set_row == k) if len(self.rows) > 1 else self.set_en
-            with m.If(self.clear):
-                m.d.sync += row.eq(0)
-            with m.Elif(hit):
-                m.d.sync += row.eq(row | col)
-
-
-class _WindowMask(_Block):
-    """The ``K*K`` output positions of an input spike at ``(y, x)`` that lie inside the ``H x H``
-    output and have not fired: bit ``kr*K + kc`` for position ``(y - kr, x - kc)``.
-
-    When ``load`` (with the token) the window's ``K`` rows of not-fired flags and its columns
-    (index and inside-the-output flag) are registered; ``mask`` is selected from those
-    registers. The fired flags must not change between ``load`` and the use of ``mask`` (they
-    only change between steps)."""
-
-    def __init__(self, cfg: "ConvCoreConfig", fired: _FlagGrid) -> None:
-        K, S, H = cfg.kernel, cfg.in_size, cfg.out_size
-        self._K, self._H = K, H
-        self.y = Signal(index_bits(S))
-        self.x = Signal(index_bits(S))
-        self.load = Signal()
-        self.mask = Signal(K * K)
-        self._rows = [fired.read_row(f"win{r}_fired") for r in range(K)]
-
-    def build(self, m: Module) -> None:
-        K, H = self._K, self._H
-        col_ok, col_idx = [], []
-        for c in range(K):
-            ok_now = Signal(name=f"col{c}_ok_now")
-            ok = Signal(name=f"col{c}_ok")
-            ci = Signal(index_bits(H), name=f"col{c}_idx")
-            # (x >= 0 is always true, and Verilator warns about a constant comparison)
-            m.d.comb += ok_now.eq(((self.x >= c) if c else 1) & (self.x < H + c))
-            with m.If(self.load):
-                m.d.sync += [ok.eq(ok_now), ci.eq(Mux(ok_now, self.x - c, 0))]
-            col_ok.append(ok)
-            col_idx.append(ci)
-        for r, (row_idx, fired_row) in enumerate(self._rows):
-            row_ok = Signal(name=f"row{r}_ok")
-            m.d.comb += row_ok.eq(((self.y >= r) if r else 1) & (self.y < H + r))
-            m.d.comb += _drive(row_idx, Mux(row_ok, self.y - r, 0))
-            free = Signal(H, name=f"row{r}_free")
-            with m.If(self.load):
-                m.d.sync += free.eq(~fired_row & row_ok.replicate(H))
-            for c in range(K):
-                bit = _select_bit(m, free, col_idx[c], f"row{r}_col{c}_free")
-                m.d.comb += self.mask[r * K + c].eq(bit & col_ok[c])
-
-
-class _LaneUpdate(_Block):
-    """``L`` potential adders and threshold comparators: ``new[l] = old[l] + w[l]`` (``old`` read
-    as 0 for an untouched word) and ``crossed[l] = new[l] >= threshold``. No adder overflows:
-    ``V`` bits hold the largest potential an image can reach."""
-
-    def __init__(self, lanes: int, pot_bits: int, weight_bits: int, threshold: int) -> None:
-        self._L, self._V, self._thr = lanes, pot_bits, threshold
-        self.touched = Signal()
-        self.old = [Signal(pot_bits, name=f"old{lane}") for lane in range(lanes)]
-        self.w = [Signal(weight_bits, name=f"w{lane}") for lane in range(lanes)]
-        self.new = [Signal(pot_bits, name=f"new{lane}") for lane in range(lanes)]
-        self.crossed = Signal(lanes)
-
-    def build(self, m: Module) -> None:
-        for lane in range(self._L):
-            base = Signal(self._V, name=f"base{lane}")
-            m.d.comb += [
-                base.eq(Mux(self.touched, self.old[lane], 0)),
-                self.new[lane].eq(base + self.w[lane]),
-                self.crossed[lane].eq(self.new[lane] >= self._thr),
-            ]
-
-
-class _LaneArgmax(_Block):
-    """The largest of ``L`` lanes and its lane index, lowest lane on ties: a balanced tree of
-    comparators where the left operand (lower lanes) wins ties (strict ``>``), pipelined.
-
-    ``values`` are registered first (register 0, loaded when ``en[0]``), then every level of
-    the tree has its own registers (level ``k`` loads when ``en[k]``): ``latency`` =
-    ``1 + ceil(log2 L)`` registers from ``values`` to ``index``/``value``. The caller moves
-    its items through the registers (``en[k]``: the item in register ``k - 1``, or on
-    ``values`` for ``k = 0``, advances), so one comparator level plus a multiplexer is all the
-    logic between two registers. Without ``need_value`` the maximum itself is not output (one
-    lane group: only the index is used)."""
-
-    def __init__(self, lanes: int, pot_bits: int, need_value: bool) -> None:
-        self._L, self._V, self._need = lanes, pot_bits, need_value
-        self.values = [Signal(pot_bits, name=f"in{lane}") for lane in range(lanes)]
-        self.value = Signal(pot_bits) if need_value else None
-        self.index = Signal(index_bits(lanes)) if lanes > 1 else Const(0, 1)
-        self.en = [Signal(name=f"amax_en{k}") for k in range(self.latency)]
-
-    @property
-    def latency(self) -> int:
-        return 1 + self.levels(self._L)
-
-    @staticmethod
-    def levels(lanes: int) -> int:
-        """Comparator levels of the tree: ``ceil(log2 lanes)``."""
-        n, k = lanes, 0
-        while n > 1:
-            n, k = (n + 1) // 2, k + 1
-        return k
-
-    def build(self, m: Module) -> None:
-        L, V = self._L, self._V
-        ib = index_bits(L)
-        regs = [Signal(V, name=f"amax_r0_{i}") for i in range(L)]
-        with m.If(self.en[0]):
-            m.d.sync += [r.eq(v) for r, v in zip(regs, self.values)]
-        if L == 1:
-            if self._need:
-                m.d.comb += self.value.eq(regs[0])
-            return
-        nodes = [(regs[i], Const(i, ib)) for i in range(L)]
-        level = 0
-        while len(nodes) > 1:
-            last_level = len(nodes) == 2
-            en = self.en[level + 1]
-            nxt = []
-            for k in range(0, len(nodes) - 1, 2):
-                (va, ia), (vb, ib_) = nodes[k], nodes[k + 1]
-                gt = Signal(name=f"l{level}_{k // 2}_gt")
-                m.d.comb += gt.eq(vb > va)
-                idx = self.index if last_level else Signal(ib, name=f"l{level}_{k // 2}_i")
-                val = None
-                if not last_level:
-                    val = Signal(V, name=f"l{level}_{k // 2}_v")
-                elif self._need:
-                    val = self.value
-                with m.If(en):
-                    m.d.sync += idx.eq(Mux(gt, ib_, ia))
-                    if val is not None:
-                        m.d.sync += val.eq(Mux(gt, vb, va))
-                nxt.append((val, idx))
-            if len(nodes) % 2:      # the odd node out is registered too (items stay aligned)
-                va, ia = nodes[-1]
-                val = Signal(V, name=f"l{level}_p_v")
-                idx = Signal(ib, name=f"l{level}_p_i")
-                with m.If(en):
-                    m.d.sync += [val.eq(va), idx.eq(ia)]
-                nxt.append((val, idx))
-            nodes = nxt
-            level += 1
+from .conv_blocks import (
+    Block,
+    BlockModule,
+    FlagGrid,
+    LaneArgmax,
+    LaneUpdate,
+    WindowMask,
+    decode,
+    drive,
+    select_bit,
+    table,
+)
+from .conv_config import ConvCoreConfig, WeightBusSignature
+from .conv_learning import LearningUnit
+from .layouts import feature_layout, index_bits, spike_layout, token_layout
+
+__all__ = [
+    "ConvCore",
+]
 
 
 class ConvCore(wiring.Component):
@@ -642,7 +208,6 @@ class ConvCore(wiring.Component):
 
         learn = None
         if cfg.learning:
-            from .conv_learning import LearningUnit     # (it builds on this module's blocks)
 
             learn = LearningUnit(cfg, self.o_winners)
 
@@ -696,11 +261,11 @@ class ConvCore(wiring.Component):
         q_rd = qmem.read_port()
 
         # ----- per-position flags ------------------------------------------------------------
-        fired = _FlagGrid(H, H, "fired")          # fired in this image
-        touched = _FlagGrid(H, H, "touched")      # potential words written in this image
-        pending = _FlagGrid(H, H, "pending")      # on the pending list of this step
-        blocks: dict[str, _Block] = {}      # added at the end, once every read port exists
-        blocks["window_mask"] = window = _WindowMask(cfg, fired)
+        fired = FlagGrid(H, H, "fired")          # fired in this image
+        touched = FlagGrid(H, H, "touched")      # potential words written in this image
+        pending = FlagGrid(H, H, "pending")      # on the pending list of this step
+        blocks: dict[str, Block] = {}      # added at the end, once every read port exists
+        blocks["window_mask"] = window = WindowMask(cfg, fired)
         blocks.update(fired=fired, touched=touched, pending=pending)
         n_pend = Signal(range(NPOS + 1))
         t = idx(T, "t") if T > 1 else Const(0, 1)
@@ -796,12 +361,12 @@ class ConvCore(wiring.Component):
         tok_pbase = Signal(len(cur_pbase), name="tok_pbase")
         tok_ybase = Signal(len(cur_pbase), name="tok_ybase")
         tok_xbase = Signal(len(cur_pbase), name="tok_xbase")
-        m.d.comb += [tok_ybase.eq(_table([y * H * G for y in range(S)], tok.y, len(tok_ybase))),
-                     tok_xbase.eq(_table([x * G for x in range(S)], tok.x, len(tok_xbase))),
+        m.d.comb += [tok_ybase.eq(table([y * H * G for y in range(S)], tok.y, len(tok_ybase))),
+                     tok_xbase.eq(table([x * G for x in range(S)], tok.x, len(tok_xbase))),
                      tok_pbase.eq(tok_ybase + tok_xbase)]
         tok_wbase = Signal(len(cur_wbase), name="tok_wbase")
         if C > 1:
-            m.d.comb += tok_wbase.eq(_table([c * KK * G for c in range(C)], tok.c, len(tok_wbase)))
+            m.d.comb += tok_wbase.eq(table([c * KK * G for c in range(C)], tok.c, len(tok_wbase)))
 
         # The token register T: a token is accepted into T (in INTEGRATE only, and not while
         # T's end-of-step marker leaves it) and taken from T when P is done with the previous
@@ -841,16 +406,16 @@ class ConvCore(wiring.Component):
                      s1_paddr.eq(i_paddr), s1_u.eq(i_u), s1_v.eq(i_v)]
         # The touched flag, read in I; the item in X sets it in the same cycle (forwarded).
         t_row, t_col, touched_now = touched.read_bit("touched_now")
-        m.d.comb += [*_drive(t_row, i_u), t_col.eq(i_v)]
+        m.d.comb += [*drive(t_row, i_u), t_col.eq(i_v)]
         x_touched = Signal()        # the flag as the item in X sees it (group 0)
         seq_touched = Signal()      # the position's touched flag, as its group 0 saw it
-        m.d.comb += [touched.set_en.eq(s1_valid & s1_first), *_drive(touched.set_row, s1_u),
+        m.d.comb += [touched.set_en.eq(s1_valid & s1_first), *drive(touched.set_row, s1_u),
                      touched.set_col.eq(s1_v)]
         m.d.sync += x_touched.eq(touched_now | (s1_valid & s1_first & (s1_u == i_u) & (s1_v == i_v)))
         with m.If(s1_valid & s1_first):
             m.d.sync += seq_touched.eq(x_touched)
 
-        blocks["lanes"] = lanes = _LaneUpdate(L, V, B, cfg.threshold)
+        blocks["lanes"] = lanes = LaneUpdate(L, V, B, cfg.threshold)
         m.d.comb += [
             lanes.touched.eq(Mux(s1_first, x_touched, seq_touched)),
             *(lanes.old[lane].eq(pot[lane][0]) for lane in range(L)),
@@ -867,7 +432,7 @@ class ConvCore(wiring.Component):
         w_pending = Signal()        # already on the list (read in X, W's append forwarded)
         push = Signal()
         q_row, q_col, pending_now = pending.read_bit("pending_now")
-        m.d.comb += [*_drive(q_row, s1_u), q_col.eq(s1_v)]
+        m.d.comb += [*drive(q_row, s1_u), q_col.eq(s1_v)]
         m.d.sync += [w_valid.eq(s1_valid), w_crossed.eq(lanes.crossed), w_pg.eq(s1_pg),
                      w_u.eq(s1_u), w_v.eq(s1_v),
                      w_pending.eq(pending_now | (push & (w_u == s1_u) & (w_v == s1_v)))]
@@ -877,8 +442,8 @@ class ConvCore(wiring.Component):
         w_wcol = idx(P, "w_wcol")
         if NWIN:
             m.d.comb += [
-                w_wrow.eq(_table([(u // 2) * P if u < 2 * P else 0 for u in range(H)], w_u, len(w_wrow))),
-                w_wcol.eq(_table([v // 2 if v < 2 * P else 0 for v in range(H)], w_v, len(w_wcol))),
+                w_wrow.eq(table([(u // 2) * P if u < 2 * P else 0 for u in range(H)], w_u, len(w_wrow))),
+                w_wcol.eq(table([v // 2 if v < 2 * P else 0 for v in range(H)], w_v, len(w_wcol))),
             ]
         m.d.comb += [
             q_wr.addr.eq(n_pend),
@@ -887,7 +452,7 @@ class ConvCore(wiring.Component):
             q_wr.data.win.eq(w_wrow + w_wcol),
             q_wr.data.win_ok.eq((w_u < 2 * P) & (w_v < 2 * P)),
             q_wr.en.eq(push),
-            pending.set_en.eq(push), *_drive(pending.set_row, w_u), pending.set_col.eq(w_v),
+            pending.set_en.eq(push), *drive(pending.set_row, w_u), pending.set_col.eq(w_v),
         ]
         with m.If(push):
             m.d.sync += n_pend.eq(n_pend + 1)
@@ -940,7 +505,7 @@ class ConvCore(wiring.Component):
             m.d.sync += advance(c, {"valid": b_valid, "last": b_last, "g": b_g,
                                     "u": q_rd.data.u, "v": q_rd.data.v,
                                     "win": q_rd.data.win, "win_ok": q_rd.data.win_ok})
-        blocks["lane_max"] = lane_max = _LaneArgmax(L, V, need_value=G > 1 or learn is not None)
+        blocks["lane_max"] = lane_max = LaneArgmax(L, V, need_value=G > 1 or learn is not None)
         m.d.comb += [lane_max.values[lane].eq(pot[lane][0]) for lane in range(L)]
         chain = [c] + [stage(f"s{k}") for k in range(lane_max.latency)]
         for k in range(1, len(chain)):
@@ -959,7 +524,7 @@ class ConvCore(wiring.Component):
             y_val = Signal(V, name="y_val")
             gbase = idx(M, "gbase")
             m.d.comb += [
-                gbase.eq(_table([gi * L for gi in range(G)], top["g"], len(gbase))),
+                gbase.eq(table([gi * L for gi in range(G)], top["g"], len(gbase))),
                 take.eq((top["g"] == 0) | (lane_max.value > run_val)),  # strict: lower group keeps ties
                 y_val.eq(Mux(take, lane_max.value, run_val)),
                 y_m.eq(Mux(take, gbase + lane_max.index, run_m)),
@@ -984,7 +549,7 @@ class ConvCore(wiring.Component):
         m.d.comb += pipe_busy.eq(Cat(*(st["valid"] for st in chain), z["valid"]).any())
         capture = Signal()
         m.d.comb += capture.eq(z["valid"] & z["last"] & ~stall)
-        m.d.comb += [fired.set_en.eq(capture), *_drive(fired.set_row, c_u), fired.set_col.eq(c_v)]
+        m.d.comb += [fired.set_en.eq(capture), *drive(fired.set_row, c_u), fired.set_col.eq(c_v)]
         if learn is not None:       # every new spike is offered to the learning unit
             m.d.comb += [learn.cap_en.eq(capture), learn.cap_m.eq(cand_m), learn.cap_u.eq(c_u),
                          learn.cap_v.eq(c_v)]
@@ -999,7 +564,7 @@ class ConvCore(wiring.Component):
             # (transparent: it sees a capture in that cycle) and registered as it enters Z (with
             # the capture of that cycle forwarded), so Z starts from a register.
             f_rd = fmem.read_port(transparent_for=(f_wr,))
-            wtouched = _FlagGrid(1, NWIN, "wtouched")   # feature flag words written this image
+            wtouched = FlagGrid(1, NWIN, "wtouched")   # feature flag words written this image
             blocks["wtouched"] = wtouched
             w_row, w_col, wtouched_now = wtouched.read_bit("wtouched_now")
             flags = Signal(M)       # the window's flag word as the item in Z sees it
@@ -1012,15 +577,15 @@ class ConvCore(wiring.Component):
                     m.d.sync += flags.eq(Mux(wtouched_now, f_rd.data, 0))
             # The first feature index of each map (a table, no multiplier).
             map_base = idx(cfg.features, "map_base")
-            m.d.comb += map_base.eq(_table([mm * NWIN for mm in range(M)], cand_m, len(map_base)))
+            m.d.comb += map_base.eq(table([mm * NWIN for mm in range(M)], cand_m, len(map_base)))
             m.d.comb += [
                 w_col.eq(pre_z["win"]),
                 f_rd.addr.eq(pre_z2["win"]),
                 f_rd.en.eq(pre_z2["valid"] & pre_z2["last"] & ~stall),
-                new_feature.eq(c_win_ok & ~_select_bit(m, flags, cand_m, "feature_seen")),
+                new_feature.eq(c_win_ok & ~select_bit(m, flags, cand_m, "feature_seen")),
                 feature_index.eq(map_base + c_win),
                 f_wr.addr.eq(c_win),
-                f_wr.data.eq(flags | _decode(m, cand_m, M, "feature_bit")),
+                f_wr.data.eq(flags | decode(m, cand_m, M, "feature_bit")),
                 f_wr.en.eq(capture & new_feature),
                 wtouched.set_en.eq(capture & new_feature), wtouched.set_col.eq(c_win),
             ]
@@ -1117,7 +682,7 @@ class ConvCore(wiring.Component):
             blocks["learning"] = learn
         for name, block in blocks.items():
             if self._hierarchy:
-                m.submodules[name] = _BlockModule(block)
+                m.submodules[name] = BlockModule(block)
             else:
                 block.build(m)
         return m

@@ -69,7 +69,7 @@ from amaranth import Array, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, memory
 
 from ..golden.fixed import LFSR_TAPS
-from .conv_core import _Block, _FlagGrid, _select_bit
+from .conv_blocks import Block, FlagGrid, select_bit
 from .layouts import index_bits
 
 __all__ = ["LearningUnit", "suppression_count"]
@@ -91,7 +91,7 @@ def _lowest(m: Module, bits: Signal, width: int, name: str) -> Signal:
     return out
 
 
-class LearningUnit(_Block):
+class LearningUnit(Block):
     """The learning logic of one ConvCore (built into the core's module; see the module
     docstring). The core connects the attributes below.
 
@@ -106,8 +106,8 @@ class LearningUnit(_Block):
 
     def __init__(self, cfg, o_winners) -> None:
         self.cfg = cfg
-        C, S, M, K, H = cfg.channels, cfg.in_size, cfg.maps, cfg.kernel, cfg.out_size
-        V, B, L = cfg.potential_bits, cfg.weight_bits, cfg.parallelism
+        C, S, M, H = cfg.channels, cfg.in_size, cfg.maps, cfg.out_size
+        B, L = cfg.weight_bits, cfg.parallelism
         self.owin = o_winners
         self.w_lane = [Signal(B, name=f"lrn_w{lane}") for lane in range(L)]
         self.t = Signal(index_bits(cfg.steps), name="lrn_t")
@@ -131,7 +131,7 @@ class LearningUnit(_Block):
         self.wr_data = Signal(B, name="lrn_wr_data")
         self.wr_lane = Signal(L, name="lrn_wr_lane")
         self.win_free = Signal(name="lrn_win_free")
-        self.pre = _FlagGrid(C * S, S, "pre")
+        self.pre = FlagGrid(C * S, S, "pre")
         self._pre_read = self.pre.read_bit("pre_now")    # read ports before the grid is built
 
     def build(self, m: Module) -> None:  # noqa: C901 - one FSM, read top to bottom
@@ -169,7 +169,7 @@ class LearningUnit(_Block):
         def blk_bit(u, v, name):
             row = Signal(H, name=f"{name}_row")
             m.d.comb += row.eq(Array(blk)[u])
-            return _select_bit(m, row, v, name)
+            return select_bit(m, row, v, name)
 
         # ----- the candidate list (filled while firing) ---------------------------------------
         entry = data.StructLayout({"m": unsigned(index_bits(M)), "u": unsigned(index_bits(H)),
@@ -181,7 +181,7 @@ class LearningUnit(_Block):
         cap_ok = Signal(name="cap_ok")
         m.d.comb += [
             cap_ok.eq(self.cap_en & ~blk_bit(self.cap_u, self.cap_v, "cap_blk")
-                      & ~_select_bit(m, won, self.cap_m, "cap_won")),
+                      & ~select_bit(m, won, self.cap_m, "cap_won")),
             c_wr.addr.eq(n_cand), c_wr.en.eq(cap_ok),
             c_wr.data.m.eq(self.cap_m), c_wr.data.u.eq(self.cap_u), c_wr.data.v.eq(self.cap_v),
             c_wr.data.val.eq(self.cap_val),
@@ -220,7 +220,7 @@ class LearningUnit(_Block):
         alive = Signal(name="cand_alive")
         better = Signal(name="cand_better")
         m.d.comb += [
-            alive.eq(~blk_bit(e.u, e.v, "pass_blk") & ~_select_bit(m, won | supp, e.m, "pass_won")),
+            alive.eq(~blk_bit(e.u, e.v, "pass_blk") & ~select_bit(m, won | supp, e.m, "pass_won")),
             better.eq(~have | (e.val > b_val)
                       | ((e.val == b_val) & ((e.u < b_u) | ((e.u == b_u) & (e.v < b_v))))),
             c_rd.addr.eq(ri),

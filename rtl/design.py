@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..golden.design_point import DesignPoint
 from .classifier import ClassifierConfig
-from .conv_core import ConvCoreConfig
+from .conv_config import ConvCoreConfig
 
 __all__ = ["conv_core_config", "classifier_config"]
 

@@ -20,7 +20,7 @@ request is taken when no row is being read or on the cycle the last word of the 
 read, so back-to-back rows stream at one word per cycle; the first word of a row is valid two
 cycles after its request was accepted (one cycle to register the row, one read cycle). It is
 loaded through a plain write port (``WriteBusSignature``). The classifier instantiates it when
-``W2`` is kept on chip; the simulation memory model (:mod:`spykehw.sim.memory_model`) wraps it
+``W2`` is kept on chip; the simulation memory model (:mod:`spykehw.sim.framework.memory_model`) wraps it
 with latency and back-pressure.
 """
 

@@ -11,7 +11,7 @@ co-simulation of a few test images.
    encoder, go through the conv core RTL (spikes and Pool1 features compared with the golden
    conv layer), and the feature words it emits, in its order, through the classifier RTL
    (hidden bits, logits, class and softmax words compared with the golden ``forward_int``), on
-   Verilator (Icarus when Verilator is missing): :func:`spykehw.sim.classifier_harness.run_chain`.
+   Verilator (Icarus when Verilator is missing): :func:`spykehw.sim.classifier.cosim.run_chain`.
    The report gives the agreement with the golden model, the accuracy on those images, the
    cycles of each block and the time taken.
 
@@ -37,7 +37,7 @@ CONV_PARALLELISM = 30
 
 
 def _simulator() -> str | None:
-    from .sim.toolchain import missing_reason
+    from .sim.framework.toolchain import missing_reason
     for name in ("verilator", "icarus"):
         if not missing_reason(name):
             return name
@@ -47,13 +47,14 @@ def _simulator() -> str | None:
 def run_hardware_stage(cfg, ints, ds, folder, report) -> None:
     """Generate, lint and co-simulate (see the module docstring); results under ``hardware``."""
     from .golden.state import load_state
-    from .rtl.classifier import ClassifierConfig, generate_classifier
-    from .rtl.conv_core import ConvCore, ConvCoreConfig
-    from .rtl.verilog import generate, lint
-    from .sim.classifier_harness import build_chain, run_chain
-    from .sim.toolchain import find_verilator
-    from .sim.vector_gen_classifier import chain_vectors, write_vector_set
-    from .sim.vector_gen_conv import write_vector_set as write_conv_vectors
+    from .hardware import generate_network
+    from .rtl.classifier import ClassifierConfig
+    from .rtl.conv_config import ConvCoreConfig
+    from .sim.classifier.cosim import build_chain, run_chain
+    from .sim.classifier.vector_gen import chain_vectors, write_vector_set
+    from .sim.conv.vector_gen import write_vector_set as write_conv_vectors
+    from .sim.framework.lint import lint
+    from .sim.framework.toolchain import find_verilator
 
     t_start = time.perf_counter()
     seconds: dict[str, float] = {}
@@ -68,14 +69,16 @@ def run_hardware_stage(cfg, ints, ds, folder, report) -> None:
     clf_cfg = ClassifierConfig(q.features, q.hidden, q.classes, fmt, lanes=min(LANES, q.hidden))
     conv_cfg = ConvCoreConfig(cfg.options.conv, fmt, steps=cfg.options.encoder.steps,
                               parallelism=CONV_PARALLELISM)
-    designs = {"conv_core": generate(ConvCore(conv_cfg), "conv_core", out, conv_cfg.to_dict(), formats=fmt),
-               "classifier": generate_classifier(clf_cfg, out)}
+    designs = generate_network(cfg.options, fmt, q, out, conv_lanes=CONV_PARALLELISM,
+                               classifier_lanes=clf_cfg.lanes)
     seconds["verilog"] = time.perf_counter() - t0
     lint_result: dict[str, Any] = {}
     t0 = time.perf_counter()
     for name, g in designs.items():
         for path, what in ((g.verilog_path, "Verilog"), (g.json_path, "port description"),
-                           (g.rtlil_path, "RTLIL, for Yosys")):
+                           (g.rtlil_path, "RTLIL, for Yosys"),
+                           (g.verilog_path.with_suffix(".vlt"), "Verilator lint waivers"),
+                           (g.verilog_path.with_suffix(".core"), "FuseSoC core (CAPI2)")):
             folder.add(f"hardware/{path.name}", f"{name}: {what}")
         if find_verilator() is not None:
             warnings = lint(g.verilog_path)

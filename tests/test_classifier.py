@@ -5,12 +5,24 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from spykehw.errors import SpykehwError
 from spykehw.golden.classifier import (
-    ClassifierParams, TrainResult, best_epoch_index, check_binary, dropout_masks, evaluate,
-    forward, gradients, init_params, predict, run_epochs, split_validation, train_classifier,
-    train_steps, train_steps_dense)
+    ClassifierParams,
+    TrainResult,
+    best_epoch_index,
+    check_binary,
+    dropout_masks,
+    evaluate,
+    forward,
+    gradients,
+    init_params,
+    predict,
+    run_epochs,
+    split_validation,
+    train_classifier,
+    train_steps,
+    train_steps_dense,
+)
+from spykehw.golden.errors import SpykehwError
 from spykehw.golden.options import ClassifierOptions
 
 F32 = np.float32

@@ -9,11 +9,21 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from spykehw.errors import SpykehwError
-from spykehw.golden.classifier import ClassifierParams, TrainState, dropout_masks, gradients
+from spykehw.golden.classifier import (
+    ClassifierParams,
+    TrainState,
+    dropout_masks,
+    gradients,
+)
 from spykehw.golden.classifier_int import (
-    IntClassifier, QuantizationError, dequantize, forward_int, quantize_classifier, signed_bits)
+    IntClassifier,
+    QuantizationError,
+    dequantize,
+    forward_int,
+    quantize_classifier,
+)
+from spykehw.golden.errors import SpykehwError
+from spykehw.golden.fixed import signed_width
 from spykehw.golden.formats import preset
 from spykehw.golden.options import ClassifierOptions
 from spykehw.golden.qat import evaluate_int, qat_finetune, qat_table
@@ -111,7 +121,7 @@ def test_accumulator_widths_fpga16_by_hand():
                       z(10, np.int64), preset("fpga-16"))
     assert q.hidden_acc_range == (-118_980_608, 118_976_977)
     assert (q.hidden_acc_bits, q.output_acc_bits, q.logit_bits) == (28, 26, 16)
-    assert signed_bits(-128, 127) == 8 and signed_bits(-129, 0) == 9 and signed_bits(0, 128) == 9
+    assert signed_width(-128, 127) == 8 and signed_width(-129, 0) == 9 and signed_width(0, 128) == 9
 
 
 def test_argmax_ties_go_to_the_lowest_index():
@@ -286,10 +296,11 @@ def test_int_accuracy_tracks_float_and_qat_reports_integer_accuracy():
 def sample_classifier():
     """A float classifier of the paper's MNIST size (H = 1000) trained for a few epochs on the
     float pipeline's features of the embedded MNIST sample, with its test features."""
-    from spykehw.data import load_dataset
     from spykehw.golden.classifier import train_classifier
     from spykehw.golden.options import NetworkOptions
     from spykehw.golden.pipeline import extract_features, train_conv1
+
+    from spykehw.data import load_dataset
 
     ds = load_dataset("mnist-sample")
     opts = NetworkOptions()

@@ -3,7 +3,6 @@ event-driven numba kernel against the dense transcription of the authors' code o
 
 import numpy as np
 import pytest
-
 from spykehw.golden.arithmetic import float_arithmetic, int_arithmetic
 from spykehw.golden.conv import init_weights, quantize_weights, run_conv, train_conv
 from spykehw.golden.conv_dense import dense_conv
@@ -78,7 +77,7 @@ def test_threshold_is_inclusive():
         assert run_conv(ev, conv(below), opts, arith).spike_counts[0] == 0, kind
 
 
-def test_pool_features_are_or_of_2x2_windows_and_drop_last_row():
+def test_features_are_or_of_2x2_windows_and_drop_last_row():
     # 1x1 kernel, 5x5 output -> pool 2x2 (row/col 4 dropped).
     opts = ConvOptions(in_channels=1, in_size=5, maps=2, kernel=1, threshold=0.5, inhibition_window=1)
     w = np.array([[[[0.5]]], [[[0.25]]]])

@@ -10,12 +10,20 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from spykehw.rtl.accel_regs import REG, WDATA_BASE
-from spykehw.rtl.accelerator import AcceleratorError, generate_accelerator, weight_targets
+from spykehw.rtl.accelerator import (
+    AcceleratorError,
+    generate_accelerator,
+    weight_targets,
+)
 from spykehw.sim.accelerator.runner import build_accelerator, cosim_images, run_job
-from spykehw.sim.accelerator.vectors import (make_job, random_events, random_params, small_point,
-                                             weight_writes)
+from spykehw.sim.accelerator.vectors import (
+    make_job,
+    random_events,
+    random_params,
+    small_point,
+    weight_writes,
+)
 
 AXIS = ("tdata", "tvalid", "tready", "tlast")
 AXIL = ("awaddr", "awvalid", "awready", "wdata", "wstrb", "wvalid", "wready", "bresp", "bvalid", "bready",
@@ -98,9 +106,10 @@ def test_registers_errors_and_soft_reset(simulator, tmp_path, point, params):
 
 
 def test_cli_verilog_accelerator(tmp_path, capsys):
-    from spykehw.cli import main
     from spykehw.golden.design_point import DesignPoint
     from spykehw.golden.formats import preset
+
+    from spykehw.cli import main
 
     assert main(["verilog", "accelerator", "--out", str(tmp_path), "--hidden", "64", "--no-lint"]) == 0
     doc = json.loads((tmp_path / "accelerator.json").read_text())

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from spykehw.golden.formats import preset
 from spykehw.rtl.classifier import ClassifierConfig, generate_classifier
-from spykehw.rtl.verilog import lint
-from spykehw.sim.classifier_harness import build_top, generate_harness, run_cosim
-from spykehw.sim.runners import CosimFailure
-from spykehw.sim.vector_gen_classifier import COMMITTED, committed_path
-from spykehw.sim.vectors import read_vectors, write_vectors
+from spykehw.sim.classifier.cosim import build_top, generate_harness, run_cosim
+from spykehw.sim.classifier.vector_gen import COMMITTED, committed_path
+from spykehw.sim.framework.lint import lint
+from spykehw.sim.framework.runners import CosimFailure
+from spykehw.sim.framework.vectors import read_vectors, write_vectors
 
 LANES = {"adversarial-fpga-16-47": 64, "mnist-fpga-16": 16, "emnist-fpga-16": 16}
 """Lanes of the harness per committed set (others: 16 for H = 40, 8 for the extremes, H = 24)."""
@@ -154,13 +153,18 @@ def test_end_to_end_committed_images(require_simulator, tmp_path, simulator):
     3630 -> 32 -> 10 classifier trained on the embedded sample). Every spike, feature, hidden
     bit, logit, class and word equal to the golden model's; the chain's class is the golden
     class for every image."""
-    from spykehw.data import load_dataset
     from spykehw.golden.options import ConvOptions
-    from spykehw.rtl.conv_core import ConvCoreConfig
-    from spykehw.sim.classifier_harness import build_chain, run_chain
-    from spykehw.sim.vector_gen_classifier import chain_vectors, small_classifier, write_vector_set
-    from spykehw.sim.vector_gen_conv import committed_path as conv_path
-    from spykehw.sim.vector_gen_conv import write_vector_set as write_conv
+    from spykehw.rtl.conv_config import ConvCoreConfig
+    from spykehw.sim.classifier.cosim import build_chain, run_chain
+    from spykehw.sim.classifier.vector_gen import (
+        chain_vectors,
+        small_classifier,
+        write_vector_set,
+    )
+    from spykehw.sim.conv.vector_gen import committed_path as conv_path
+    from spykehw.sim.conv.vector_gen import write_vector_set as write_conv
+
+    from spykehw.data import load_dataset
 
     require_simulator(simulator)
     committed = read_vectors(conv_path("fpga-16"), kind="conv-infer")
@@ -191,7 +195,7 @@ def test_long_mnist_10000_images_classifier(require_simulator, tmp_path):
     """The whole MNIST test set through the classifier RTL on Verilator: zero mismatches."""
     import json
 
-    from spykehw.sim.classifier_harness import long_run_classifier
+    from spykehw.sim.classifier.long_run import long_run_classifier
 
     require_simulator("verilator")
     summary = long_run_classifier("mnist", 10000, folder=tmp_path)
@@ -207,7 +211,7 @@ def test_long_emnist_1000_images_end_to_end(require_simulator, tmp_path):
     the golden class for every image."""
     import json
 
-    from spykehw.sim.classifier_harness import long_run_chain
+    from spykehw.sim.classifier.long_run import long_run_chain
 
     require_simulator("verilator")
     summary = long_run_chain("emnist", 1000, folder=tmp_path)

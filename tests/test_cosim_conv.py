@@ -1,5 +1,5 @@
 """The generated conv-core Verilog (inside the free-running harness) against the committed
-``conv-infer`` vectors, on Verilator and Icarus through cocotb (``spykehw.sim.tb_conv``).
+``conv-infer`` vectors, on Verilator and Icarus through cocotb (``spykehw.sim.conv.tb``).
 
 One build per test (simulator and design). Verilator runs every
 image of the committed files (but two dense cases of the stalled fpga-8 run); Icarus, about ten
@@ -15,10 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from spykehw.sim.toolchain import SIMULATORS, require_simulator
-from spykehw.sim.vector_gen_conv import KIND, committed_path, core_config
-from spykehw.sim.vectors import read_vectors, write_vectors
+from spykehw.sim.conv.vector_gen import KIND, committed_path, core_config
+from spykehw.sim.framework.toolchain import SIMULATORS, require_simulator
+from spykehw.sim.framework.vectors import read_vectors, write_vectors
 
 # With stalls and three lane groups these dense cases cost ~200,000 cycles each; they run
 # with -m long (the stall-free L = 30 run covers them every time).
@@ -35,7 +34,7 @@ def _build(name: str, parallelism: int, simulator: str, folder):
     """Verilator builds carry waveform support (recorded only when a run asks), so a failing
     image can be re-run with a waveform without a second build; Icarus builds a second,
     dumping, variant only when that happens (it compiles in seconds)."""
-    from spykehw.sim.conv_harness import build_conv_cosim
+    from spykehw.sim.conv.cosim import build_conv_cosim
 
     require_simulator(simulator)
     vs = read_vectors(committed_path(name), kind=KIND)
@@ -54,7 +53,7 @@ def _images(name: str, simulator: str, everything: bool) -> list[int] | None:
 
 
 def _run(cosim, name, folder, everything=False, **kw):
-    from spykehw.sim.conv_harness import run_conv_cosim
+    from spykehw.sim.conv.cosim import run_conv_cosim
 
     images = _images(name, cosim.simulator, everything)
     return run_conv_cosim(cosim, committed_path(name), folder, images=images, **kw)
@@ -74,8 +73,8 @@ def test_fpga16_committed_vectors_and_a_corrupted_one(simulator, tmp_path):
     it expected and did not get, the one it got and did not expect), and a waveform of that
     image alone must be left.
     """
-    from spykehw.sim.conv_harness import run_conv_cosim
-    from spykehw.sim.runners import CosimFailure
+    from spykehw.sim.conv.cosim import run_conv_cosim
+    from spykehw.sim.framework.runners import CosimFailure
 
     cosim = _build("fpga-16", 30, simulator, tmp_path / "build")
     res = _run(cosim, "fpga-16", tmp_path / "run")

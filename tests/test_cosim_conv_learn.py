@@ -1,5 +1,5 @@
 """The generated learning conv core (inside the free-running harness) against the committed
-``conv-learn`` sequences, on Verilator and Icarus through cocotb (``spykehw.sim.tb_conv_learn``).
+``conv-learn`` sequences, on Verilator and Icarus through cocotb (``spykehw.sim.learning.tb``).
 
 Winners of every image and every weight after every image are compared exactly. By default
 each committed file runs on one simulator (one build per test): Verilator trains the two
@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from spykehw.sim.vector_gen_learn import committed_path, core_config, read_learn_vectors
-from spykehw.sim.vectors import write_vectors
+from spykehw.sim.framework.vectors import write_vectors
+from spykehw.sim.learning.vector_gen import (
+    committed_path,
+    core_config,
+    read_learn_vectors,
+)
 
 
 def _build(name, parallelism, simulator, folder, require_simulator):
-    from spykehw.sim.learn_harness import build_learn_cosim
+    from spykehw.sim.learning.cosim import build_learn_cosim
 
     require_simulator(simulator)
     vs = read_learn_vectors(committed_path(name))
@@ -30,8 +33,8 @@ def _build(name, parallelism, simulator, folder, require_simulator):
 def test_verilator_default_sequence_and_a_corrupted_one(tmp_path, require_simulator):
     """Conv1, default options, fpga-16, L = 30; then one expected weight after image 2 is off
     by one: the run must fail naming the file, the image, the map and weight index."""
-    from spykehw.sim.learn_harness import run_learn_cosim
-    from spykehw.sim.runners import CosimFailure
+    from spykehw.sim.framework.runners import CosimFailure
+    from spykehw.sim.learning.cosim import run_learn_cosim
 
     cosim = _build("conv1-fpga-16", 30, "verilator", tmp_path / "build", require_simulator)
     res = run_learn_cosim(cosim, committed_path("conv1-fpga-16"), tmp_path / "run")
@@ -52,7 +55,7 @@ def test_verilator_default_sequence_and_a_corrupted_one(tmp_path, require_simula
 def test_verilator_stochastic_lr_sequence_with_stalls(tmp_path, require_simulator):
     """fpga-8 (stochastic rounding), learning-rate levels up to the cap, L = 10 (three lane
     groups), random idle cycles on the input and random ``ready`` on all three outputs."""
-    from spykehw.sim.learn_harness import run_learn_cosim
+    from spykehw.sim.learning.cosim import run_learn_cosim
 
     cosim = _build("conv1-fpga-8-lr", 10, "verilator", tmp_path / "build", require_simulator)
     assert run_learn_cosim(cosim, committed_path("conv1-fpga-8-lr"), tmp_path / "run", stall=True).passed
@@ -62,7 +65,7 @@ def test_verilator_stochastic_lr_sequence_with_stalls(tmp_path, require_simulato
 @pytest.mark.parametrize("name, parallelism, images", [("conv1-truncate-homeo", 30, 3),
                                                        ("conv2-fpga-16", 10, None)])
 def test_icarus(name, parallelism, images, tmp_path, require_simulator):
-    from spykehw.sim.learn_harness import run_learn_cosim
+    from spykehw.sim.learning.cosim import run_learn_cosim
 
     cosim = _build(name, parallelism, "icarus", tmp_path / "build", require_simulator)
     res = run_learn_cosim(cosim, committed_path(name), tmp_path / "run", images=images)
@@ -77,7 +80,7 @@ def test_icarus(name, parallelism, images, tmp_path, require_simulator):
     ("conv1-fpga-16", 30, False), ("conv1-fpga-8-lr", 10, True),
     ("conv1-truncate-homeo", 15, False), ("conv2-fpga-16", 10, True)])
 def test_every_committed_sequence(name, parallelism, stall, simulator, tmp_path, require_simulator):
-    from spykehw.sim.learn_harness import run_learn_cosim
+    from spykehw.sim.learning.cosim import run_learn_cosim
 
     cosim = _build(name, parallelism, simulator, tmp_path / "build", require_simulator)
     res = run_learn_cosim(cosim, committed_path(name), tmp_path / "run", stall=stall)

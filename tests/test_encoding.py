@@ -7,11 +7,18 @@ import numpy as np
 import pytest
 from numba import njit, prange
 from scipy import ndimage
-
 from spykehw.golden.dog import dog_kernel, dog_kernel_fixed
 from spykehw.golden.encoding import (
-    EncodingError, box_sum, dog_correlate, encode, encode_float, encode_image_float,
-    encode_image_int, encode_int, float_encoder_args, int_encoder_args,
+    EncodingError,
+    box_sum,
+    dog_correlate,
+    encode,
+    encode_float,
+    encode_image_float,
+    encode_image_int,
+    encode_int,
+    float_encoder_args,
+    int_encoder_args,
 )
 from spykehw.golden.encoding_numpy import encode_numpy
 from spykehw.golden.formats import EncoderFormat, FormatError, preset

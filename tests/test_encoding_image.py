@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from spykehw.golden.encoding_numpy import encoder_stages_numpy
 from spykehw.golden.image import VIRIDIS_L, prepare_image, resize_weights, viridis_index
 from spykehw.golden.options import EncoderOptions

@@ -5,7 +5,6 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-
 from spykehw.golden.ranking import bin_of_rank, rank_bins, rank_order
 
 

@@ -3,9 +3,16 @@ LFSR's polynomial (an independent definition of the same sequence)."""
 
 import numpy as np
 import pytest
-
-from spykehw.golden.fixed import (HALF_UP, STOCHASTIC, TRUNCATE, lfsr_sequence, lfsr_step, quantize,
-                                  round_half_up, shr_round)
+from spykehw.golden.fixed import (
+    HALF_UP,
+    STOCHASTIC,
+    TRUNCATE,
+    lfsr_sequence,
+    lfsr_step,
+    quantize,
+    round_half_up,
+    shr_round,
+)
 
 # Connection polynomial 1 + x + x^2 + x^22 + x^32, as an int (bit k = coefficient of x^k).
 POLY = (1 << 32) | (1 << 22) | (1 << 2) | (1 << 1) | 1

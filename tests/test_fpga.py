@@ -11,18 +11,28 @@ from pathlib import Path
 
 import pytest
 from amaranth.back import rtlil
-
-from spykehw.cli import main
-from spykehw.fpga import parse
-from spykehw.fpga.blocks import BlockSettings, BlockUnavailable, build_blocks, conv_cycles_bound
-from spykehw.fpga.devices import DEVICES, DeviceError, device
-from spykehw.fpga.flow import fit_check
-from spykehw.fpga.reports import render_sweep_csv, sweep_row
-from spykehw.fpga.sweep import AccuracyError, SweepPoint, point_key, read_accuracy, run_points
-from spykehw.fpga.wrapper import StudyWrapper
 from spykehw.golden.formats import preset
 from spykehw.rtl.verilog import PortInfo
 
+from spykehw.cli import main
+from spykehw.fpga import parse
+from spykehw.fpga.blocks import (
+    BlockSettings,
+    BlockUnavailable,
+    build_blocks,
+    conv_cycles_bound,
+)
+from spykehw.fpga.devices import DEVICES, DeviceError, device
+from spykehw.fpga.flow import fit_check
+from spykehw.fpga.reports import render_sweep_csv, sweep_row
+from spykehw.fpga.sweep import (
+    AccuracyError,
+    SweepPoint,
+    point_key,
+    read_accuracy,
+    run_points,
+)
+from spykehw.fpga.wrapper import StudyWrapper
 
 # --- devices --------------------------------------------------------------------------------
 
@@ -148,8 +158,8 @@ def test_fit_check_names_what_is_over():
 # --- blocks -----------------------------------------------------------------------------------
 
 def test_conv_cycle_bound_by_hand():
-    from spykehw.rtl.conv_core import ConvCoreConfig
     from spykehw.golden.options import CONV1
+    from spykehw.rtl.conv_config import ConvCoreConfig
 
     cfg = ConvCoreConfig(options=CONV1, formats=preset("fpga-16"), parallelism=30)
     # Conv1: 2 channels, 23x23 outputs, K=5: every row index covers sum_y |{kr}| = 23*5 rows,
@@ -352,5 +362,5 @@ def test_measured_figures_from_bench_files(tmp_path: Path):
 
     bad = tmp_path / "bad.json"
     bad.write_text("{}")
-    with pytest.raises(BenchError, match="bench_conv"):
+    with pytest.raises(BenchError, match="conv.bench"):
         read_bench([bad])

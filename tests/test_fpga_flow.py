@@ -17,14 +17,14 @@ import re
 from pathlib import Path
 
 import pytest
+from spykehw.golden.formats import preset
+from spykehw.golden.options import ConvOptions
 
 from spykehw.cli import main
 from spykehw.fpga.blocks import BlockSettings
 from spykehw.fpga.devices import device
 from spykehw.fpga.flow import FlowOptions, implement
 from spykehw.fpga.tools import Stages, ToolMissing, find_tool
-from spykehw.golden.formats import preset
-from spykehw.golden.options import ConvOptions
 from spykehw.output import RunFolder
 
 TARGETS = ("ice40-up5k", "ecp5-25k")

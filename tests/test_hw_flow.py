@@ -13,14 +13,14 @@ import json
 from types import SimpleNamespace
 
 import pytest
-
-from spykehw.data import load_dataset
 from spykehw.golden.classifier_int import forward_int
 from spykehw.golden.formats import preset
 from spykehw.golden.options import ClassifierOptions, NetworkOptions
 from spykehw.golden.pipeline import extract_features, train_conv1
+from spykehw.sim.classifier.vector_gen import small_classifier
+
+from spykehw.data import load_dataset
 from spykehw.output import RunFolder
-from spykehw.sim.vector_gen_classifier import small_classifier
 
 
 class Report:
@@ -83,7 +83,7 @@ def test_hardware_stage_end_to_end(tmp_path, small_model, monkeypatch, require_s
 
 def test_hardware_stage_without_simulators(tmp_path, small_model, monkeypatch):
     """No simulator: the Verilog is still written, the co-simulation is reported as skipped."""
-    from spykehw.sim import toolchain
+    from spykehw.sim.framework import toolchain
 
     monkeypatch.setattr(toolchain, "find_verilator", lambda: None)
     folder, report = run_stage(tmp_path, small_model, monkeypatch, None)

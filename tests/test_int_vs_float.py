@@ -7,12 +7,12 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-
-from spykehw.data import load_sample
 from spykehw.golden.conv import quantize_weights, run_conv
 from spykehw.golden.formats import preset
 from spykehw.golden.options import NetworkOptions
 from spykehw.golden.pipeline import conv1_arithmetic, encode_events, train_conv1
+
+from spykehw.data import load_sample
 
 FMT = preset("paper-float-equivalent")
 

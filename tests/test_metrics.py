@@ -6,12 +6,19 @@ import math
 
 import numpy as np
 import pytest
-
-from spykehw.errors import SpykehwError
+from spykehw.golden.errors import SpykehwError
 from spykehw.golden.metrics import (
-    EMNIST_CHARS, EMNIST_COLLAPSED_SETS, accuracy, balanced_accuracy, collapse_map,
-    collapsed_accuracy, conditioned_accuracy, conditioned_predictions, confusion_matrix,
-    per_class_accuracy)
+    EMNIST_CHARS,
+    EMNIST_COLLAPSED_SETS,
+    accuracy,
+    balanced_accuracy,
+    collapse_map,
+    collapsed_accuracy,
+    conditioned_accuracy,
+    conditioned_predictions,
+    confusion_matrix,
+    per_class_accuracy,
+)
 
 # 3 classes; true 0 x4 (3 right, 1 -> 2), true 1 x1 (-> 0), true 2 x3 (all right)
 Y_TRUE = [0, 0, 0, 0, 1, 2, 2, 2]

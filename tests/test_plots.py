@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
-
-from spykehw.data import EMNIST_47_CLASSES
 from spykehw.golden.conv import ConvRun, TrainTrace
-from spykehw.output import RunFolder, sha256_file
+
 from spykehw import plots
+from spykehw.data import EMNIST_47_CLASSES
+from spykehw.output import RunFolder, sha256_file
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CLASSES = tuple("0123456789")

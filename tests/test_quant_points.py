@@ -6,13 +6,25 @@ import math
 
 import numpy as np
 import pytest
-
 from spykehw.golden.classifier import ClassifierParams
 from spykehw.golden.formats import FormatError, preset
-from spykehw.quant.points import (Sweep, SweepError, build_points, network_options, parse_lut,
-                                  parse_overrides, point_keys, sweep_from_toml)
-from spykehw.quant.rules import (classifier_formats, provisional_classifier_formats, range_frac,
-                                 saturation_counts)
+
+from spykehw.quant.points import (
+    Sweep,
+    SweepError,
+    build_points,
+    network_options,
+    parse_lut,
+    parse_overrides,
+    point_keys,
+    sweep_from_toml,
+)
+from spykehw.quant.rules import (
+    classifier_formats,
+    provisional_classifier_formats,
+    range_frac,
+    saturation_counts,
+)
 from spykehw.quant.stages import softmax_error
 from spykehw.quant.store import Store, stable_key
 
@@ -114,7 +126,7 @@ def test_keys_share_exactly_what_points_share():
 
 
 def test_code_version_ignores_comments_and_docstrings_only():
-    from spykehw.quant.stages import _normalized
+    from spykehw.golden.stored import _normalized
 
     a = 'def f(x):\n    """Doc."""\n    # why\n    return x + 1\n\nK = 2\n"""About K."""\n'
     b = "def f(x):\n\n    return x+1  # other words\nK = 2\n"

@@ -15,18 +15,37 @@ import math
 import numpy as np
 import pytest
 from amaranth import signed, unsigned
-
 from spykehw.golden.classifier_int import IntClassifier, forward_int
+from spykehw.golden.fixed import signed_width
 from spykehw.golden.formats import preset
-from spykehw.rtl.classifier import (Classifier, ClassifierConfig, ClassifierError, LoadTarget,
-                                    signed_width)
-from spykehw.sim.classifier_harness import (ClassifierHarness, compare_outputs, feature_tokens,
-                                            load_words, pack_lanes, run_pysim, split_outputs,
-                                            unpack_lanes, w2_rows, write_bus)
-from spykehw.sim.memory_model import MemoryModel
-from spykehw.sim.vector_gen_classifier import (COMMITTED, SYNTHETIC, committed_path, expectations,
-                                               image_indices, write_committed)
-from spykehw.sim.vectors import read_vectors
+from spykehw.rtl.classifier import (
+    Classifier,
+    ClassifierConfig,
+    ClassifierError,
+    LoadTarget,
+)
+from spykehw.sim.classifier.harness import ClassifierHarness
+from spykehw.sim.classifier.packing import (
+    compare_outputs,
+    feature_tokens,
+    load_words,
+    pack_lanes,
+    split_outputs,
+    unpack_lanes,
+    w2_rows,
+    write_bus,
+)
+from spykehw.sim.classifier.pysim import run_pysim
+from spykehw.sim.classifier.vector_gen import (
+    COMMITTED,
+    SYNTHETIC,
+    committed_path,
+    expectations,
+    image_indices,
+    write_committed,
+)
+from spykehw.sim.framework.memory_model import MemoryModel
+from spykehw.sim.framework.vectors import read_vectors
 
 PRESETS = ("paper-float-equivalent", "fpga-16", "fpga-8", "edge-4")
 
@@ -195,8 +214,7 @@ def test_reload_between_images():
     a = read_vectors(committed_path("extremes+-fpga-16"), kind="classifier")
     b = read_vectors(committed_path("extremes--fpga-16"), kind="classifier")
     from amaranth.sim import Simulator
-
-    from spykehw.sim.streams import stream_get, stream_put
+    from spykehw.sim.framework.streams import stream_get, stream_put
 
     cfg = config_for(a, 8, w2_on_chip=True)
     dut = Classifier(cfg)
@@ -282,7 +300,6 @@ def test_harness_in_the_amaranth_simulator():
     """The free-running harness (memory model with latency and stalls) in the Amaranth
     simulator: the same results as the golden model, and the transfer counters."""
     from amaranth.sim import Simulator
-
     from spykehw.rtl.layouts import feature_layout, pack
 
     vs = read_vectors(committed_path("adversarial-edge-4"), kind="classifier")

@@ -17,23 +17,39 @@ import numpy as np
 import pytest
 from amaranth import unsigned
 from amaranth.lib import data
-
-from spykehw.errors import SpykehwError
 from spykehw.golden.arithmetic import int_arithmetic
 from spykehw.golden.conv import run_conv
+from spykehw.golden.errors import SpykehwError
 from spykehw.golden.formats import preset
 from spykehw.golden.options import CONV1, CONV2, ConvOptions
 from spykehw.golden.spikes import SpikeEvents
-from spykehw.rtl.conv_core import ConvCore, ConvCoreConfig, ConvCoreError
+from spykehw.rtl.conv_config import ConvCoreConfig, ConvCoreError
+from spykehw.rtl.conv_core import ConvCore
 from spykehw.rtl.layouts import pack, unpack
-from spykehw.rtl.verilog import GeneratedVerilog, generate, lint
-from spykehw.sim.conv_harness import (ConvHarness, compare_image, image_tokens, pack_tokens,
-                                      pack_words, simulate_core, split_outputs, unpack_words,
-                                      weight_words)
-from spykehw.sim.vector_gen_conv import (COMMITTED, KIND, committed_path, committed_set,
-                                         image_events, image_spikes, mnist_test_images,
-                                         write_vector_set)
-from spykehw.sim.vectors import read_vectors
+from spykehw.rtl.verilog import GeneratedVerilog, generate
+from spykehw.sim.conv.harness import ConvHarness
+from spykehw.sim.conv.packing import (
+    compare_image,
+    image_tokens,
+    pack_tokens,
+    pack_words,
+    split_outputs,
+    unpack_words,
+    weight_words,
+)
+from spykehw.sim.conv.pysim import simulate_core
+from spykehw.sim.conv.vector_gen import (
+    COMMITTED,
+    KIND,
+    committed_path,
+    committed_set,
+    image_events,
+    image_spikes,
+    write_vector_set,
+)
+from spykehw.sim.framework.images import mnist_test_images
+from spykehw.sim.framework.lint import lint
+from spykehw.sim.framework.vectors import read_vectors
 
 # ----- the hand-made layer ----------------------------------------------------------------------
 # C = 1, S = 4, K = 2 -> H = 3 (positions (u, v) in 0..2), P = 1 (window 0 = u, v < 2), M = 2,
@@ -226,7 +242,7 @@ PYSIM_PARALLELISM = {"fpga-16": 30, "fpga-8": 15, "conv2-fpga-16": 40}
 
 
 def run_committed_pysim(name, indices):
-    from spykehw.sim.vector_gen_conv import core_config
+    from spykehw.sim.conv.vector_gen import core_config
 
     vs = read_vectors(committed_path(name), kind=KIND)
     cfg = core_config(vs, PYSIM_PARALLELISM[name])
@@ -276,7 +292,7 @@ def test_committed_images_are_the_dataset_rows():
             elif label.startswith("adversarial:"):
                 assert not vs["images"][i].any()
     try:
-        from spykehw.sim.vector_gen_conv import emnist_test_images
+        from spykehw.sim.framework.images import emnist_test_images
         emnist = emnist_test_images()
     except SpykehwError:
         pytest.skip("EMNIST bymerge test file not available")

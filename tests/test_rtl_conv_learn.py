@@ -14,15 +14,23 @@ import dataclasses
 
 import numpy as np
 import pytest
-
 from spykehw.golden.formats import NumberFormats, preset
 from spykehw.golden.options import CONV1, CONV2, ConvOptions
-from spykehw.rtl.conv_core import ConvCore, ConvCoreConfig, ConvCoreError
+from spykehw.rtl.conv_config import ConvCoreConfig, ConvCoreError
+from spykehw.rtl.conv_core import ConvCore
 from spykehw.rtl.conv_learning import suppression_count
-from spykehw.sim.learn_harness import golden_training, simulate_learning
-from spykehw.sim.vector_gen_conv import canonical_events
-from spykehw.sim.vector_gen_learn import (COMMITTED, committed_path, committed_set, core_config,
-                                          image_events, image_winners, read_learn_vectors)
+from spykehw.sim.conv.vector_gen import canonical_events
+from spykehw.sim.learning.expected import golden_training
+from spykehw.sim.learning.harness import simulate_learning
+from spykehw.sim.learning.vector_gen import (
+    COMMITTED,
+    committed_path,
+    committed_set,
+    core_config,
+    image_events,
+    image_winners,
+    read_learn_vectors,
+)
 
 
 def assert_run_matches(run, winners, weights, n=None):
@@ -77,7 +85,8 @@ def test_conv1_and_conv2_elaborate(opts, L, max_spikes):
 def test_verilog_is_lint_clean(tmp_path):
     """Verilator -Wall on the learning core's Verilog (stochastic rounding, three lane groups),
     with only the waivers of the inference core."""
-    from spykehw.rtl.verilog import generate, lint
+    from spykehw.rtl.verilog import generate
+    from spykehw.sim.framework.lint import lint
 
     cfg = ConvCoreConfig(options=CONV1, formats=preset("fpga-8"), parallelism=10, learning=True)
     core = ConvCore(cfg)
@@ -87,8 +96,8 @@ def test_verilog_is_lint_clean(tmp_path):
 
 def test_weight_words_round_trip():
     """words_to_weights inverts the bus packing (lane l of word index*G + g is map g*L + l)."""
-    from spykehw.sim.conv_harness import weight_words
-    from spykehw.sim.learn_harness import words_to_weights
+    from spykehw.sim.conv.packing import weight_words
+    from spykehw.sim.learning.harness import words_to_weights
 
     cfg = ConvCoreConfig(options=CONV1, formats=preset("fpga-8"), parallelism=10, learning=True)
     w = np.random.default_rng(0).integers(0, 256, size=(30, 2, 5, 5))

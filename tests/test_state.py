@@ -7,13 +7,18 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-
-from spykehw.errors import SpykehwError
 from spykehw.golden.classifier import ClassifierParams
+from spykehw.golden.errors import SpykehwError
 from spykehw.golden.formats import preset
 from spykehw.golden.options import NetworkOptions
-from spykehw.golden.state import (FORMAT_NAME, StateError, TrainedState, load_state, make_state,
-                                  save_state)
+from spykehw.golden.state import (
+    FORMAT_NAME,
+    StateError,
+    TrainedState,
+    load_state,
+    make_state,
+    save_state,
+)
 
 M, C, K, S = 30, 2, 5, 4
 

@@ -9,13 +9,24 @@ import zipfile
 
 import numpy as np
 import pytest
-
-from spykehw.errors import SpykehwError
+from spykehw.golden.errors import SpykehwError
 from spykehw.golden.formats import preset
-from spykehw.sim.vector_gen_softmax import (COMMITTED_SEED, PRESET_NAMES, committed_path,
-                                            make_softmax_vectors, write_committed)
-from spykehw.sim.vectors import (FORMAT, HEADER, VERSION, VectorError, read_vectors, to_readmemh,
-                                 write_vectors)
+from spykehw.sim.framework.vectors import (
+    FORMAT,
+    HEADER,
+    VERSION,
+    VectorError,
+    read_vectors,
+    to_readmemh,
+    write_vectors,
+)
+from spykehw.sim.softmax.vector_gen import (
+    COMMITTED_SEED,
+    PRESET_NAMES,
+    committed_path,
+    make_softmax_vectors,
+    write_committed,
+)
 
 FMT = preset("fpga-8")
 OPTIONS = {"classes": 3, "logit_bits": 8, "random_images": 2, "cases": []}
@@ -200,11 +211,11 @@ def test_to_readmemh():
 @pytest.mark.parametrize("name", PRESET_NAMES)
 def test_committed_softmax_vectors_are_current(tmp_path, name):
     """Regenerating from the golden model gives exactly the committed file (content and bytes),
-    so the committed set cannot go stale silently. Fix: python -m spykehw.sim.vector_gen_softmax"""
+    so the committed set cannot go stale silently. Fix: python -m spykehw.sim.softmax.vector_gen"""
     committed = read_vectors(committed_path(name), kind="softmax")
     fresh = make_softmax_vectors(preset(name), COMMITTED_SEED)
     assert committed.differences(fresh) == [], (
-        f"{committed_path(name)} is stale; rewrite with: python -m spykehw.sim.vector_gen_softmax")
+        f"{committed_path(name)} is stale; rewrite with: python -m spykehw.sim.softmax.vector_gen")
     assert committed.formats == preset(name)
     rewritten = write_committed(name, folder=tmp_path)
     assert rewritten.read_bytes() == committed_path(name).read_bytes()

@@ -1,7 +1,7 @@
 """Long co-simulation runs of the accelerator on real test images (``spykehw cosim accelerator``).
 
 Why its own module: a real run needs a trained network (Conv1 STDP + a classifier trained on the
-integer pipeline's features, cached by :func:`~spykehw.sim.vector_gen_classifier.real_classifier`),
+integer pipeline's features, cached by :func:`~spykehw.sim.classifier.vector_gen.real_classifier`),
 the images' integer encoding as event frames, and one simulator run for all images (the weights
 are loaded once over AXI4-Lite, which is the slow part of a short run).
 """
@@ -18,7 +18,7 @@ from ...golden.design_point import DesignPoint
 from ...golden.formats import NumberFormats
 from ...golden.options import EncoderOptions
 from ...golden.pipeline import encode_events
-from ..vector_gen_classifier import real_classifier
+from ..classifier.vector_gen import real_classifier
 from .runner import build_accelerator, cosim_images
 from .vectors import AcceleratorParams
 

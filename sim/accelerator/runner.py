@@ -4,7 +4,7 @@ Why no simulation top here (unlike the block harnesses): cocotbext-axi drives an
 top's own AXI ports at clock edges, so the DUT is the generated ``accelerator`` module itself,
 with a cocotb clock; a top that registers the inputs would break the handshakes.
 
-Builds are cached like the harness builds (:func:`spykehw.sim.classifier_harness.build_top`):
+Builds are cached like the harness builds (:func:`spykehw.sim.classifier.cosim.build_top`):
 keyed by the Verilog text, the simulator and the options, under the spykehw cache folder.
 """
 
@@ -24,8 +24,8 @@ from ...golden.design_point import DesignPoint
 from ...rtl.accelerator import Accelerator
 from ...rtl.design import classifier_config
 from ...rtl.verilog import GeneratedVerilog, generate
-from ..objcache import cache_root
-from ..runners import CocotbResult, SimBuild, build_sim, run_tests, tb_env
+from ..framework.objcache import cache_root
+from ..framework.runners import CocotbResult, SimBuild, build_sim, run_tests, tb_env
 from .vectors import AcceleratorParams, Job, make_job, malformed_frames, write_job
 
 __all__ = ["TB_MODULE", "TOP", "AcceleratorCosim", "build_accelerator", "run_job", "cosim_images"]

@@ -38,12 +38,27 @@ from pathlib import Path
 import cocotb
 from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
 from cocotb.utils import get_sim_time
-from cocotbext.axi import (AxiLiteBus, AxiLiteMaster, AxiRamRead, AxiReadBus, AxiStreamBus, AxiStreamFrame,
-                           AxiStreamSink, AxiStreamSource)
+from cocotbext.axi import (
+    AxiLiteBus,
+    AxiLiteMaster,
+    AxiRamRead,
+    AxiReadBus,
+    AxiStreamBus,
+    AxiStreamFrame,
+    AxiStreamSink,
+    AxiStreamSource,
+)
 
 from ...rtl.accel_regs import REG, WDATA_BASE
 from ...rtl.result_stream import NO_CLASS
-from ..cocotb_support import ENV_REPORT, ENV_VECTORS, ENV_WAVEFORM, Checker, env_path, start_clock
+from ..framework.cocotb_support import (
+    ENV_REPORT,
+    ENV_VECTORS,
+    ENV_WAVEFORM,
+    Checker,
+    env_path,
+    start_clock,
+)
 from .vectors import Job, read_job
 
 ENV_STATS = "SPYKEHW_ACCEL_STATS"

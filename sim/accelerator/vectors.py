@@ -26,18 +26,18 @@ from ...golden.arithmetic import int_arithmetic
 from ...golden.classifier_int import IntClassifier, forward_int
 from ...golden.conv import run_conv
 from ...golden.design_point import DesignPoint
+from ...golden.files import atomic_write
 from ...golden.fixed import signed_range
 from ...golden.formats import preset
 from ...golden.options import ConvOptions
 from ...golden.spikes import SpikeEvents
-from ...output import atomic_write
 from ...rtl.accel_regs import REG, WDATA_BASE
 from ...rtl.accelerator import w2_stride, weight_targets
 from ...rtl.design import classifier_config, conv_core_config
 from ...rtl.event_checker import ErrorFlag
 from ...rtl.layouts import index_bits
-from ..classifier_harness import load_words, w2_rows
-from ..conv_harness import image_tokens, pack_tokens, weight_words
+from ..classifier.packing import load_words, w2_rows
+from ..conv.packing import image_tokens, pack_tokens, weight_words
 
 __all__ = ["AcceleratorParams", "small_point", "random_params", "random_events", "weight_writes", "w2_memory",
            "expected_results", "frame_of", "malformed_frames", "Job", "make_job", "write_job", "read_job"]

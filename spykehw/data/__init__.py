@@ -8,8 +8,15 @@ folders), :mod:`~spykehw.data.registry` (pinned URLs, sizes, hashes), :mod:`~spy
 (``spykehw data info``).
 """
 
-from .datasets import (DATASET_NAMES, Dataset, load_dataset, load_emnist_balanced,
-                       load_emnist_bymerge, load_mnist, load_sample)
+from .datasets import (
+                       DATASET_NAMES,
+                       Dataset,
+                       load_dataset,
+                       load_emnist_balanced,
+                       load_emnist_bymerge,
+                       load_mnist,
+                       load_sample,
+)
 from .emnist import EMNIST_47_CLASSES
 from .idx import IMAGES_MAGIC, LABELS_MAGIC, IdxError, read_idx, write_idx
 from .locate import DatasetError, default_data_dir, shared_datasets_dir

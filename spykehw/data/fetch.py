@@ -10,7 +10,7 @@ The rules, for every file:
 * the size and every checksum pinned in :mod:`spykehw.data.registry` are checked; a ``.part``
   that fails is deleted, and the error says so; a checksum that is not pinned is computed and
   printed (never silently "checked" against nothing);
-* progress is shown in bytes with :class:`spykehw.progress.Progress`.
+* progress is shown in bytes with :class:`spykehw.golden.progress.Progress`.
 
 EMNIST is one zip (``gzip.zip``); the bymerge and balanced files are extracted from it (again via
 ``.part`` files, verified), the mapping files are checked against the built-in 47-class table,
@@ -35,8 +35,8 @@ from pathlib import Path, PurePosixPath
 from typing import Callable
 
 from .. import __version__
-from ..errors import SpykehwError
-from ..progress import Progress
+from ..golden.errors import SpykehwError
+from ..golden.progress import Progress
 from .emnist import check_mapping
 from .locate import ENV_VAR, DatasetError, user_data_dir
 from .registry import DATASET_SOURCES, DatasetSource, RemoteFile

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import SpykehwError
+from ..golden.errors import SpykehwError
 from ..output import atomic_write
 
 __all__ = [

@@ -12,8 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import SpykehwError
-from .datasets import EMNIST_BALANCED_STEMS, EMNIST_BYMERGE_STEMS, MNIST_STEMS, SAMPLE_DIR
+from ..golden.errors import SpykehwError
+from .datasets import (
+    EMNIST_BALANCED_STEMS,
+    EMNIST_BYMERGE_STEMS,
+    MNIST_STEMS,
+    SAMPLE_DIR,
+)
 from .emnist import check_mapping
 from .idx import read_idx, read_idx_data, read_idx_header
 from .locate import DatasetError, candidate_data_dirs, find_dataset_files

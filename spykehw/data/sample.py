@@ -14,8 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from ..output import atomic_write, sha256_file
-from .datasets import (MNIST_STEMS, SAMPLE_TEST_COUNT, SAMPLE_TRAIN_COUNT, DatasetError,
-                       load_mnist)
+from .datasets import (
+    MNIST_STEMS,
+    SAMPLE_TEST_COUNT,
+    SAMPLE_TRAIN_COUNT,
+    DatasetError,
+    load_mnist,
+)
 from .idx import read_content, write_idx
 from .registry import content_hash_of
 

@@ -2,10 +2,10 @@
 
 The conv core's and the classifier's cycles per image depend on the data (input spikes, active
 features), so the figures to trust are the ones their co-simulation benchmarks measure on real
-images. Those benchmarks (:mod:`spykehw.sim.bench_conv`, :mod:`spykehw.sim.bench_classifier`)
+images. Those benchmarks (:mod:`spykehw.sim.conv.bench`, :mod:`spykehw.sim.classifier.bench`)
 build and run Verilator models for minutes, far too long to run inside every FPGA study, so
-the flow reads the JSON they write (``python -m spykehw.sim.bench_conv --out conv.json``,
-``python -m spykehw.sim.bench_classifier --out classifier.json``) instead:
+the flow reads the JSON they write (``python -m spykehw.sim.conv.bench --out conv.json``,
+``python -m spykehw.sim.classifier.bench --out classifier.json``) instead:
 
 conv (``"layer": "conv1"``)
     ``results.conv1_cycles_per_image["L<parallelism>"]``: measured on ``images`` MNIST test
@@ -23,12 +23,12 @@ Without a matching entry the blocks fall back to their models (:mod:`spykehw.fpg
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import SpykehwError
+from ..golden.errors import SpykehwError
+from ..inputs import read_json
 
 __all__ = ["BenchError", "BenchData", "read_bench", "bench_key"]
 
@@ -54,7 +54,7 @@ class BenchData:
                 continue
             note = "" if doc.get("preset") == preset else \
                 f"; measured at preset {doc.get('preset')}, this study is {preset}"
-            return float(value), (f"measured: {path} (spykehw.sim.bench_conv, {doc.get('images')} MNIST "
+            return float(value), (f"measured: {path} (spykehw.sim.conv.bench, {doc.get('images')} MNIST "
                                   f"test images, Verilator co-simulation, harness cycle counter{note})")
         return None
 
@@ -77,17 +77,14 @@ def read_bench(paths: list[str | Path]) -> BenchData:
     conv, cls = [], []
     for p in paths:
         p = Path(p)
-        try:
-            doc = json.loads(p.read_text())
-        except ValueError as e:
-            raise BenchError(f"{p}: not JSON ({e})") from None
+        doc = read_json(p, "benchmark JSON", BenchError, table=False)
         if isinstance(doc, dict) and doc.get("layer") == "conv1" and "results" in doc:
             conv.append((str(p), doc))
         elif isinstance(doc, dict) and doc.get("benchmark") == "classifier":
             cls.append((str(p), doc))
         else:
-            raise BenchError(f"{p}: expected the JSON of python -m spykehw.sim.bench_conv or "
-                             "spykehw.sim.bench_classifier (--out FILE)")
+            raise BenchError(f"{p}: expected the JSON of python -m spykehw.sim.conv.bench or "
+                             "spykehw.sim.classifier.bench (--out FILE)")
     return BenchData(tuple(conv), tuple(cls), tuple(str(p) for p in paths))
 
 

@@ -7,18 +7,17 @@ images/s and external-memory bandwidth, each a :class:`Figure` that says where i
 
 ``cycles``
     clock cycles per image. Softmax: exact, its own ``cycles_per_image``. Conv core: measured
-    by :mod:`spykehw.sim.bench_conv` when its output is given (``--bench``, read by
+    by :mod:`spykehw.sim.conv.bench` when its output is given (``--bench``, read by
     :mod:`spykehw.fpga.bench`), else an upper bound from the core's documented schedule.
-    Classifier: measured by :mod:`spykehw.sim.bench_classifier` when given, else its own timing
+    Classifier: measured by :mod:`spykehw.sim.classifier.bench` when given, else its own timing
     model (``ClassifierConfig.cycles_hidden``) at a measured or assumed number of active
     features.
 ``external_bytes``
     bytes fetched from external memory per image (0 for blocks whose parameters live on chip;
     the classifier streams ``W2`` rows: active features x ``ClassifierConfig.bytes_per_row``).
 
-Blocks that are not built yet (their ``rtl`` module does not exist) raise
-:class:`BlockUnavailable` naming the missing module; ``all`` builds every block that exists and
-lists the missing ones in :attr:`BlockSet.missing`.
+Without the ``hw`` extra (Amaranth) a block raises :class:`BlockUnavailable` naming the
+missing module; ``all`` builds every block it can and lists the others in :attr:`BlockSet.missing`.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..errors import SpykehwError
+from ..golden.errors import SpykehwError
 from ..golden.formats import NumberFormats
 
 __all__ = [
@@ -181,9 +180,10 @@ def conv_cycles_bound(cfg: Any) -> int:
 
 def _conv(s: BlockSettings) -> Block:
     try:
-        from ..rtl.conv_core import ConvCore, ConvCoreConfig
-    except ModuleNotFoundError as e:
-        raise BlockUnavailable(f"conv: rtl/conv_core.py is not available ({e})") from None
+        from ..rtl.conv_config import ConvCoreConfig
+        from ..rtl.conv_core import ConvCore
+    except ModuleNotFoundError as e:   # the hw extra (Amaranth) is optional
+        raise BlockUnavailable(f"conv: {e} (install spykehw[hw])") from None
     from ..golden.options import CONV1
 
     try:
@@ -226,10 +226,8 @@ def classifier_cycles_model(cfg: Any, active: int) -> tuple[int, str]:
 def _classifier(s: BlockSettings) -> Block:
     try:
         from ..rtl.classifier import Classifier, ClassifierConfig
-    except ModuleNotFoundError as e:
-        if e.name not in ("spykehw.rtl.classifier",):
-            raise
-        raise BlockUnavailable("classifier: rtl/classifier.py does not exist yet") from None
+    except ModuleNotFoundError as e:   # the hw extra (Amaranth) is optional
+        raise BlockUnavailable(f"classifier: {e} (install spykehw[hw])") from None
 
     from ..golden.options import CONV1
 
@@ -244,7 +242,7 @@ def _classifier(s: BlockSettings) -> Block:
         exact, same, path = s.bench.classifier_entry(features, s.hidden, s.classes, s.lanes)
     if exact is not None:
         other = "" if s.formats.name == "fpga-16" else f"; this study is {s.formats.name}"
-        where = (f"measured: {path} (spykehw.sim.bench_classifier, {exact['images']} test images, "
+        where = (f"measured: {path} (spykehw.sim.classifier.bench, {exact['images']} test images, "
                  f"memory latency {exact['memory_latency']} cycles, at the benchmark's preset "
                  f"fpga-16{other})")
         cycles = Figure(float(exact["cycles_per_image"]), "measured", where + ", steady state")

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import SpykehwError
+from ..golden.errors import SpykehwError
 
 __all__ = ["Device", "DEVICES", "TARGETS", "device", "DeviceError"]
 

@@ -33,7 +33,7 @@ from typing import Any
 
 from amaranth.back import rtlil, verilog
 
-from ..errors import SpykehwError
+from ..golden.errors import SpykehwError
 from ..output import RunFolder
 from ..rtl.verilog import GeneratedVerilog, generate
 from . import parse

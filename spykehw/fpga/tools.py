@@ -24,8 +24,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Sequence, TextIO
 
-from ..errors import SpykehwError
-from ..progress import format_duration
+from ..golden.errors import SpykehwError
+from ..golden.progress import format_duration
 
 __all__ = ["ToolMissing", "ToolRun", "find_tool", "tool_version", "run_tool", "Stages"]
 

@@ -18,7 +18,7 @@ import os
 from contextlib import contextmanager
 from typing import Iterator
 
-from ..errors import SpykehwError
+from ..golden.errors import SpykehwError
 
 __all__ = ["ClusterError", "usable_cpus", "worker_env", "dask_client"]
 

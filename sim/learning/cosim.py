@@ -1,0 +1,140 @@
+"""Co-simulation of the learning conv core (Verilator / Icarus through cocotb) and the long run
+(``spykehw cosim learn``): STDP training in the RTL compared with the golden model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from ...golden.formats import DEFAULT_PRESET, load_formats
+from ...golden.options import CONV1
+from ...rtl.conv_config import ConvCoreConfig
+from ..conv.cosim import ConvCosimResult, build_conv_cosim
+from ..conv.harness import LONG_RUN_DEPTHS
+from ..conv.tb import ENV_STATS
+from ..conv.vector_gen import encode_cases
+from ..framework.cocotb_support import ENV_STALL
+from ..framework.images import mnist_train_images
+from ..framework.runners import CosimFailure, run_tests, tb_env
+from .tb import ENV_LEARN_EVERY, ENV_LEARN_IMAGES
+from .vector_gen import (
+    core_config,
+    initial_weights,
+    make_learn_vectors,
+    write_vector_set,
+)
+
+__all__ = [
+    "build_learn_cosim",
+    "run_learn_cosim",
+    "long_run",
+]
+
+
+# ----- co-simulation (Verilator / Icarus through cocotb) -----------------------------------------
+
+def build_learn_cosim(cfg: "ConvCoreConfig", simulator: str, folder, *, waves: bool = False,
+                      optimize: bool = False, long: bool = False):
+    """Generate and build the harness of a learning core (:func:`build_conv_cosim` with
+    ``learning=True``; ``long``: the large capture memories of long runs)."""
+
+    if not cfg.learning:
+        cfg = dataclasses.replace(cfg, learning=True)
+    depths = dict(LONG_RUN_DEPTHS, winner_depth=1 << 15) if long else {}
+    return build_conv_cosim(cfg, simulator, folder, waves=waves, optimize=optimize, **depths)
+
+
+def run_learn_cosim(cosim, vectors, test_dir, *, images: int | None = None, every_image: bool = True,
+                    stall: bool = False, check: bool = True):
+    """Run :mod:`spykehw.sim.learning.tb` on a ``conv-learn`` file (the first ``images``
+    images, or all); returns a :class:`~spykehw.sim.conv.harness.ConvCosimResult`. With
+    ``check`` a mismatch raises :class:`~spykehw.sim.framework.runners.CosimFailure`."""
+
+
+    test_dir = Path(test_dir)
+    test_dir.mkdir(parents=True, exist_ok=True)
+    stats_path = test_dir / "learn_stats.json"
+    extra = {ENV_STATS: str(stats_path.resolve()), ENV_LEARN_EVERY: "1" if every_image else "0"}
+    if images is not None:
+        extra[ENV_LEARN_IMAGES] = str(int(images))
+    if stall:
+        extra[ENV_STALL] = "0.5"
+    env = tb_env(vectors=vectors, ports=cosim.design.json_path, **extra)
+    result = run_tests(cosim.build, "spykehw.sim.learning.tb", test_dir, extra_env=env,
+                       check=False, waves=False)
+    stats = json.loads(stats_path.read_text()) if stats_path.is_file() else {}
+    out = ConvCosimResult(result, stats)
+    if check and not result.passed:
+        raise CosimFailure(result.summary(), result)
+    return out
+
+
+# ----- the long run ----------------------------------------------------------------------------
+
+def long_run(n_images: int = 500, *, simulator: str = "verilator", parallelism: int = 30,
+             formats: str = DEFAULT_PRESET, folder=None, data_dir=None, optimize: bool = True,
+             progress: Any = None) -> dict[str, Any]:
+    """STDP-train Conv1 (default options) in the RTL on the first ``n_images`` MNIST training
+    images, from the authors' initial weights, and compare with the golden model: the winners
+    of every image and the weights after every batch (and so the final weights).
+
+    Images come from the embedded ``mnist-sample`` (5,000 training images) unless
+    ``n_images > 5000`` or ``data_dir`` is given (then the full MNIST from the data folders).
+    Returns a JSON-friendly summary: ``identical``, mismatch lines, cycles per image, simulated
+    cycles per second and images per second, wall times.
+    """
+
+
+    fmt = load_formats(formats)
+    t0 = time.perf_counter()
+    source = "mnist-sample" if n_images <= 5000 and data_dir is None else "mnist"
+    images = mnist_train_images(source, data_dir)[:n_images]
+    if len(images) < n_images:
+        raise ValueError(f"{source} has only {len(images)} training images, not {n_images}")
+    labels = [f"mnist-train[{i}]" for i in range(n_images)]
+    events = [c.events for c in encode_cases(images, labels, fmt)]
+    vs = make_learn_vectors(fmt, CONV1, initial_weights(CONV1, fmt), events, labels, layer="conv1",
+                            images=images, sources={"mnist-train": source},
+                            description=f"long run: Conv1 STDP on {n_images} {source} training images")
+    t_golden = time.perf_counter() - t0
+    tmp = None
+    if folder is None:
+        tmp = tempfile.TemporaryDirectory(prefix="spykehw-learn-")
+        folder = tmp.name
+    folder = Path(folder)
+    try:
+        path = write_vector_set(folder / "long.npz", vs)
+        t1 = time.perf_counter()
+        cosim = build_learn_cosim(core_config(vs, parallelism), simulator, folder / "build",
+                                  optimize=optimize and simulator == "verilator", long=True)
+        t_build = time.perf_counter() - t1
+        res = run_learn_cosim(cosim, path, folder / "run", every_image=False, check=False)
+        report = res.result.report or {}
+        mism = report.get("mismatches", [])
+        st = res.stats
+        images_run = int(st.get("images", 0))
+        cycles = int(st.get("cycles", 0))
+        sim_s = float(st.get("sim_s", 0.0))
+        return {
+            "images": images_run, "requested": n_images, "source": source, "formats": fmt.name,
+            "simulator": simulator, "parallelism": parallelism,
+            "optimized_build": bool(optimize and simulator == "verilator"),
+            "identical": bool(res.passed and images_run == n_images and not mism),
+            "compared": (f"the winners of every image, and every weight after each of "
+                         f"{len(st.get('batches', []))} batches (the last: the final weights)"),
+            "mismatches": len(mism), "mismatch_lines": [m["message"] for m in mism][:20],
+            "golden_winners": int(len(vs["winners"])), "golden_final_level": vs.options["final_level"],
+            "cycles": cycles, "cycles_per_image": cycles / images_run if images_run else 0.0,
+            "sim_cycles_per_s": cycles / sim_s if sim_s else 0.0,
+            "images_per_s": images_run / float(st.get("wall_s", 0.0)) if st.get("wall_s") else 0.0,
+            "golden_s": t_golden, "build_s": t_build, "tb_wall_s": float(st.get("wall_s", 0.0)),
+            "wall_s": time.perf_counter() - t0,
+        }
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
