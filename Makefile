@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.spykehw-installed
 
-.PHONY: run test test-long env clean clean-cache
+.PHONY: run test test-long mutation env clean clean-cache
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (spykehw needs Python 3.11; set PYTHON=...)"; exit 1; }
@@ -27,6 +27,13 @@ test: $(STAMP)
 
 test-long: $(STAMP)
 	$(BIN)/python -m pytest -m long -q
+
+## Mutation testing of the integer golden model's arithmetic (README "Test strength"; not in CI).
+## A seeded random sample of mutants, one test run each: about 25 s per mutant on a loaded machine.
+MUTANTS ?= 150
+MUTATION_MINUTES ?= 0
+mutation: $(STAMP)
+	$(BIN)/python tools/mutate.py --sample $(MUTANTS) --seed 1 --minutes $(MUTATION_MINUTES) --out mutation-report.json
 
 ## numba's on-disk cache does not notice edits in a called module: clear it after editing golden/
 clean-cache:

@@ -26,7 +26,7 @@ import numpy as np
 
 from .encoding import encode_float, encode_int
 from .encoding_agreement import encoder_agreement
-from .formats import PRESETS, preset
+from .formats import DEFAULT_PRESET, PRESETS, preset
 from .options import EncoderOptions
 
 __all__ = ["main", "read_idx_images", "bench"]
@@ -71,12 +71,12 @@ def main(argv: list[str] | None = None) -> None:
     images = np.ascontiguousarray(read_idx_images(args.images)[:args.n])
     numba.set_num_threads(args.threads)
     opts = EncoderOptions()
-    fmt = preset("fpga-16")
+    fmt = preset(DEFAULT_PRESET)
     report: dict = {"images": int(images.shape[0]), "threads": args.threads,
                     "encode_float": bench(lambda x: encode_float(x, opts), images, args.repeats),
                     "encode_int": bench(lambda x: encode_int(x, opts, fmt), images, args.repeats)}
     if args.agreement:
-        preset("fpga-16")  # fills PRESETS
+        preset(DEFAULT_PRESET)  # fills PRESETS
         report["agreement"] = {name: encoder_agreement(images, opts, preset(name))
                                for name in PRESETS}
     print(json.dumps(report, indent=2))

@@ -28,8 +28,16 @@ Speed
 active inputs instead of multiplying, and the update touches only the rows of ``W2`` whose input
 was active in the batch. :func:`train_steps_dense` and :func:`gradients` are the plain dense
 numpy statement of the same math; the tests check the kernels against them. Training is serial
-(batches of 5 are too small for numba's parallel regions to pay off: on 2 shared cores they made
-it several times slower); evaluation runs images in parallel.
+(batches of 5 are too small for numba's parallel regions to pay off: on 2 shared cores a
+parallel region per batch made it over ten times slower); evaluation runs images in parallel.
+The update of ``W2`` subtracts whole rows (vectorised) where that is exact: a row active in one
+sample of the batch takes that sample's ``delta2``, rows active in several are grouped by their
+set of samples; subtracting ``lr * 0.0`` leaves a float32 value unchanged, so the result is the
+same as updating only the nonzero columns. The forward pass reads each row active in the batch
+once for all its samples (each sample's sum still runs over its rows in ascending order). The
+next chunk's dropout masks are drawn on a helper thread while the kernel (which releases the
+GIL) trains this one. ``tests/test_classifier_fast.py`` checks that the parameters are
+bit-identical to those of the kernel before these changes.
 
 Determinism
 -----------
@@ -45,6 +53,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -268,7 +277,7 @@ def _activate(z2, mode, a2):
             a2[h] = 1.0 if z2[h] >= 0.0 else 0.0
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)
 def _forward_kernel(F2, f2, F3, f3, x, mode):
     n = x.shape[0]
     H = F2.shape[1]
@@ -309,6 +318,54 @@ def _quantized(w, q):
 
 
 @njit(cache=True)
+def _sample_pass(F2, f2, F3, f3, xr, yr, m, mode, quadratic, window, z2, a2, d2, d3, z3, add=True):
+    """Forward and backward of one training sample: ``z2, a2, d2 (H,)``, ``d3 (C,)``; ``z3`` is
+    scratch. ``m`` is the sample's dropout mask (True = dropped). With ``add`` False, ``z2``
+    already holds ``f2 + sum of the active rows of F2``."""
+    H = z2.shape[0]
+    C = d3.shape[0]
+    if add:
+        add_rows(F2, f2, xr, z2)
+    for h in range(H):
+        if m[h]:
+            z2[h] = -1.0
+    _activate(z2, mode, a2)
+    _output(F3, f3, a2, mode, z3)
+    if quadratic:
+        for c in range(C):
+            d3[c] = z3[c] if z3[c] > 0.0 else 0.0
+    else:
+        zmax = z3[0]
+        for c in range(1, C):
+            zmax = max(zmax, z3[c])
+        tot = 0.0
+        for c in range(C):
+            d3[c] = math.exp(z3[c] - zmax)
+            tot += d3[c]
+        for c in range(C):
+            d3[c] /= tot
+    d3[yr] -= 1.0
+    for h in range(H):
+        zh = z2[h]
+        if mode == SG1:
+            gate = zh >= 0.0 and zh <= window
+        else:
+            gate = zh >= 0.0
+        acc = 0.0
+        if gate:
+            for c in range(C):
+                acc += d3[c] * F3[h, c]
+        d2[h] = acc
+
+
+@njit(cache=True)
+def _sub_row(w, lr, d):
+    """``w = float32(float64(w) - lr * d)`` over a whole row."""
+    for h in range(w.shape[0]):
+        w[h] = np.float64(w[h]) - lr * d[h]
+
+
+@njit(cache=True, nogil=True)
 def _train_kernel(W2, b2, W3, b3, F2, f2, F3, f3, x, y, row0, n_batches, batch, masks,
                   eta, mode, quadratic, window, qat, qp, member, slot, rows):
     """Train ``n_batches`` consecutive batches starting at row ``row0`` (serial, in place).
@@ -327,47 +384,50 @@ def _train_kernel(W2, b2, W3, b3, F2, f2, F3, f3, x, y, row0, n_batches, batch, 
     z3 = np.empty(C)
     gW3 = np.empty((H, C))
     touched = np.empty(H, np.bool_)
-    cols = np.empty(H, np.int64)      # hidden units with a nonzero delta2 in this batch
-    d2c = np.empty((batch, H))        # delta2 restricted to ``cols``
+    cols = np.empty(H, np.int64)      # hidden units with a nonzero delta2 in a group's samples
     gc = np.empty(H)
+    scol = np.empty((batch, H), np.int64)  # per sample: hidden units with a nonzero delta2
+    ns = np.empty(batch, np.int64)
+    pat = np.empty(F, np.int64)       # per batch row slot: bit s set if sample s has it active
+    cnt = np.empty(F, np.int64)       # per batch row slot: number of samples with it active
+    multi = np.empty(F, np.int64)     # slots of rows active in several samples
     lr = eta / batch
     qx = _qat_table(qp)
     for b in range(n_batches):
+        # the rows active in the batch, ascending: slot k holds row rows[k], used by the
+        # samples s with member[k, s] (cnt[k] of them; bit s of pat[k] for s < 62)
+        r0 = row0 + b * batch
+        nu = 0
+        for i in range(F):
+            for s in range(batch):
+                if x[r0 + s, i] != 0:
+                    if slot[i] < 0:
+                        slot[i] = nu
+                        rows[nu] = i
+                        pat[nu] = 0
+                        cnt[nu] = 0
+                        nu += 1
+                    k = slot[i]
+                    member[k, s] = True
+                    cnt[k] += 1
+                    if s < 62:
+                        pat[k] |= np.int64(1) << s
+        # z2 of every sample, each active row read once for the batch; every sample's sum
+        # runs over its rows in ascending order, as add_rows does
+        for s in range(batch):
+            for h in range(H):
+                z2[s, h] = f2[h]
+        for k in range(nu):
+            wi = F2[rows[k]]
+            for s in range(batch):
+                if member[k, s]:
+                    zs = z2[s]
+                    for h in range(H):
+                        zs[h] += wi[h]
         # forward and backward of every sample with the pre-update weights
         for s in range(batch):
-            r = row0 + b * batch + s
-            add_rows(F2, f2, x[r], z2[s])
-            m = masks[b * batch + s]
-            for h in range(H):
-                if m[h]:
-                    z2[s, h] = -1.0
-            _activate(z2[s], mode, a2[s])
-            _output(F3, f3, a2[s], mode, z3)
-            if quadratic:
-                for c in range(C):
-                    d3[s, c] = z3[c] if z3[c] > 0.0 else 0.0
-            else:
-                zmax = z3[0]
-                for c in range(1, C):
-                    zmax = max(zmax, z3[c])
-                tot = 0.0
-                for c in range(C):
-                    d3[s, c] = math.exp(z3[c] - zmax)
-                    tot += d3[s, c]
-                for c in range(C):
-                    d3[s, c] /= tot
-            d3[s, y[r]] -= 1.0
-            for h in range(H):
-                zh = z2[s, h]
-                if mode == SG1:
-                    gate = zh >= 0.0 and zh <= window
-                else:
-                    gate = zh >= 0.0
-                acc = 0.0
-                if gate:
-                    for c in range(C):
-                        acc += d3[s, c] * F3[h, c]
-                d2[s, h] = acc
+            _sample_pass(F2, f2, F3, f3, x[r0 + s], y[r0 + s], masks[b * batch + s], mode,
+                         quadratic, window, z2[s], a2[s], d2[s], d3[s], z3, False)
         # W3 += -lr * a2^T delta3 (rows of hidden units active in some sample), b3
         gW3[:, :] = 0.0
         touched[:] = False
@@ -393,47 +453,98 @@ def _train_kernel(W2, b2, W3, b3, F2, f2, F3, f3, x, y, row0, n_batches, batch, 
             if qat:
                 b3[c] = _clip_shadow(b3[c], qx[3])
                 f3[c] = _quantized(b3[c], qx[3])
-        # W2 += -lr * x^T delta2: rows of inputs active in the batch, columns with nonzero delta2
-        ncol = 0
-        for h in range(H):
-            nz = False
-            for s in range(batch):
+        # W2 += -lr * x^T delta2, only where it changes something: row i (an input active in
+        # the batch) changes at the columns h where delta2 of some sample with x[i] = 1 is
+        # nonzero. Rows active in one sample (most of them) take that sample's nonzero columns;
+        # rows active in several are grouped by their set of samples. Each element's gradient
+        # is summed in sample order from 0.0, as in the dense statement, and elsewhere the
+        # update would subtract exactly 0.0 (delta2 is never -0.0), so skipping it is exact.
+        for s in range(batch):
+            n = 0
+            for h in range(H):
                 if d2[s, h] != 0.0:
-                    nz = True
-            if nz:
-                cols[ncol] = h
-                ncol += 1
-        for s in range(batch):
-            for j in range(ncol):
-                d2c[s, j] = d2[s, cols[j]]
-        nu = 0
-        for s in range(batch):
-            xr = x[row0 + b * batch + s]
-            for i in range(F):
-                if xr[i] != 0:
-                    k = slot[i]
-                    if k < 0:
-                        k = nu
-                        slot[i] = k
-                        rows[k] = i
-                        nu += 1
-                    member[k, s] = True
+                    scol[s, n] = h
+                    n += 1
+            ns[s] = n
+        nmulti = 0
         for k in range(nu):
             i = rows[k]
-            for j in range(ncol):
-                gc[j] = 0.0
-            for s in range(batch):
-                if member[k, s]:
+            if cnt[k] == 1:
+                for s in range(batch):
+                    if member[k, s]:
+                        if qat:
+                            for j in range(ns[s]):
+                                h = scol[s, j]
+                                W2[i, h] = np.float64(W2[i, h]) - lr * d2[s, h]
+                                W2[i, h] = _clip_shadow(W2[i, h], qx[0])
+                                F2[i, h] = _quantized(W2[i, h], qx[0])
+                        elif 16 * ns[s] < H:
+                            for j in range(ns[s]):
+                                h = scol[s, j]
+                                W2[i, h] = np.float64(W2[i, h]) - lr * d2[s, h]
+                        else:  # the whole row, vectorised (d2[s, h] = 0 changes nothing)
+                            _sub_row(W2[i], lr, d2[s])
+                        member[k, s] = False
+                slot[i] = -1
+            else:
+                multi[nmulti] = k
+                nmulti += 1
+        if nmulti > 0:
+            mk = multi[:nmulti]
+            if batch <= 62:  # group rows with the same samples (pattern) together
+                mk = mk[np.argsort(pat[mk], kind="mergesort")]
+            g0 = 0
+            while g0 < nmulti:
+                g1 = g0 + 1
+                if batch <= 62:
+                    while g1 < nmulti and pat[mk[g1]] == pat[mk[g0]]:
+                        g1 += 1
+                k0 = mk[g0]
+                if not qat:  # the whole rows, vectorised: gc[h] = 0.0 changes nothing
+                    for h in range(H):
+                        gc[h] = 0.0
+                    for s in range(batch):
+                        if member[k0, s]:
+                            for h in range(H):
+                                gc[h] += d2[s, h]
+                    for g in range(g0, g1):
+                        k = mk[g]
+                        i = rows[k]
+                        _sub_row(W2[i], lr, gc)
+                        for s in range(batch):
+                            member[k, s] = False
+                        slot[i] = -1
+                    g0 = g1
+                    continue
+                # union of the member samples' nonzero columns, in ascending order
+                ncol = 0
+                for h in range(H):
+                    nz = False
+                    for s in range(batch):
+                        if member[k0, s] and d2[s, h] != 0.0:
+                            nz = True
+                    if nz:
+                        cols[ncol] = h
+                        ncol += 1
+                for j in range(ncol):
+                    gc[j] = 0.0
+                for s in range(batch):
+                    if member[k0, s]:
+                        for j in range(ncol):
+                            gc[j] += d2[s, cols[j]]
+                for g in range(g0, g1):
+                    k = mk[g]
+                    i = rows[k]
                     for j in range(ncol):
-                        gc[j] += d2c[s, j]
-                    member[k, s] = False
-            for j in range(ncol):
-                h = cols[j]
-                W2[i, h] = np.float64(W2[i, h]) - lr * gc[j]
-                if qat:
-                    W2[i, h] = _clip_shadow(W2[i, h], qx[0])
-                    F2[i, h] = _quantized(W2[i, h], qx[0])
-            slot[i] = -1
+                        h = cols[j]
+                        W2[i, h] = np.float64(W2[i, h]) - lr * gc[j]
+                        if qat:
+                            W2[i, h] = _clip_shadow(W2[i, h], qx[0])
+                            F2[i, h] = _quantized(W2[i, h], qx[0])
+                    for s in range(batch):
+                        member[k, s] = False
+                    slot[i] = -1
+                g0 = g1
         for h in range(H):
             gb = 0.0
             for s in range(batch):
@@ -599,12 +710,26 @@ class TrainState:
         H = self.shadow[0].shape[1]
         total = _n_batches(len(x), opts)
         per = max(1, _CHUNK_ROWS // opts.batch)
-        for b0 in range(0, total, per):
-            nb = min(per, total - b0)
-            masks = dropout_masks(rng, nb * opts.batch, H, opts.dropout)
-            self.steps(x, y, b0 * opts.batch, nb, opts, masks)
-            if progress is not None:
-                progress.advance(nb * opts.batch)
+        starts = list(range(0, total, per))
+        if not starts:
+            return
+
+        def masks_of(b0: int) -> np.ndarray:
+            return dropout_masks(rng, min(per, total - b0) * opts.batch, H, opts.dropout)
+
+        # The next chunk's dropout masks are drawn on another thread while the kernel (which
+        # releases the GIL) trains this chunk; one thread draws them all, in chunk order, so
+        # the random stream is the same as drawing them in line.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(masks_of, starts[0])
+            for n, b0 in enumerate(starts):
+                masks = pending.result()
+                if n + 1 < len(starts):
+                    pending = pool.submit(masks_of, starts[n + 1])
+                nb = min(per, total - b0)
+                self.steps(x, y, b0 * opts.batch, nb, opts, masks)
+                if progress is not None:
+                    progress.advance(nb * opts.batch)
 
 
 def train_steps(params: ClassifierParams, x: np.ndarray, y: np.ndarray, opts: ClassifierOptions,
@@ -646,13 +771,15 @@ def run_epochs(state: TrainState, evaluate_fn: Callable, train_x, train_y, val_x
     for e in range(epochs):
         t0 = time.perf_counter()
         snap = state.params()
-        tr_acc, tr_cost = evaluate_fn(snap, train_x, train_y)
-        va_acc, va_cost = evaluate_fn(snap, val_x, val_y)
-        if va_acc > best_val:
-            best_val, best_params, best_epoch = va_acc, snap, e
         prog = Progress(f"{label} epoch {e + 1}/{epochs}", total=_n_batches(len(train_x), opts) * opts.batch,
                         enabled=progress, interval=10.0)
+        # (Evaluating the snapshot on another thread while the epoch trains was tried: on 2
+        # cores shared with other jobs it made the epoch slower, not faster.)
+        tr_acc, tr_cost = evaluate_fn(snap, train_x, train_y)
+        va_acc, va_cost = evaluate_fn(snap, val_x, val_y)
         state.epoch(train_x, train_y, opts, rng, prog)
+        if va_acc > best_val:
+            best_val, best_params, best_epoch = va_acc, snap, e
         dt = time.perf_counter() - t0
         history.append(dict(epoch=e, train_acc=tr_acc, train_cost=tr_cost, val_acc=va_acc,
                             val_cost=va_cost, seconds=dt))
@@ -692,6 +819,13 @@ def train_classifier(train_x, train_y, val_x, val_y, n_classes: int,
         raise ClassifierError(f"validation features: expected {F} columns, found {val_x.shape[1]}")
     train_y = check_labels(train_y, len(train_x), n_classes, "train labels")
     val_y = check_labels(val_y, len(val_x), n_classes, "validation labels")
+    # An empty split would make every accuracy NaN and pick the "best" epoch on NaN.
+    if len(train_x) == 0:
+        raise ClassifierError("train features: no rows (the training split is empty)")
+    if len(val_x) == 0:
+        raise ClassifierError("validation features: no rows (the validation split is empty)")
+    if test_x is not None and len(test_x) == 0:
+        raise ClassifierError("test features: no rows (the test split is empty)")
     if test_x is not None:
         test_x = check_binary(test_x, "test features")
         test_y = check_labels(test_y, len(test_x), n_classes, "test labels")

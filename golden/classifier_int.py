@@ -40,7 +40,7 @@ from numba import njit, prange
 
 from .classifier import ClassifierError, ClassifierParams, add_rows, check_binary
 from .errors import SpykehwError
-from .fixed import quantize, signed_range
+from .fixed import accumulator_range, quantize, signed_range, signed_width
 from .formats import NumberFormats
 from .options import ClassifierOptions
 from .softmax_int import softmax_int
@@ -50,7 +50,6 @@ __all__ = [
     "IntClassifier",
     "IntForward",
     "require_binary_hidden",
-    "signed_bits",
     "quant_table",
     "quantize_classifier",
     "dequantize",
@@ -63,14 +62,6 @@ _TENSORS = ("W2", "b2", "W3", "b3")
 class QuantizationError(SpykehwError, OverflowError):
     """A value does not fit its format under the ``error`` overflow policy, or the model is
     not quantizable (relu hidden layer)."""
-
-
-def signed_bits(lo: int, hi: int) -> int:
-    """Smallest two's-complement width ``n`` with ``-2**(n-1) <= lo`` and ``hi <= 2**(n-1)-1``."""
-    n = 1
-    while not (-(1 << (n - 1)) <= lo and hi <= (1 << (n - 1)) - 1):
-        n += 1
-    return n
 
 
 def quant_table(fmt: NumberFormats) -> dict[str, tuple[int, int]]:
@@ -137,32 +128,27 @@ class IntClassifier:
     def output_frac(self) -> int:
         return self.formats.classifier.output_weight_frac
 
-    def _bound(self, n: int, wbits: int, bbits: int) -> tuple[int, int]:
-        wlo, whi = signed_range(wbits)
-        blo, bhi = signed_range(bbits)
-        return n * wlo + blo, n * whi + bhi
-
     @property
     def hidden_acc_range(self) -> tuple[int, int]:
         """Worst-case ``(min, max)`` of ``acc2``: all F inputs active, weights and bias at the
         extremes of their formats."""
         c = self.formats.classifier
-        return self._bound(self.features, c.hidden_weight_bits, c.hidden_bias_bits)
+        return accumulator_range(self.features, c.hidden_weight_bits, c.hidden_bias_bits)
 
     @property
     def hidden_acc_bits(self) -> int:
         """Signed width of the hidden accumulator (holds :attr:`hidden_acc_range`)."""
-        return signed_bits(*self.hidden_acc_range)
+        return signed_width(*self.hidden_acc_range)
 
     @property
     def output_acc_range(self) -> tuple[int, int]:
         """Worst-case ``(min, max)`` of ``acc3``: all H hidden units active."""
         c = self.formats.classifier
-        return self._bound(self.hidden, c.output_weight_bits, c.output_bias_bits)
+        return accumulator_range(self.hidden, c.output_weight_bits, c.output_bias_bits)
 
     @property
     def output_acc_bits(self) -> int:
-        return signed_bits(*self.output_acc_range)
+        return signed_width(*self.output_acc_range)
 
     @property
     def logit_range(self) -> tuple[int, int]:
@@ -172,7 +158,7 @@ class IntClassifier:
     @property
     def logit_bits(self) -> int:
         """Signed width of the floored logits ``acc3 >> output_weight_frac``."""
-        return signed_bits(*self.logit_range)
+        return signed_width(*self.logit_range)
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,8 @@ import numpy as np
 from numba import literally, njit, prange
 
 from .arithmetic import Arithmetic, homeostasis_decay, stdp_update
-from .options import ConvOptions
+from .fixed import round_half_up
+from .options import TIME_STEPS, ConvOptions
 from .spikes import SpikeEvents
 
 __all__ = [
@@ -74,7 +75,7 @@ def init_weights(opts: ConvOptions) -> np.ndarray:
 
 def quantize_weights(w: np.ndarray, weight_bits: int) -> np.ndarray:
     """Float weights in [0, 1) -> UQ0.B integers ``round_half_up(w * 2**B)``, saturated."""
-    q = np.floor(np.asarray(w, dtype=np.float64) * float(1 << weight_bits) + 0.5).astype(np.int64)
+    q = round_half_up(np.asarray(w, dtype=np.float64) * float(1 << weight_bits))
     return np.clip(q, 0, (1 << weight_bits) - 1)
 
 
@@ -493,7 +494,7 @@ class TrainTrace:
     lfsr_state: int
     to_unit: object = field(repr=False, default=None)
 
-    def winners_per_image(self, steps: int = 12) -> np.ndarray:
+    def winners_per_image(self, steps: int = TIME_STEPS) -> np.ndarray:
         return self.winners_per_step.reshape(-1, steps).sum(axis=1)
 
     def convergence(self) -> tuple[np.ndarray, np.ndarray]:

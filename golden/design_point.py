@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .formats import DEFAULT_PRESET, NumberFormats, preset
-from .options import CONV1, ConvOptions, OptionsError
+from .options import CONV1, TIME_STEPS, ConvOptions, OptionsError
 
 __all__ = ["DesignPoint", "WEIGHT_PLACEMENTS", "DesignPointError"]
 
@@ -64,7 +64,7 @@ class DesignPoint:
     conv: ConvOptions = CONV1
     hidden: int = 1000
     classes: int = 10
-    steps: int = 12
+    steps: int = TIME_STEPS
     conv_lanes: int = 30
     classifier_lanes: int = 64
     weights: str = "on-chip"

@@ -16,6 +16,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from .fixed import round_half_up
+
 __all__ = ["DOG_SIZE", "dog_kernel", "dog_kernel_fixed"]
 
 DOG_SIZE = 7
@@ -40,7 +42,7 @@ def dog_kernel() -> np.ndarray:
 
 @lru_cache(maxsize=None)
 def _dog_kernel_fixed(frac_bits: int) -> np.ndarray:
-    k = np.floor(_dog_kernel() * float(1 << frac_bits) + 0.5).astype(np.int64)
+    k = round_half_up(_dog_kernel() * float(1 << frac_bits))
     k[DOG_SIZE // 2, DOG_SIZE // 2] -= k.sum()
     k.setflags(write=False)
     return k

@@ -11,13 +11,15 @@ from functools import lru_cache
 
 import numpy as np
 
+from .fixed import round_half_up
+
 __all__ = ["exp_lut"]
 
 
 @lru_cache(maxsize=None)
 def _exp_lut(entries: int, bits: int) -> tuple[int, ...]:
     top = (1 << bits) - 1
-    return tuple(math.floor(top * math.exp(-d) + 0.5) for d in range(entries))
+    return tuple(int(round_half_up(top * math.exp(-d))) for d in range(entries))
 
 
 def exp_lut(softmax_format) -> np.ndarray:

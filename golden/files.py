@@ -1,4 +1,13 @@
-"""Files the models write: atomic replacement and content hashes (the one implementation)."""
+"""Atomic file writes and content hashes: the one way the project writes a file that must never be seen half-written
+(results, states, stores, caches, vectors, manifests).
+
+Here in ``golden/`` because the golden model saves its trained states itself and imports nothing
+of ours outside ``golden/``; :mod:`spykehw.output` re-exports :func:`atomic_write` and adds the
+clean-up of temporary files left by killed writers (``clean_stale_temps``), which relies on the
+naming below: ``.<final name>.<writer's PID>.<random>.tmp`` beside the final file -- unique per
+writer, so concurrent writers of one file never share a temporary file, and the PID tells
+whether the writer is still alive.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +20,9 @@ from typing import Any, Iterator
 
 import numpy as np
 
-__all__ = ["atomic_write", "json_default", "sha256_file"]
+__all__ = ["atomic_write", "TMP_SUFFIX", "clean_stale_temps", "pid_alive", "json_default", "sha256_file"]
+
+TMP_SUFFIX = ".tmp"
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -27,7 +38,8 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[Any]:
     """Open a temporary file beside ``path``; on success fsync and rename it onto ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=TMP_SUFFIX,
+                               dir=path.parent)
     # mkstemp makes 0600 files; give the final file the mode a plain open() would.
     umask = os.umask(0)
     os.umask(umask)
@@ -60,3 +72,34 @@ def json_default(o: Any) -> Any:
     if isinstance(o, (set, frozenset)):
         return sorted(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def clean_stale_temps(folder: str | Path, *, recursive: bool = False) -> list[Path]:
+    """Remove the temporary files of :func:`atomic_write` whose writer is dead (SIGKILL, power
+    loss); files of live writers (a concurrent run) are left alone. Returns what was removed."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for p in (folder.rglob if recursive else folder.glob)(f".*{TMP_SUFFIX}"):
+        parts = p.name.split(".")
+        # "", <name parts...>, <pid>, <random>, "tmp"
+        pid = parts[-3] if len(parts) >= 5 else ""
+        if not pid.isdigit() or pid_alive(int(pid)):
+            continue
+        try:
+            p.unlink()
+            removed.append(p)
+        except OSError:
+            pass
+    return removed

@@ -19,10 +19,14 @@ for negative ``x``):
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
 __all__ = [
+    "signed_width",
+    "accumulator_range",
     "TRUNCATE",
     "HALF_UP",
     "STOCHASTIC",
@@ -78,10 +82,16 @@ def shr_round(x: int, n: int, mode: int, state: int) -> tuple[int, int]:
 
 
 def round_half_up(x: np.ndarray | float) -> np.ndarray | int:
-    """``floor(x + 0.5)`` as int64 (float -> fixed-point conversions; never banker's rounding)."""
+    """``floor(x + 0.5)`` exactly, as int64 (float -> fixed-point conversions; never banker's
+    rounding). Computed as ``floor(x)`` plus one when the fraction ``x - floor(x)`` (exact in
+    floating point) is at least 0.5: adding 0.5 first would round for ``0.49999999999999994``
+    and for odd integers above 2**52."""
     if np.isscalar(x):
-        return int(np.floor(float(x) + 0.5))
-    return np.floor(np.asarray(x, dtype=np.float64) + 0.5).astype(np.int64)
+        f = math.floor(float(x))
+        return f + (float(x) - f >= 0.5)
+    a = np.asarray(x, dtype=np.float64)
+    f = np.floor(a)
+    return (f + (a - f >= 0.5)).astype(np.int64)
 
 
 def signed_range(bits: int) -> tuple[int, int]:
@@ -94,15 +104,32 @@ def quantize(x: np.ndarray, frac: int, bits: int, *, signed: bool = True,
 
     ``overflow="saturate"`` clamps to the format's range; ``"error"`` raises naming ``what``.
     """
-    q = round_half_up(np.asarray(x, dtype=np.float64) * float(2 ** frac))
+    v = np.asarray(x, dtype=np.float64) * float(2 ** frac)
     lo, hi = signed_range(bits) if signed else (0, (1 << bits) - 1)
     if overflow == "error":
-        bad = (q < lo) | (q > hi)
+        bad = (v >= hi + 0.5) | (v < lo - 0.5)  # exactly: round_half_up(v) outside [lo, hi]
         if np.any(bad):
             raise OverflowError(
                 f"{what}: {int(bad.sum())} values outside {bits}-bit range [{lo}, {hi}] "
                 f"(largest magnitude {float(np.abs(x).max()):.6g} with {frac} fraction bits)")
-        return q
+        return round_half_up(v)
     if overflow != "saturate":
         raise ValueError(f"overflow policy must be 'saturate' or 'error', not {overflow!r}")
-    return np.clip(q, lo, hi)
+    # clamp before rounding (same result, lo and hi are integers): no int64 cast overflow
+    return round_half_up(np.clip(v, lo, hi))
+
+
+# ----- derived widths (one source for the integer model and the RTL) -------------------------
+
+def signed_width(lo: int, hi: int) -> int:
+    """Smallest two's-complement width ``n`` with ``-2**(n-1) <= lo`` and ``hi <= 2**(n-1)-1``."""
+    return max(max(0, -lo - 1).bit_length(), max(0, hi).bit_length()) + 1
+
+
+def accumulator_range(terms: int, weight_bits: int, bias_bits: int) -> tuple[int, int]:
+    """Worst case ``(min, max)`` of ``bias + sum of terms weights``: every weight and the bias at
+    the extreme of its signed format (all inputs active). An accumulator of
+    :func:`signed_width` of this range can never overflow."""
+    wlo, whi = signed_range(weight_bits)
+    blo, bhi = signed_range(bias_bits)
+    return terms * wlo + blo, terms * whi + bhi

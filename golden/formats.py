@@ -50,7 +50,8 @@ Ties
 from __future__ import annotations
 
 import dataclasses
-import math
+import hashlib
+import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,8 @@ from typing import Any
 
 from .errors import SpykehwError
 from .exp_lut import exp_lut
+from .fixed import round_half_up
+from .names import UnsafeName, check_safe_name
 
 __all__ = [
     "EncoderFormat",
@@ -219,7 +222,7 @@ class NumberFormats:
 
     def threshold_int(self, threshold: float) -> int:
         """Firing threshold in potential units: ``round_half_up(threshold * 2**weight_bits)``."""
-        return math.floor(threshold * (1 << self.conv.weight_bits) + 0.5)
+        return int(round_half_up(threshold * (1 << self.conv.weight_bits)))
 
     def potential_bound(self, in_channels: int, kernel: int, max_spikes_per_input: int = 1) -> int:
         """Largest potential a neuron can reach in one image: every input of its receptive
@@ -235,6 +238,17 @@ class NumberFormats:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def digest(self) -> str:
+        """SHA-256 of the formats' content (every field but ``name``, canonical JSON): two
+        configs with equal digests drive the model, the RTL and the vectors identically."""
+        d = self.to_dict()
+        d.pop("name")
+        text = json.dumps(d, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def same_content(self, other: "NumberFormats") -> bool:
+        return self.digest() == other.digest()
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], *, base: "NumberFormats | None" = None) -> "NumberFormats":
@@ -347,11 +361,57 @@ def load_formats(spec: str | Path) -> NumberFormats:
         if not path.is_file():
             raise FormatError(f"{path}: no such config file")
         try:
-            data = tomllib.loads(path.read_text())
+            data = tomllib.loads(path.read_bytes().decode("utf-8"))
+        except UnicodeDecodeError as e:
+            raise FormatError(f"{path}: not UTF-8 text (byte {e.start}); a config is a TOML "
+                              "file") from None
         except tomllib.TOMLDecodeError as e:
             raise FormatError(f"{path}: not valid TOML ({e})") from None
+        except OSError as e:
+            raise FormatError(f"{path}: cannot read ({e.strerror})") from None
         try:
-            return NumberFormats.from_dict(data, base=preset(DEFAULT_PRESET))
-        except FormatError as e:
+            return _named(NumberFormats.from_dict(data, base=preset(DEFAULT_PRESET)),
+                          data.get("name"), data.get("preset", DEFAULT_PRESET))
+        except (FormatError, UnsafeName) as e:
+            raise FormatError(f"{path}: {e}") from None
+        except TypeError as e:  # a table whose keys do not fit the dataclass
             raise FormatError(f"{path}: {e}") from None
     return preset(str(spec))
+
+
+def _named(fmt: NumberFormats, name: Any, base: Any) -> NumberFormats:
+    """The loaded config with a name that tells the truth about its content.
+
+    A config's name labels vector files, reports and file names, so it must never claim to be a
+    preset it is not: without ``name``, a config equal to its base preset keeps the preset's
+    name and one that changes it is called ``<preset>-custom-<first 8 hex of its digest>``; a
+    ``name`` equal to a preset's name with other content is refused; every name must be safe
+    as part of a file name.
+    """
+    if not PRESETS:
+        PRESETS.update(_build_presets())
+    digest = fmt.digest()
+    if name is None:
+        base_fmt = PRESETS.get(str(base))
+        if base_fmt is not None and base_fmt.digest() == digest:
+            return fmt
+        return dataclasses.replace(fmt, name=f"{base}-custom-{digest[:8]}")
+    check_safe_name(name, "name")
+    known = PRESETS.get(name)
+    if known is not None and known.digest() != digest:
+        changed = [k for k, v in _flat(fmt.to_dict()).items()
+                   if k != "name" and _flat(known.to_dict()).get(k) != v]
+        raise FormatError(f"name: {name!r} is a preset's name but the config differs from it "
+                          f"({', '.join(changed)}); remove 'name' (the config is then called "
+                          f"{name}-custom-{digest[:8]}) or choose another")
+    return fmt
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
+from .options import TIME_STEPS
+
 __all__ = ["SpikeEvents", "events_from_latencies", "dense_from_events"]
 
 
@@ -69,7 +71,7 @@ def _fill_events(lat, steps, offsets, ev):
                             k += 1
 
 
-def events_from_latencies(lat: np.ndarray, steps: int = 12) -> SpikeEvents:
+def events_from_latencies(lat: np.ndarray, steps: int = TIME_STEPS) -> SpikeEvents:
     """Latency maps (N, C, S, S) int8 (-1 = silent) -> events (each input spikes at most once)."""
     lat = np.ascontiguousarray(lat, dtype=np.int8)
     if lat.ndim != 4 or lat.shape[2] != lat.shape[3]:

@@ -15,7 +15,7 @@ A state file is a zip archive (readable by ``numpy.load`` as an ``.npz``) with:
 name, a NUL byte and its C-order bytes; dtype and shape are in the metadata and so covered too.
 The zip's CRC-32 only protects each entry against itself; the checksum also catches an entry
 replaced by another valid one, a metadata edit, or an array of the wrong size. Files are written
-atomically (:func:`spykehw.output.atomic_write`), uncompressed (the weights barely compress).
+atomically (:func:`spykehw.golden.files.atomic_write`), uncompressed (the weights barely compress).
 
 Metadata dicts must be JSON-serialisable: numpy scalars are stored as Python numbers and tuples
 come back as lists, so they load back equal to their JSON form.

@@ -14,7 +14,7 @@ from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import Out
 
 from ..golden.errors import SpykehwError
-from ..golden.fixed import signed_range
+from ..golden.fixed import accumulator_range, signed_width
 from ..golden.formats import NumberFormats
 from .layouts import feature_layout, layout_fields
 from .softmax import softmax_output_layout
@@ -38,19 +38,6 @@ MAX_LANES = 1024
 
 class ClassifierError(SpykehwError, ValueError):
     """A classifier configuration that cannot be built (names the parameter)."""
-
-
-def signed_width(lo: int, hi: int) -> int:
-    """Smallest two's-complement width holding ``lo .. hi``."""
-    return max(max(0, -lo - 1).bit_length(), max(0, hi).bit_length()) + 1
-
-
-def accumulator_range(terms: int, weight_bits: int, bias_bits: int) -> tuple[int, int]:
-    """Worst case of ``bias + sum of terms weights``: every weight and the bias at the extreme
-    of its signed format."""
-    wlo, whi = signed_range(weight_bits)
-    blo, bhi = signed_range(bias_bits)
-    return terms * wlo + blo, terms * whi + bhi
 
 
 class LoadTarget(enum.Enum, shape=2):

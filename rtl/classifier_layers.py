@@ -149,7 +149,7 @@ class HiddenLayer(wiring.Component):
             ports = (acc_wr, acc_rd, b2_rd)
         else:
             acc_data = Signal(L * A, name="hidden_acc")
-            b2_data = Signal(L * BB, name="b2")
+            b2_data = Signal(L * BB, name="b2", reset_less=True)   # a parameter: survives soft reset
             with m.If(ld.en):
                 m.d.sync += b2_data.eq(ld.data)
         s1_fresh = Signal()
@@ -287,7 +287,7 @@ class OutputLayer(wiring.Component):
             w3_rd.append(w3_mem.read_port())
             m.d.comb += [wr.addr.eq(ld.addr), wr.data.eq(ld.data.word_select(c, cfg.output_weight_bits)),
                          wr.en.eq(ld.en)]
-        b3 = Signal(cfg.classes * cfg.output_bias_bits)
+        b3 = Signal(cfg.classes * cfg.output_bias_bits, reset_less=True)   # a parameter: survives soft reset
         with m.If(self.b3_load.en):
             m.d.sync += b3.eq(self.b3_load.data)
         return w3_rd, b3

@@ -15,7 +15,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..golden.errors import SpykehwError
 from ..golden.formats import NumberFormats
-from ..golden.options import ConvOptions
+from ..golden.options import TIME_STEPS, ConvOptions
 from .layouts import (
     feature_layout,
     index_bits,
@@ -64,7 +64,7 @@ class ConvCoreConfig:
 
     options: ConvOptions
     formats: NumberFormats
-    steps: int = 12
+    steps: int = TIME_STEPS
     parallelism: int = 1
     max_spikes_per_input: int = 1
     learning: bool = False

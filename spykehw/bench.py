@@ -17,7 +17,9 @@ it; the kernel's ``ru_maxrss`` can):
 ``classifier_epoch``
     one training epoch of the float classifier (H=1000, batch 5, dropout 0.5) on the Pool1
     features of train images (features computed untimed with the float ``stdp`` weights), and
-    one evaluation pass over the same features.
+    one evaluation pass over the same features; then ``study_epoch_seconds``: one epoch as a
+    study runs it (:func:`~spykehw.golden.classifier.run_epochs`: evaluate the training and
+    validation rows, first 9%, and train one epoch).
 
 Timing excludes numba compilation: every benchmark first runs the same call on a few images
 (``warmup_images``), then times the real call with ``time.perf_counter``. Memory: right before
@@ -79,16 +81,21 @@ class BenchConfig:
     encode_images: int = 10000
     stdp_images: int = 6000
     classifier_images: int = 10000
-    hidden: int = 1000
+    hidden: int | None = None
+    """Classifier hidden units (``None``: the options', 1000 by default)."""
     formats: str = "fpga-16"
     warmup_images: int = 16
     threads: int | None = None
     weights_dir: str | None = None
     """Folder where the ``stdp_*`` benchmarks leave their weights for the later ones."""
+    options: str = "authors-code"
+    """Algorithm options: a preset or a TOML options file (for MNIST)."""
+    settings: tuple = ()
+    """``--set`` changes, (dotted key, value) pairs, applied after ``options``."""
 
     def __post_init__(self) -> None:
         for key in ("encode_images", "stdp_images", "classifier_images", "hidden", "warmup_images"):
-            if getattr(self, key) < 1:
+            if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise BenchError(f"{key}: must be >= 1, not {getattr(self, key)}")
         if self.threads is not None and self.threads < 1:
             raise BenchError(f"threads: must be >= 1, not {self.threads}")
@@ -152,13 +159,16 @@ class _Meter:
             self.reset = False
         self.rss_before = _proc_status("VmRSS")
         self.t0 = time.perf_counter()
+        self.cpu0 = time.process_time()
 
     def done(self) -> dict[str, Any]:
         seconds = time.perf_counter() - self.t0
+        cpu = time.process_time() - self.cpu0
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         if self.rss_before is not None:  # VmRSS and ru_maxrss are sampled a little apart
             peak = max(peak, self.rss_before)
         return {"seconds": round(seconds, 4),
+                "cpu_seconds": round(cpu, 4),  # all threads of the process: less load-dependent
                 "peak_rss_mb": _mb(peak),
                 "process_peak_rss_mb": _mb(max(peak, self.before_reset)),
                 "rss_before_mb": None if self.rss_before is None else _mb(self.rss_before),
@@ -184,11 +194,16 @@ def _source(ds, n: int, first: str) -> str:
 def _setup(cfg: BenchConfig, model: str):
     from .data import load_dataset
     from .golden.formats import load_formats
-    from .golden.options import NetworkOptions
-
     ds = load_dataset(cfg.dataset, cfg.data_dir)
     fmt = None if model == "float" else load_formats(cfg.formats)
-    return ds, NetworkOptions(), fmt
+    return ds, bench_options(cfg), fmt
+
+
+def bench_options(cfg: BenchConfig):
+    """The algorithm options of every benchmark: ``cfg.options`` for MNIST, then ``cfg.settings``."""
+    from .golden.options import apply_settings, load_options
+
+    return apply_settings(load_options(cfg.options, "mnist"), [tuple(kv) for kv in cfg.settings])
 
 
 def _rate(n: int, r: dict[str, Any]) -> dict[str, Any]:
@@ -260,14 +275,20 @@ def _bench_extract(cfg: BenchConfig, model: str) -> dict[str, Any]:
 
 
 def _bench_classifier(cfg: BenchConfig, model: str) -> dict[str, Any]:
-    from .golden.classifier import TrainState, evaluate, init_params
+    from .golden.classifier import (
+        TrainState,
+        evaluate,
+        init_params,
+        run_epochs,
+        split_validation,
+    )
     from .golden.pipeline import extract_features
 
     ds, opts, _ = _setup(cfg, "float")
     w, how = _conv1_weights(cfg, "float", ds, opts, None)
     x, y = _images(ds, cfg.classifier_images, "train")
     feats = extract_features(x, w, opts, None).features
-    copts = dataclasses.replace(opts.classifier, hidden=cfg.hidden, epochs=1)
+    copts = dataclasses.replace(opts.classifier, hidden=cfg.hidden or opts.classifier.hidden, epochs=1)
     params = init_params(feats.shape[1], copts.hidden, ds.num_classes, copts, copts.seed)
     k = max(copts.batch, cfg.warmup_images)
     TrainState(params).epoch(feats[:k], y[:k], copts, np.random.default_rng(0))
@@ -279,10 +300,19 @@ def _bench_classifier(cfg: BenchConfig, model: str) -> dict[str, Any]:
     t0 = time.perf_counter()
     acc, _ = evaluate(state.params(), feats, y, copts)
     t_eval = time.perf_counter() - t0
+    # What a study spends per epoch: run_epochs' loop (evaluate the train and validation rows,
+    # then train one epoch) on the same rows split as the flow splits them.
+    tx, ty, vx, vy = split_validation(feats, y, copts.val_fraction)
+    t0, c0 = time.perf_counter(), time.process_time()
+    run_epochs(TrainState(params), lambda p_, x_, y_: evaluate(p_, x_, y_, copts), tx, ty, vx, vy,
+               copts, 1, progress=False)
+    t_study, c_study = time.perf_counter() - t0, time.process_time() - c0
     return {**r, "source": _source(ds, len(x), "train"), "conv1_weights": how,
             "hidden": copts.hidden, "batch": copts.batch, "dropout": copts.dropout,
             "gradient": copts.gradient,
             "eval_seconds": round(t_eval, 4),
+            "study_epoch_seconds": round(t_study, 4),
+            "study_epoch_cpu_seconds": round(c_study, 4),
             "eval_images_per_s": round(len(x) / t_eval, 1) if t_eval > 0 else None,
             "train_accuracy_after_epoch": round(acc, 4)}
 
@@ -397,9 +427,12 @@ def run_benchmarks(cfg: BenchConfig, names: tuple[str, ...] = BENCHMARKS, *, qui
         "dataset": {"requested": requested_dataset, "used": cfg.dataset,
                     "fallback": cfg.dataset != requested_dataset, "note": dataset_note},
         "sizes": {"encode_and_extract_images": cfg.encode_images, "stdp_images": cfg.stdp_images,
-                  "classifier_images": cfg.classifier_images, "classifier_hidden": cfg.hidden,
+                  "classifier_images": cfg.classifier_images,
+                  "classifier_hidden": cfg.hidden or bench_options(cfg).classifier.hidden,
                   "warmup_images": cfg.warmup_images},
         "formats": cfg.formats,
+        "options": {"source": " + ".join([cfg.options] + [f"{k}={v}" for k, v in cfg.settings]),
+                    "in_force": bench_options(cfg).to_dict()},
         "numba_threads": cfg.threads if cfg.threads is not None else numba.get_num_threads(),
         "machine": {**_machine(), "load_average_before": _load()},
         "versions": _versions(),

@@ -18,32 +18,31 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from .data import Dataset, load_dataset
+from .data.datasets import limit_rows
 from .golden import metrics
 from .golden.classifier import TrainResult, predict, train_classifier
 from .golden.classifier_int import forward_int, quantize_classifier
 from .golden.formats import DEFAULT_PRESET, NumberFormats, preset
-from .golden.options import ClassifierOptions, NetworkOptions
+from .golden.options import (
+    NetworkOptions,
+    changed_keys,
+    classifier_defaults,
+    options_preset,
+    options_to_toml,
+)
 from .golden.pipeline import encode, extract_features, model_name, train_conv1
 from .golden.progress import Progress, format_duration
 from .golden.state import make_state, save_state
 from .output import RunFolder
 
-__all__ = ["RunConfig", "classifier_defaults", "run_flow", "ModelResult"]
-
-
-def classifier_defaults(dataset: str) -> ClassifierOptions:
-    """The authors' classifier settings per task (spec 7): MNIST SG1 notebook (H=1000, eta 0.01,
-    40 epochs) or EMNIST SG1 notebook (H=1500, eta 0.02, 35 epochs)."""
-    if dataset.startswith("emnist"):
-        return ClassifierOptions(hidden=1500, eta=0.02, epochs=35)
-    return ClassifierOptions(hidden=1000, eta=0.01, epochs=40)
+__all__ = ["RunConfig", "run_flow", "ModelResult"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +59,8 @@ class RunConfig:
     test_limit: int | None = None
     out_root: Path = Path("runs")
     progress: bool = True
+    options_source: str = "authors-code"
+    """How the options were chosen (``--options`` and ``--set``), for the report."""
 
 
 @dataclass
@@ -84,10 +85,10 @@ class ModelResult:
 class _Report:
     """Collects the short printed report and the JSON results."""
 
-    def __init__(self, folder: RunFolder, stream=sys.stdout) -> None:
+    def __init__(self, folder: RunFolder, stream=None) -> None:
         self.folder = folder
         self.lines: list[str] = []
-        self.stream = stream
+        self.stream = stream if stream is not None else sys.stdout  # the current one, not import time's
 
     def say(self, line: str) -> None:
         self.lines.append(line)
@@ -221,16 +222,20 @@ def run_flow(cfg: RunConfig) -> RunFolder:
     folder = RunFolder(cfg.out_root, "run", args={
         "dataset": cfg.dataset, "data_dir": str(cfg.data_dir) if cfg.data_dir else None,
         "seed": cfg.seed, "formats": cfg.formats.to_dict(), "options": cfg.options.to_dict(),
+        "options_source": cfg.options_source,
         "integer": cfg.integer, "hardware": cfg.hardware,
         "train_limit": cfg.train_limit, "test_limit": cfg.test_limit})
     report = _Report(folder)
-    ds = load_dataset(cfg.dataset, cfg.data_dir, seed=cfg.seed)
-    if cfg.train_limit or cfg.test_limit:
-        ds = replace(ds, train_images=ds.train_images[:cfg.train_limit],
-                     train_labels=ds.train_labels[:cfg.train_limit],
-                     test_images=ds.test_images[:cfg.test_limit], test_labels=ds.test_labels[:cfg.test_limit])
+    ds = limit_rows(load_dataset(cfg.dataset, cfg.data_dir, seed=cfg.seed), cfg.train_limit,
+                    cfg.test_limit, val_fraction=cfg.options.classifier.val_fraction)
     report.say(f"spykehw run: {ds.name}, {len(ds.train_images)} train / {len(ds.test_images)} test images, "
                f"{len(ds.classes)} classes; integer formats '{cfg.formats.name}'; output {folder.path}")
+    diff = changed_keys(cfg.options, options_preset("authors-code", cfg.dataset))
+    report.say(f"options: {cfg.options_source}; differs from authors-code in "
+               + (", ".join(f"{k}={v}" for k, v in diff.items()) if diff else "nothing")
+               + " (all of them in options.toml)")
+    folder.write_text("options.toml", options_to_toml(cfg.options),
+                      "the options in force (spykehw run --options options.toml reruns them)")
     flt = _run_model(ds, cfg, None, folder, report)
     if cfg.integer:
         ints = _run_model(ds, cfg, cfg.formats, folder, report)

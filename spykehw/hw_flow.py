@@ -47,10 +47,9 @@ def _simulator() -> str | None:
 def run_hardware_stage(cfg, ints, ds, folder, report) -> None:
     """Generate, lint and co-simulate (see the module docstring); results under ``hardware``."""
     from .golden.state import load_state
-    from .rtl.classifier import ClassifierConfig, generate_classifier
+    from .hardware import generate_network
+    from .rtl.classifier import ClassifierConfig
     from .rtl.conv_config import ConvCoreConfig
-    from .rtl.conv_core import ConvCore
-    from .rtl.verilog import generate
     from .sim.classifier.cosim import build_chain, run_chain
     from .sim.classifier.vector_gen import chain_vectors, write_vector_set
     from .sim.conv.vector_gen import write_vector_set as write_conv_vectors
@@ -70,14 +69,16 @@ def run_hardware_stage(cfg, ints, ds, folder, report) -> None:
     clf_cfg = ClassifierConfig(q.features, q.hidden, q.classes, fmt, lanes=min(LANES, q.hidden))
     conv_cfg = ConvCoreConfig(cfg.options.conv, fmt, steps=cfg.options.encoder.steps,
                               parallelism=CONV_PARALLELISM)
-    designs = {"conv_core": generate(ConvCore(conv_cfg), "conv_core", out, conv_cfg.to_dict(), formats=fmt),
-               "classifier": generate_classifier(clf_cfg, out)}
+    designs = generate_network(cfg.options, fmt, q, out, conv_lanes=CONV_PARALLELISM,
+                               classifier_lanes=clf_cfg.lanes)
     seconds["verilog"] = time.perf_counter() - t0
     lint_result: dict[str, Any] = {}
     t0 = time.perf_counter()
     for name, g in designs.items():
         for path, what in ((g.verilog_path, "Verilog"), (g.json_path, "port description"),
-                           (g.rtlil_path, "RTLIL, for Yosys")):
+                           (g.rtlil_path, "RTLIL, for Yosys"),
+                           (g.verilog_path.with_suffix(".vlt"), "Verilator lint waivers"),
+                           (g.verilog_path.with_suffix(".core"), "FuseSoC core (CAPI2)")):
             folder.add(f"hardware/{path.name}", f"{name}: {what}")
         if find_verilator() is not None:
             warnings = lint(g.verilog_path)

@@ -58,7 +58,7 @@ def test_bad_requests_are_one_line_errors(capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("spykehw bench: error: --only: unknown benchmark warp_drive (known: ")
     assert len(err.splitlines()) == 1
-    assert main(["bench", "--formats", "fpga-3"]) == 2
+    assert main(["bench", "--config", "fpga-3"]) == 2
     assert "unknown preset 'fpga-3'" in capsys.readouterr().err
     with pytest.raises(BenchError, match="stdp_images: must be >= 1"):
         BenchConfig(stdp_images=0)

@@ -21,9 +21,9 @@ from spykehw.golden.classifier_int import (
     dequantize,
     forward_int,
     quantize_classifier,
-    signed_bits,
 )
 from spykehw.golden.errors import SpykehwError
+from spykehw.golden.fixed import signed_width
 from spykehw.golden.formats import preset
 from spykehw.golden.options import ClassifierOptions
 from spykehw.golden.qat import evaluate_int, qat_finetune, qat_table
@@ -121,7 +121,7 @@ def test_accumulator_widths_fpga16_by_hand():
                       z(10, np.int64), preset("fpga-16"))
     assert q.hidden_acc_range == (-118_980_608, 118_976_977)
     assert (q.hidden_acc_bits, q.output_acc_bits, q.logit_bits) == (28, 26, 16)
-    assert signed_bits(-128, 127) == 8 and signed_bits(-129, 0) == 9 and signed_bits(0, 128) == 9
+    assert signed_width(-128, 127) == 8 and signed_width(-129, 0) == 9 and signed_width(0, 128) == 9
 
 
 def test_argmax_ties_go_to_the_lowest_index():

@@ -282,13 +282,13 @@ def test_cli_fetch_with_base_url(server, tmp_path, monkeypatch, capsys):
     toy = sources["toy"]
     monkeypatch.setitem(registry.DATASET_SOURCES, "mnist", DatasetSource(
         "mnist", "http://unused.invalid/", "mnist", toy.files))
-    assert main(["data", "fetch", "mnist", "--dest", str(tmp_path), "--base-url", server.url,
+    assert main(["data", "fetch", "mnist", "--out", str(tmp_path), "--base-url", server.url,
                  "--quiet"]) == 0
     out = capsys.readouterr()
     assert (tmp_path / "mnist" / name).read_bytes() == data
     assert str(tmp_path / "mnist" / name) in out.out
     server.files[name] = data[:-1]
     (tmp_path / "mnist" / name).unlink()
-    assert main(["data", "fetch", "mnist", "--dest", str(tmp_path), "--base-url", server.url,
+    assert main(["data", "fetch", "mnist", "--out", str(tmp_path), "--base-url", server.url,
                  "--quiet"]) == 2
     assert "size: expected" in capsys.readouterr().err

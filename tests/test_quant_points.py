@@ -126,7 +126,7 @@ def test_keys_share_exactly_what_points_share():
 
 
 def test_code_version_ignores_comments_and_docstrings_only():
-    from spykehw.quant.stages import _normalized
+    from spykehw.golden.stored import _normalized
 
     a = 'def f(x):\n    """Doc."""\n    # why\n    return x + 1\n\nK = 2\n"""About K."""\n'
     b = "def f(x):\n\n    return x+1  # other words\nK = 2\n"

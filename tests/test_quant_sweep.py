@@ -99,11 +99,10 @@ def test_stored_numbers_match_the_pipeline_run_directly(sweep):
     from spykehw.golden.classifier import train_classifier
     from spykehw.golden.classifier_int import forward_int, quantize_classifier
     from spykehw.golden.formats import preset
-    from spykehw.golden.options import NetworkOptions
+    from spykehw.golden.options import NetworkOptions, classifier_defaults
     from spykehw.golden.pipeline import extract_features, train_conv1
 
     from spykehw.data import load_dataset
-    from spykehw.flow import classifier_defaults
 
     ds = load_dataset("mnist-sample")
     xtr, ytr, xte, yte = ds.train_images[:300], ds.train_labels[:300], ds.test_images[:100], ds.test_labels[:100]
@@ -141,6 +140,37 @@ def test_rerun_recomputes_nothing_then_only_a_deleted_point(sweep, scheduler):
     for label in LABELS - {"classifier 8"}:
         assert after[label]["_mtime"] == before[label]["_mtime"], label
     assert after["classifier 8"]["acc"] == before["classifier 8"]["acc"]   # deterministic
+
+
+def test_a_truncated_point_file_is_recomputed_and_named(sweep, scheduler, capsys):
+    """Issue 14, item 1: a point file cut to 40 bytes counted as stored for ever (exit 0, report
+    'n/a'). Now it is discarded, named, and computed again to the same number."""
+    before = _points(sweep)
+    victim = before["float"]["_path"]
+    victim.write_bytes(victim.read_bytes()[:40])
+    capsys.readouterr()
+    rc, stages = _run(sweep, scheduler)
+    err = capsys.readouterr().err
+    assert rc == 0 and stages["computed"]["point"] == 1, stages
+    assert str(victim) in err and "recomputed" in err
+    assert _points(sweep)["float"]["acc"] == before["float"]["acc"]
+
+
+def test_a_stage_file_of_another_key_is_not_used(sweep, scheduler, capsys):
+    """Issue 14, item 1: a Conv1 stage file swapped for another key's was used as it was
+    (10.20% reported instead of 24.00%)."""
+    pts = _points(sweep)
+    conv1 = sweep / "store" / "conv1"
+    a, b = pts["base fpga-16"]["conv1"]["key"], pts["conv 8 truncate"]["conv1"]["key"]
+    assert a != b
+    (conv1 / f"{a}.npz").write_bytes((conv1 / f"{b}.npz").read_bytes())
+    pts["base fpga-16"]["_path"].unlink()
+    capsys.readouterr()
+    rc, stages = _run(sweep, scheduler)
+    err = capsys.readouterr().err
+    assert rc == 0 and stages["computed"]["conv1"] == 1 and stages["computed"]["point"] == 1, stages
+    assert f"{a}.npz" in err and "not 'quant-conv1' of key" in err
+    assert _points(sweep)["base fpga-16"]["acc"] == pts["base fpga-16"]["acc"]
 
 
 def test_a_point_that_fails_once_is_retried_and_one_that_always_fails_is_reported(sweep, scheduler):

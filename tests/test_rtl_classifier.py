@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 from amaranth import signed, unsigned
 from spykehw.golden.classifier_int import IntClassifier, forward_int
+from spykehw.golden.fixed import signed_width
 from spykehw.golden.formats import preset
 from spykehw.rtl.classifier import (
     Classifier,
     ClassifierConfig,
     ClassifierError,
     LoadTarget,
-    signed_width,
 )
 from spykehw.sim.classifier.harness import ClassifierHarness
 from spykehw.sim.classifier.packing import (

@@ -59,7 +59,7 @@ def bench_config(dataset: str, lanes: int, images: int, latency: int, folder: Pa
                  *, epochs: int | None = None) -> dict[str, Any]:
 
     F, H, C = SHAPES[dataset]
-    fmt = preset("fpga-16")
+    fmt = preset(DEFAULT_PRESET)
     t0 = time.perf_counter()
     rc = real_classifier(dataset, fmt, hidden=H, epochs=epochs or (10 if dataset == "mnist" else 8))
     t_golden = time.perf_counter() - t0

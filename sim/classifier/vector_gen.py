@@ -32,8 +32,6 @@ that cocotb testbenches stay light.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,10 +39,12 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ... import golden as golden_package
 from ...golden.classifier import train_classifier
 from ...golden.classifier_int import IntClassifier, forward_int, quantize_classifier
+from ...golden.files import clean_stale_temps
 from ...golden.fixed import signed_range
-from ...golden.formats import NumberFormats, preset
+from ...golden.formats import DEFAULT_PRESET, NumberFormats, preset
 from ...golden.options import (
     ClassifierOptions,
     ConvOptions,
@@ -52,9 +52,16 @@ from ...golden.options import (
     NetworkOptions,
 )
 from ...golden.pipeline import extract_features, train_conv1
+from ...golden.stored import (
+    code_digest,
+    read_checked_npz,
+    stable_key,
+    write_checked_npz,
+)
 from ..conv.vector_gen import encode_cases, make_conv_vectors
-from ..framework.images import load_dataset
+from ..framework.images import data_code_files, load_dataset
 from ..framework.objcache import cache_root
+from ..framework.vector_checks import check_classifier
 from ..framework.vectors import (
     VECTORS_DIR,
     ArraySpec,
@@ -104,6 +111,7 @@ KIND = register_kind(KindSpec(
         "labels": ArraySpec("int64", ("N",), "true class of a real image, -1 for a synthetic one"),
     },
     options=("features", "hidden", "classes", "source", "cases"),
+    check=check_classifier,
 ))
 
 COMMITTED_SEED = 20240607
@@ -287,22 +295,32 @@ def real_classifier(dataset: str = "mnist", formats: NumberFormats | None = None
     (selected by validation accuracy, as in the main job) and its quantization.
 
     ``features`` keeps only the first that many features (the committed sets); ``train_limit``
-    the first training images. Results are cached under the spykehw cache folder (keyed by
-    every argument), so a long test or a benchmark pays for the training once.
+    the first training images. Results are cached under the spykehw cache folder, so a long
+    test or a benchmark pays for the training once. The key holds every argument, the SHA-256
+    of the data files read (a classifier trained on a 300-image ``data_dir`` is never reused for
+    full MNIST) and the content of the code that produces it (:func:`_producer_digest`); the
+    file carries its key and content hash, and a truncated or foreign file is discarded with a
+    line naming it (:mod:`spykehw.stored`). Writes are atomic with unique temporary names, so
+    cold runs started together both work.
     """
 
-    formats = formats or preset("fpga-16")
+    formats = formats or preset(DEFAULT_PRESET)
     settings = {"dataset": dataset, "formats": formats.to_dict(), "hidden": hidden, "epochs": epochs,
                 "features": features, "stdp_images": stdp_images, "train_limit": train_limit,
-                "seed": seed, "version": 1}
-    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
-    path = _cache_dir() / f"real-{dataset}-{key}.npz"
+                "seed": seed, "version": 2}
     ds = load_dataset(dataset, data_dir, seed=seed)
-    if cache and path.is_file():
-        z = np.load(path)
+    data_files = {role: rec.get("sha256") for role, rec in
+                  sorted(ds.provenance.get("files", {}).items())}
+    key = stable_key({"settings": settings, "data": data_files, "split": ds.provenance.get("split"),
+                      "code": _producer_digest()}, 16)
+    path = _cache_dir() / f"real-{dataset}-{key}.npz"
+    clean_stale_temps(path.parent)      # left by a killed cold run (a live one's are kept)
+    got = read_checked_npz(path, kind="real-classifier", key=key) if cache else None
+    if got is not None:
+        z, meta = got
         q = IntClassifier(z["W2q"], z["b2q"], z["W3q"], z["b3q"], formats)
         return RealClassifier(dataset, formats, q, z["conv"], z["test_x"], z["test_y"],
-                              ds.test_images, float(z["float_acc"]), settings)
+                              ds.test_images, float(meta["float_acc"]), settings)
     opts = NetworkOptions(classifier=ClassifierOptions(
         hidden=hidden, epochs=epochs, eta=0.02 if dataset.startswith("emnist") else 0.01))
     train_images, train_y = ds.train_images[:train_limit], ds.train_labels[:train_limit]
@@ -318,12 +336,22 @@ def real_classifier(dataset: str = "mnist", formats: NumberFormats | None = None
     out = RealClassifier(dataset, formats, q, trace.weights, te, np.asarray(ds.test_labels),
                          ds.test_images, float(result.test_acc_best or 0.0), settings)
     if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez_compressed(tmp, W2q=q.W2q, b2q=q.b2q, W3q=q.W3q, b3q=q.b3q, conv=trace.weights,
-                            test_x=te, test_y=np.asarray(ds.test_labels), float_acc=out.float_test_acc)
-        tmp.replace(path)
+        write_checked_npz(path, {"W2q": q.W2q, "b2q": q.b2q, "W3q": q.W3q, "b3q": q.b3q,
+                                 "conv": trace.weights, "test_x": te,
+                                 "test_y": np.asarray(ds.test_labels)},
+                          kind="real-classifier", key=key, compressed=True,
+                          meta={"float_acc": out.float_test_acc, "settings": settings,
+                                "data": data_files})
     return out
+
+
+def _producer_digest() -> str:
+    """The content of the code a cached classifier comes from: the golden model, the data
+    loaders and this module (comments and docstrings aside)."""
+    files = [(f"golden/{p.name}", p) for p in sorted(Path(golden_package.__file__).parent.glob("*.py"))]
+    files += [(f"data/{p.name}", p) for p in data_code_files()]
+    files.append(("sim/classifier/vector_gen.py", Path(__file__)))
+    return code_digest(files)
 
 
 def real_vectors(rc: RealClassifier, images: int | Sequence[int], *, order: str = "ascending",
@@ -386,7 +414,7 @@ def small_classifier(conv_weights: np.ndarray, formats: NumberFormats | None = N
     ``epochs`` on the Pool1 features (made with ``conv_weights``) of the first ``train_images``
     images of the embedded MNIST sample (seconds, no dataset needed)."""
 
-    formats = formats or preset("fpga-16")
+    formats = formats or preset(DEFAULT_PRESET)
     opts = NetworkOptions(classifier=ClassifierOptions(hidden=hidden, epochs=epochs))
     ds = load_dataset("mnist-sample")
     x = extract_features(ds.train_images[:train_images], conv_weights, opts, formats).features

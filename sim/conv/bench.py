@@ -27,8 +27,8 @@ import time
 from pathlib import Path
 
 from ...golden.files import atomic_write
-from ...golden.formats import preset
-from ...golden.options import CONV1
+from ...golden.formats import DEFAULT_PRESET, preset
+from ...golden.options import CONV1, TIME_STEPS
 from ...rtl.conv_config import ConvCoreConfig
 from ...rtl.conv_core import ConvCore
 from ...rtl.verilog import generate
@@ -65,12 +65,12 @@ def run_benchmark(images: int = 500, icarus_images: int = 10, folder: Path | Non
                   simulators: tuple[str, ...] = ("verilator", "icarus")) -> dict:
 
     folder = Path(folder or tempfile.mkdtemp(prefix="spykehw-bench-conv-"))
-    fmt = preset("fpga-16")
+    fmt = preset(DEFAULT_PRESET)
     weights, note = conv1_weights(fmt)
     vs = source_vectors(fmt, "mnist", images, first=True, weights=weights, weights_note=note)
     vectors = write_vector_set(folder / "vectors.npz", vs)
-    cfg30 = ConvCoreConfig(options=CONV1, formats=fmt, steps=12, parallelism=30)
-    cfg10 = ConvCoreConfig(options=CONV1, formats=fmt, steps=12, parallelism=10)
+    cfg30 = ConvCoreConfig(options=CONV1, formats=fmt, steps=TIME_STEPS, parallelism=30)
+    cfg10 = ConvCoreConfig(options=CONV1, formats=fmt, steps=TIME_STEPS, parallelism=10)
     report: dict = {"preset": fmt.name, "layer": "conv1", "images": images, "weights": note,
                     "targets": TARGETS, "results": {}, "skipped": {}}
     res = report["results"]

@@ -19,7 +19,7 @@ from ..framework.runners import CosimFailure, build_sim, run_tests, tb_env
 from ..framework.vectors import read_vectors
 from .harness import ConvHarness
 from .tb import ENV_IMAGES, ENV_STATS
-from .vector_gen import KIND
+from .vector_gen import KIND, check_drives
 
 __all__ = [
     "ConvCosim",
@@ -214,8 +214,10 @@ def cosim_vector_file(cosim: ConvCosim, vectors, folder, *, chunk: int = 250, st
 
     folder = Path(folder)
     vs = read_vectors(vectors, kind=KIND)
-    n = len(vs.options["cases"])
-    out: dict[str, Any] = {"vector": vs.name, "images": 0, "mismatches": 0, "mismatch_lines": [],
+    check_drives(vs, cosim.config)
+    n = int(vs["weight_set"].shape[0])     # the images in the file (the reader checked the list)
+    out: dict[str, Any] = {"vector": vs.name, "images_in_file": n, "images": 0, "mismatches": 0,
+                           "mismatch_lines": [],
                            "mismatching_images": [], "cycles": 0, "tb_wall_s": 0.0, "wall_s": 0.0,
                            "waveform": None, "simulator": cosim.simulator,
                            "parallelism": cosim.config.parallelism}

@@ -52,12 +52,20 @@ from ...golden.arithmetic import int_arithmetic
 from ...golden.conv import run_conv
 from ...golden.errors import SpykehwError
 from ...golden.formats import NumberFormats, preset
-from ...golden.options import CONV1, CONV2, ConvOptions, EncoderOptions, NetworkOptions
+from ...golden.options import (
+    CONV1,
+    CONV2,
+    TIME_STEPS,
+    ConvOptions,
+    EncoderOptions,
+    NetworkOptions,
+)
 from ...golden.pipeline import encode_events, train_conv1
 from ...golden.spikes import SpikeEvents
 from ...golden.state import load_state
 from ...rtl.conv_config import ConvCoreConfig
 from ..framework.images import emnist_test_images, mnist_test_images, mnist_train_images
+from ..framework.vector_checks import check_conv_infer
 from ..framework.vectors import (
     VECTORS_DIR,
     ArraySpec,
@@ -78,6 +86,7 @@ __all__ = [
     "image_spikes",
     "layer_options",
     "core_config",
+    "check_drives",
     "canonical_events",
     "adversarial_cases",
     "adversarial_weight_sets",
@@ -94,6 +103,8 @@ __all__ = [
 ]
 
 KIND = "conv-infer"
+
+
 CONV_INFER = register_kind(KindSpec(
     name=KIND,
     description="conv layer inference with lateral inhibition and pool features, per image and "
@@ -110,6 +121,7 @@ CONV_INFER = register_kind(KindSpec(
     },
     options=("layer", "conv", "encoder", "steps", "max_spikes_per_input", "threshold",
              "potential_bits", "cases", "weight_sets", "sources"),
+    check=check_conv_infer,
 ))
 
 COMMITTED_SEED = 20240607
@@ -154,6 +166,22 @@ def core_config(vs: VectorSet, parallelism: int | None = None):
     return ConvCoreConfig(options=opts, formats=vs.formats, steps=int(vs.options["steps"]),
                           parallelism=opts.maps if parallelism is None else parallelism,
                           max_spikes_per_input=int(vs.options["max_spikes_per_input"]))
+
+
+def check_drives(vs: VectorSet, cfg) -> None:
+    """Refuse a vector file whose header does not describe the design it is about to drive
+    (another layer, number formats, steps or spikes per input than the core was built for)."""
+    want = {"options.conv": dataclasses.asdict(cfg.options), "formats": cfg.formats.digest(),
+            "options.steps": cfg.steps, "options.max_spikes_per_input": cfg.max_spikes_per_input}
+    found = {"options.conv": vs.options["conv"], "formats": vs.formats.digest(),
+             "options.steps": vs.options["steps"],
+             "options.max_spikes_per_input": vs.options["max_spikes_per_input"]}
+    bad = [k for k in want if want[k] != found[k]]
+    if bad:
+        what = ", ".join(f"{k} ({vs.formats.name!r} vs the core's {cfg.formats.name!r})" if k == "formats"
+                         else f"{k} ({found[k]!r} vs the core's {want[k]!r})" for k in bad)
+        raise ConvVectorError(f"{vs.path or vs.kind}: does not describe the conv core it would "
+                              f"drive: {what}")
 
 
 # ----- events ------------------------------------------------------------------------------------
@@ -281,7 +309,7 @@ def _check_case(case: ConvCase, opts: ConvOptions, steps: int, max_spikes: int, 
 
 
 def make_conv_vectors(formats: NumberFormats, opts: ConvOptions, weight_sets: Sequence[tuple[str, np.ndarray]],
-                      cases: Sequence[ConvCase], *, steps: int = 12, max_spikes_per_input: int = 1,
+                      cases: Sequence[ConvCase], *, steps: int = TIME_STEPS, max_spikes_per_input: int = 1,
                       layer: str = "custom", encoder: EncoderOptions | None = None,
                       sources: dict[str, Any] | None = None, seed: int | None = None,
                       description: str = "") -> VectorSet:
@@ -506,14 +534,24 @@ def conv1_weights(formats: NumberFormats, *, state: str | Path | None = None,
         if st.model != "int":
             raise ConvVectorError(f"{state}: holds a {st.model} model; the conv core needs the "
                                   "integer model's weights")
-        if st.number_formats().to_dict() != formats.to_dict():
-            raise ConvVectorError(f"{state}: its weights are in formats {st.formats.get('name')!r}, "
-                                  f"not {formats.name!r} (use --config {st.formats.get('name')})")
+        theirs = st.number_formats()
+        if theirs.digest() != formats.digest():
+            # Names alone can agree on different content (a state from before names told the
+            # truth): show the content hashes too.
+            raise ConvVectorError(
+                f"{state}: its weights are in formats {theirs.name!r} (content "
+                f"{theirs.digest()[:8]}), not {formats.name!r} (content {formats.digest()[:8]})"
+                + (f"; use --config {theirs.name}" if theirs.name != formats.name else
+                   "; pass the config file the state was trained with"))
         return np.asarray(st.conv1_weights, dtype=np.int64), f"state file {Path(state).name}"
     if train_images < 1:
         raise ConvVectorError(f"train images: must be >= 1, not {train_images}")
     source = "mnist-sample" if train_images <= 5000 and data_dir is None else "mnist"
-    images = mnist_train_images(source, data_dir)[:train_images]
+    images = mnist_train_images(source, data_dir)
+    if len(images) < train_images:  # never train on fewer images than the note says
+        raise ConvVectorError(f"train images: {source} has {len(images)} training images, "
+                              f"not {train_images}")
+    images = images[:train_images]
     return stdp_weights(images, formats), f"golden train_conv1 on {source} train rows 0..{train_images - 1}"
 
 

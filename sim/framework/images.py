@@ -8,11 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ... import data as data_package
 from ...data.datasets import EMNIST_BYMERGE_STEMS, load_dataset, read_labelled
 from ...data.emnist import EMNIST_47_CLASSES, upright
 from ...data.locate import find_dataset_files, search_dataset
 
 __all__ = [
+    "data_code_files",
     "load_dataset",
     "mnist_test_images",
     "mnist_train_images",
@@ -41,3 +43,9 @@ def emnist_test_images(data_dir: str | Path | None = None) -> np.ndarray:
              else find_dataset_files(data_dir, "emnist", stems))
     x, _y, _rec = read_labelled(files["images"], files["labels"], len(EMNIST_47_CLASSES))
     return upright(x)
+
+
+def data_code_files() -> list[Path]:
+    """The source files of the data loaders (for cache keys: a cache built by other loaders is
+    not reused)."""
+    return sorted(Path(data_package.__file__).parent.glob("*.py"))

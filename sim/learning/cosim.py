@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import tempfile
@@ -12,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ...golden.formats import load_formats
+from ...golden.formats import DEFAULT_PRESET, load_formats
 from ...golden.options import CONV1
 from ...rtl.conv_config import ConvCoreConfig
 from ..conv.cosim import ConvCosimResult, build_conv_cosim
@@ -34,7 +33,6 @@ __all__ = [
     "build_learn_cosim",
     "run_learn_cosim",
     "long_run",
-    "register",
 ]
 
 
@@ -79,7 +77,7 @@ def run_learn_cosim(cosim, vectors, test_dir, *, images: int | None = None, ever
 # ----- the long run ----------------------------------------------------------------------------
 
 def long_run(n_images: int = 500, *, simulator: str = "verilator", parallelism: int = 30,
-             formats: str = "fpga-16", folder=None, data_dir=None, optimize: bool = True,
+             formats: str = DEFAULT_PRESET, folder=None, data_dir=None, optimize: bool = True,
              progress: Any = None) -> dict[str, Any]:
     """STDP-train Conv1 (default options) in the RTL on the first ``n_images`` MNIST training
     images, from the authors' initial weights, and compare with the golden model: the winners
@@ -140,49 +138,3 @@ def long_run(n_images: int = 500, *, simulator: str = "verilator", parallelism: 
     finally:
         if tmp is not None:
             tmp.cleanup()
-
-
-# ----- command line ----------------------------------------------------------------------------------
-
-def _add_arguments(p) -> None:
-    p.add_argument("--images", type=int, default=500, help="MNIST training images (default 500)")
-    p.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
-    p.add_argument("--parallelism", type=int, default=30, help="maps per cycle L (default 30)")
-    p.add_argument("--config", default="fpga-16", help="number formats: preset or TOML (default fpga-16)")
-    p.add_argument("--data-dir", default=None, help="datasets folder (default: embedded sample)")
-    p.add_argument("--folder", default=None, help="keep the build and run here (default: temporary)")
-    p.add_argument("--no-optimize", action="store_true", help="unoptimised Verilator build")
-
-
-def _learn(args) -> int:
-    """``spykehw cosim learn``: the long STDP run, printed as JSON; exit status 1 if not identical."""
-
-    out = long_run(args.images, simulator=args.simulator, parallelism=args.parallelism,
-                   formats=args.config, folder=args.folder, data_dir=args.data_dir,
-                   optimize=not args.no_optimize)
-    print(json.dumps(out, indent=1))
-    return 0 if out["identical"] else 1
-
-
-def register(subparsers) -> None:
-    """Add ``learn`` to the ``cosim`` command's subparsers (see the report of issue 5)."""
-    p = subparsers.add_parser("learn", help="STDP-train Conv1 in the RTL and compare with the golden model")
-    _add_arguments(p)
-    p.set_defaults(func=_learn)
-
-
-def _main(argv=None) -> int:
-
-    ap = argparse.ArgumentParser(prog="python -m spykehw.sim.learning.harness")
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("long", help="the long run (JSON on stdout)")
-    p.add_argument("n", type=int, nargs="?", default=500, help="images (default 500)")
-    _add_arguments(p)
-    args = ap.parse_args(argv)
-    if args.n is not None:
-        args.images = args.n
-    return _learn(args)
-
-
-if __name__ == "__main__":
-    raise SystemExit(_main())

@@ -12,7 +12,7 @@ import numpy as np
 from ...golden.arithmetic import int_arithmetic
 from ...golden.conv import train_conv
 from ...golden.formats import NumberFormats
-from ...golden.options import ConvOptions
+from ...golden.options import TIME_STEPS, ConvOptions
 from ...golden.spikes import SpikeEvents
 
 __all__ = [
@@ -33,7 +33,7 @@ class LearnExpectation:
 
 
 def golden_training(events: Sequence[np.ndarray], weights0: np.ndarray, opts: "ConvOptions",
-                    formats: "NumberFormats", *, steps: int = 12,
+                    formats: "NumberFormats", *, steps: int = TIME_STEPS,
                     max_spikes_per_input: int = 1) -> LearnExpectation:
     """The golden integer STDP training (``train_conv``, one epoch) of ``events`` (per image
     ``(k, 4)`` rows ``(t, c, y, x)`` in the golden order) from ``weights0``."""

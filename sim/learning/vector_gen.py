@@ -46,7 +46,7 @@ from ...golden.arithmetic import int_arithmetic
 from ...golden.conv import run_conv
 from ...golden.errors import SpykehwError
 from ...golden.formats import NumberFormats, preset
-from ...golden.options import CONV1, CONV2, ConvOptions, EncoderOptions
+from ...golden.options import CONV1, CONV2, TIME_STEPS, ConvOptions, EncoderOptions
 from ...golden.pipeline import initial_conv1_weights
 from ...golden.spikes import SpikeEvents
 from ...rtl.conv_config import ConvCoreConfig
@@ -58,6 +58,7 @@ from ..conv.vector_gen import (
     stdp_weights,
 )
 from ..framework.images import mnist_train_images
+from ..framework.vector_checks import check_conv_learn
 from ..framework.vectors import (
     VECTORS_DIR,
     ArraySpec,
@@ -103,6 +104,7 @@ CONV_LEARN = register_kind(KindSpec(
     },
     options=("layer", "conv", "encoder", "steps", "max_spikes_per_input", "threshold",
              "potential_bits", "cases", "sources", "final_level", "homeostasis_matters", "rounding"),
+    check=check_conv_learn,
 ))
 
 COMMITTED_SEED = 20240607
@@ -149,7 +151,7 @@ def initial_weights(opts: ConvOptions, formats: NumberFormats) -> np.ndarray:
 
 
 def make_learn_vectors(formats: NumberFormats, opts: ConvOptions, weights0: np.ndarray,
-                       events: Sequence[np.ndarray], labels: Sequence[str], *, steps: int = 12,
+                       events: Sequence[np.ndarray], labels: Sequence[str], *, steps: int = TIME_STEPS,
                        max_spikes_per_input: int = 1, layer: str = "custom",
                        images: np.ndarray | None = None, encoder: EncoderOptions | None = None,
                        sources: dict[str, Any] | None = None, seed: int | None = None,
@@ -284,7 +286,7 @@ def committed_set(name: str, *, images: np.ndarray | None = None) -> VectorSet:
                              f"mnist-sample train rows 0..{STDP_TRAIN_IMAGES - 1}) on the images")
     sources["weights0"] = "the authors' initialisation (seed 0) quantized round-half-up"
     return make_learn_vectors(
-        fmt, opts, initial_weights(opts, fmt), events, labels, steps=12,
+        fmt, opts, initial_weights(opts, fmt), events, labels, steps=TIME_STEPS,
         max_spikes_per_input=max_spikes, layer="conv1" if spec.layer == "conv1" else "conv2-shaped",
         images=images, sources=sources, seed=COMMITTED_SEED,
         description=f"{name}: {spec.purpose}; {len(labels)} MNIST training images trained in "

@@ -7,6 +7,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..argtypes import count, output_file, workers
+from ..options_args import add_options_arguments
+
 __all__ = ["register"]
 
 
@@ -23,7 +26,7 @@ def _bench(args: argparse.Namespace) -> int:
     from spykehw.golden.formats import load_formats
     from spykehw.output import atomic_write
 
-    load_formats(args.formats)  # a bad preset or file fails here, not in every child
+    load_formats(args.config)  # a bad preset or file fails here, not in every child
     names = tuple(n.strip() for n in args.only.split(",") if n.strip()) if args.only else BENCHMARKS
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
@@ -37,15 +40,20 @@ def _bench(args: argparse.Namespace) -> int:
                                ("classifier_images", args.classifier_images),
                                ("hidden", args.hidden)) if v is not None}
     common = dict(dataset=dataset, data_dir=None if args.data_dir is None else str(args.data_dir),
-                  formats=args.formats, threads=args.threads, **sizes)
+                  formats=args.config, threads=args.threads, options=args.options or "authors-code",
+                  settings=tuple(args.settings or ()), **sizes)
+    from spykehw.bench import bench_options
+    bench_options(BenchConfig(**common))  # a bad options file fails here, not in every child
     cfg = quick_config(**common) if args.quick else BenchConfig(**common)
     report = run_benchmarks(cfg, names, quick=args.quick, requested_dataset=args.dataset,
                             dataset_note=note)
     text = to_json(report)
+    # The measurement goes to stdout first: a failure to save it must not lose it.
+    sys.stdout.write(text)
+    sys.stdout.flush()
     if args.out is not None:
         with atomic_write(args.out, "w") as f:
             f.write(text)
-    sys.stdout.write(text)
     return 0 if report["ok"] else 1
 
 
@@ -67,18 +75,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="folder holding mnist/ (default: the standard data folders)")
     p.add_argument("--only", default=None, metavar="NAMES",
                    help=f"comma-separated subset of: {', '.join(BENCHMARKS)}")
-    p.add_argument("--formats", default="fpga-16", metavar="PRESET|TOML",
+    p.add_argument("--config", default="fpga-16", metavar="PRESET|TOML",
                    help="number formats of the integer model (default fpga-16)")
-    p.add_argument("--threads", type=int, default=None, metavar="N",
+    p.add_argument("--threads", type=workers, default=None, metavar="N",
                    help="numba threads (default: numba's default, one per CPU)")
-    p.add_argument("--encode-images", type=int, default=None, metavar="N",
+    p.add_argument("--encode-images", type=count, default=None, metavar="N",
                    help="images for encoding and feature extraction (default 10000; quick 300)")
-    p.add_argument("--stdp-images", type=int, default=None, metavar="N",
+    p.add_argument("--stdp-images", type=count, default=None, metavar="N",
                    help="images for STDP training (default 6000; quick 300)")
-    p.add_argument("--classifier-images", type=int, default=None, metavar="N",
+    p.add_argument("--classifier-images", type=count, default=None, metavar="N",
                    help="feature rows for the classifier epoch (default 10000; quick 300)")
-    p.add_argument("--hidden", type=int, default=None, metavar="H",
-                   help="classifier hidden units (default 1000)")
-    p.add_argument("--out", type=Path, default=None, metavar="FILE",
+    p.add_argument("--hidden", type=count, default=None, metavar="H",
+                   help="classifier hidden units (default: the options', 1000)")
+    add_options_arguments(p)
+    p.add_argument("--out", type=output_file, default=None, metavar="FILE",
                    help="also write the JSON to FILE")
     p.set_defaults(func=_bench)

@@ -6,7 +6,25 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..argtypes import count, existing_file, output_dir, probability
+from ..golden.formats import DEFAULT_PRESET
+
 __all__ = ["register"]
+
+
+def _learn(args: argparse.Namespace) -> int:
+    """``spykehw cosim learn``: the long STDP run, printed as JSON; exit status 1 if not identical."""
+    import json
+
+    from ..sim.learning.cosim import (
+        long_run,  # the hw extra (Amaranth, cocotb) is optional
+    )
+
+    out = long_run(args.images, simulator=args.simulator, parallelism=args.parallelism,
+                   formats=args.config, folder=args.out, data_dir=args.data_dir,
+                   optimize=not args.no_optimize)
+    print(json.dumps(out, indent=1))
+    return 0 if out["identical"] else 1
 
 
 def _conv(args: argparse.Namespace) -> int:
@@ -36,7 +54,7 @@ def _conv(args: argparse.Namespace) -> int:
         cfg = core_config(vs, args.parallelism)
     else:
         cfg = conv_config(args.config, "conv1", args.parallelism, 12)
-        weights, note = conv1_weights(cfg.formats, state=args.weights, data_dir=args.data_dir)
+        weights, note = conv1_weights(cfg.formats, state=args.state, data_dir=args.data_dir)
         print(f"vectors: {args.count} {args.source} test images (rows 0..{args.count - 1}), "
               f"weights: {note}", file=sys.stderr)
         vs = source_vectors(cfg.formats, args.source, args.count, first=True, weights=weights,
@@ -46,14 +64,15 @@ def _conv(args: argparse.Namespace) -> int:
     print(f"building the harness for {args.simulator} (L = {cfg.parallelism})...", file=sys.stderr)
     cosim = build_conv_cosim(cfg, args.simulator, folder.file("build"), optimize=not args.no_optimize,
                              **LONG_RUN_DEPTHS)
-    n = len(vs.options["cases"])
+    n = int(vs["weight_set"].shape[0])
     with Progress("cosim", total=n, unit="img", enabled=not args.quiet) as progress:
         summary = cosim_vector_file(cosim, vectors, folder.file("runs"), chunk=args.chunk,
                                     stall=args.stall, progress=progress)
     folder.write_json("summary.json", summary, "mismatches, cycles and images/s")
-    for k in ("images", "mismatches", "cycles_per_image", "images_per_s"):
+    for k in ("images", "images_in_file", "mismatches", "cycles_per_image", "images_per_s"):
         folder.result(k, summary[k])
-    print(f"{summary['images']} images on {args.simulator}: {summary['mismatches']} mismatches, "
+    print(f"{summary['images']} of {summary['images_in_file']} images compared on {args.simulator}: "
+          f"{summary['mismatches']} mismatches, "
           f"{summary['cycles_per_image']:.0f} cycles/image, {summary['images_per_s']:.1f} images/s "
           f"(testbench wall time; {summary['wall_s']:.1f} s in all)")
     for line in summary["mismatch_lines"]:
@@ -61,7 +80,11 @@ def _conv(args: argparse.Namespace) -> int:
     if summary["waveform"]:
         print(f"waveform of the first mismatching image: {summary['waveform']}")
     print(f"results: {folder.path}")
-    return 0 if summary["mismatches"] == 0 and summary["images"] == n else 1
+    if summary["images"] != summary["images_in_file"]:
+        print(f"spykehw cosim: error: {summary['images']} images compared, the vector file holds "
+              f"{summary['images_in_file']}", file=sys.stderr)
+        return 1
+    return 0 if summary["mismatches"] == 0 else 1
 
 
 def _classifier(args: argparse.Namespace) -> int:
@@ -101,7 +124,50 @@ def _classifier(args: argparse.Namespace) -> int:
     for line in summary["first_mismatches"]:
         print(f"  {line}")
     print(f"results: {folder.path}")
+    if summary.get("images_compared", n) != n:
+        print(f"spykehw cosim: error: {summary['images_compared']} images compared, {n} expected",
+              file=sys.stderr)
+        return 1
     return 0 if summary["passed"] and agree == n else 1
+
+
+def _accelerator(args: argparse.Namespace) -> int:
+    from ..output import RunFolder
+    from ..sim.accelerator.long_run import long_run
+    from ..sim.toolchain import find_simulator, missing_reason
+    from .verilog import accelerator_point
+
+    if find_simulator(args.simulator) is None:
+        print(f"spykehw cosim: {args.simulator} unavailable: {missing_reason(args.simulator)}",
+              file=sys.stderr)
+        return 2
+    point = accelerator_point(args)
+    folder = RunFolder(args.out, "cosim-accelerator", args=vars(args) | {"func": None})
+    print(f"{args.images} {args.dataset} test images through the accelerator (3630 -> {point.hidden} -> "
+          f"the dataset's classes, {point.formats.name}, weights {point.weights}) on {args.simulator}: "
+          "training (cached after the first run), building, simulating...", file=sys.stderr)
+    summary = long_run(args.dataset, args.images, point.formats, simulator=args.simulator,
+                       hidden=point.hidden, epochs=args.epochs, conv_lanes=point.conv_lanes,
+                       classifier_lanes=point.classifier_lanes, weights=point.weights,
+                       stall=args.stall_rate, chunk=args.chunk or 0,
+                       malformed=args.malformed, folder=folder.file("work"),
+                       optimize=not args.no_optimize, data_dir=args.data_dir)
+    folder.write_json("summary.json", summary, "mismatches, cycles per image, images/s, accuracy")
+    for k in ("images", "frames_sent", "frames_compared", "mismatches", "cycles_per_image", "images_per_s_sim"):
+        folder.result(k, summary[k])
+    acc = summary.get("rtl_accuracy")
+    print(f"{summary['frames_sent']} frames sent, {summary['frames_compared']} result frames compared on "
+          f"{args.simulator}: {summary['mismatches']} mismatches; RTL class = golden for "
+          f"{summary['rtl_class_equals_golden']}/{summary['images']} images"
+          + (f", accuracy {100 * acc:.2f}%" if acc is not None else "")
+          + f"; {summary['busy_cycles_per_image']:,.0f} busy cycles/image, "
+          f"{summary['images_per_s_sim'] or 0:.1f} simulated images/s"
+          + (f"; W2 read {summary['w2_bytes_per_image']:,.0f} bytes/image in "
+             f"{summary['w2_bursts_per_image']:.1f} bursts" if summary.get("w2_bytes_per_image") else ""))
+    for line in summary["first_mismatches"]:
+        print(f"  {line}")
+    print(f"results: {folder.path}")
+    return 0 if summary["passed"] and summary["mismatches"] == 0 else 1
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -113,23 +179,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        description="Conv1 core: the first COUNT test images through the integer "
                                    "golden model and the generated Verilog; every step of every "
                                    "image is compared. Exit status 1 on any mismatch.")
-    c.add_argument("--count", type=int, default=2000, help="test images (default 2000)")
+    c.add_argument("--count", type=count, default=2000, help="test images (default 2000)")
     c.add_argument("--source", choices=["mnist", "mnist-sample", "emnist"], default="mnist",
                    help="image source (default mnist: the 10,000 test images)")
-    c.add_argument("--vectors", type=Path, default=None, metavar="FILE",
+    c.add_argument("--vectors", type=existing_file, default=None, metavar="FILE",
                    help="co-simulate this conv-infer file instead")
     c.add_argument("--simulator", choices=["verilator", "icarus"], default="verilator")
     c.add_argument("--config", default=None, metavar="PRESET",
                    help="number formats: a preset (default fpga-16) or a TOML file")
-    c.add_argument("--parallelism", type=int, default=None, metavar="L",
+    c.add_argument("--parallelism", type=count, default=None, metavar="L",
                    help="maps per cycle (default 30)")
-    c.add_argument("--weights", type=Path, default=None, metavar="STATE",
+    c.add_argument("--state", type=existing_file, default=None, metavar="STATE",
                    help="Conv1 weights from a state file instead of STDP on 300 images")
     c.add_argument("--stall", action="store_true", help="random stalls on the core's streams")
-    c.add_argument("--chunk", type=int, default=500, help="images per simulator run (default 500)")
+    c.add_argument("--chunk", type=count, default=500, help="images per simulator run (default 500)")
     c.add_argument("--no-optimize", action="store_true",
                    help="Verilator: -O0 C++ (faster build, slower run)")
-    c.add_argument("--out", type=Path, default=Path("runs"), help="run folders (default runs/)")
+    c.add_argument("--out", type=output_dir, default=Path("runs"), help="run folders (default runs/)")
     c.add_argument("--data-dir", type=Path, default=None, metavar="DIR")
     c.add_argument("--quiet", action="store_true", help="no progress lines")
     c.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
@@ -144,16 +210,56 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    "on any mismatch.")
     k.add_argument("--dataset", choices=["mnist", "emnist"], default="mnist",
                    help="mnist (3630 -> 1000 -> 10, default) or emnist (47 classes)")
-    k.add_argument("--images", type=int, default=10000, help="test images (default 10000)")
+    k.add_argument("--images", type=count, default=10000, help="test images (default 10000)")
     k.add_argument("--end-to-end", action="store_true", help="through the conv core RTL first")
-    k.add_argument("--lanes", type=int, default=64, help="classifier lanes (default 64)")
-    k.add_argument("--hidden", type=int, default=None, help="hidden units (default 1000 MNIST, 1500 EMNIST)")
-    k.add_argument("--epochs", type=int, default=10, help="classifier training epochs (default 10)")
+    k.add_argument("--lanes", type=count, default=64, help="classifier lanes (default 64)")
+    k.add_argument("--hidden", type=count, default=None, help="hidden units (default 1000 MNIST, 1500 EMNIST)")
+    k.add_argument("--epochs", type=count, default=10, help="classifier training epochs (default 10)")
     k.add_argument("--simulator", choices=["verilator", "icarus"], default="verilator")
-    k.add_argument("--out", type=Path, default=Path("runs"), help="run folders (default runs/)")
+    k.add_argument("--out", type=output_dir, default=Path("runs"), help="run folders (default runs/)")
     k.add_argument("--data-dir", type=Path, default=None, metavar="DIR")
     k.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
     k.set_defaults(func=_classifier)
 
-    from ..sim.learning.cosim import register as register_learn
-    register_learn(sub)
+    from .verilog import accelerator_arguments
+
+    a = sub.add_parser("accelerator", help="the whole accelerator top on real images (AXI buses)",
+                       description="Train a network on the dataset (cached), load its weights into "
+                                   "the accelerator over AXI4-Lite and send the first IMAGES test "
+                                   "images as AXI4-Stream event frames (cocotbext-axi, random "
+                                   "stalls); class and softmax words of every image are compared "
+                                   "with the integer golden model. Exit status 1 on any mismatch.")
+    a.add_argument("--dataset", choices=["mnist", "mnist-sample", "emnist"], default="mnist")
+    a.add_argument("--images", type=count, default=200, help="test images (default 200)")
+    a.add_argument("--simulator", choices=["verilator", "icarus"], default="verilator")
+    a.add_argument("--config", default=None, metavar="PRESET",
+                   help="number formats: a preset (default fpga-8) or a TOML file")
+    accelerator_arguments(a)
+    a.add_argument("--epochs", type=count, default=10, help="classifier training epochs (default 10)")
+    a.add_argument("--stall-rate", type=probability, default=0.1,
+                   help="probability of a pause per cycle on each stream (default 0.1)")
+    a.add_argument("--chunk", type=count, default=None,
+                   help="images per simulator run (default: one run, weights loaded once)")
+    a.add_argument("--malformed", action="store_true",
+                   help="also interleave malformed frames (they must come back flagged)")
+    a.add_argument("--no-optimize", action="store_true", help="Verilator: -O0 C++ (faster build)")
+    a.add_argument("--out", type=output_dir, default=Path("runs"), help="run folders (default runs/)")
+    a.add_argument("--data-dir", type=Path, default=None, metavar="DIR")
+    a.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
+    a.set_defaults(func=_accelerator)
+
+    lp = sub.add_parser("learn", help="STDP-train Conv1 in the RTL and compare with the golden model",
+                        description="STDP-train Conv1 in the RTL on the first IMAGES MNIST training "
+                                    "images from the authors' initial weights and compare the winners "
+                                    "of every image and the weights after every batch with the golden "
+                                    "model; JSON on stdout; exit status 1 if not identical.")
+    lp.add_argument("--images", type=count, default=500, help="MNIST training images (default 500)")
+    lp.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
+    lp.add_argument("--parallelism", type=count, default=30, help="maps per cycle L (default 30)")
+    lp.add_argument("--config", default=DEFAULT_PRESET,
+                    help=f"number formats: preset or TOML (default {DEFAULT_PRESET})")
+    lp.add_argument("--data-dir", type=Path, default=None, help="datasets folder (default: embedded sample)")
+    lp.add_argument("--out", type=output_dir, default=None,
+                    help="keep the build and run here (default: temporary)")
+    lp.add_argument("--no-optimize", action="store_true", help="unoptimised Verilator build")
+    lp.set_defaults(func=_learn)

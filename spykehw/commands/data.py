@@ -6,12 +6,22 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..argtypes import count, output_dir, seed
+
 __all__ = ["register"]
 
 
 def _info(args: argparse.Namespace) -> int:
     from spykehw.data.info import describe, format_report
-    print(format_report(describe(args.data_dir, verify=args.verify, seed=args.seed)))
+    report = describe(args.data_dir, verify=args.verify, seed=args.seed)
+    print(format_report(report))
+    # An error printed in the report is an error: the exit status says so (scripts check it).
+    # (Content that differs from the official files is a finding, not an error: own data.)
+    errors = [i for _, _, infos in report for i in infos if i.error]
+    if errors:
+        print(f"spykehw data info: error: {len(errors)} dataset(s) could not be read: "
+              + "; ".join(f"{i.name} in {i.folder}" for i in errors), file=sys.stderr)
+        return 1
     return 0
 
 
@@ -19,7 +29,7 @@ def _fetch(args: argparse.Namespace) -> int:
     from spykehw.data.fetch import default_dest, fetch
     from spykehw.data.locate import candidate_data_dirs
     from spykehw.data.registry import DATASET_SOURCES
-    dest = args.dest if args.dest is not None else default_dest()
+    dest = args.out if args.out is not None else default_dest()
     paths = fetch(args.dataset, dest, base_url=args.base_url, keep_archive=args.keep_archive,
                   attempts=args.attempts, progress=not args.quiet)
     for p in paths:
@@ -57,7 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     info.add_argument("--verify", action="store_true",
                       help="read every file fully and compare the SHA-256 of its decompressed "
                            "content with the official value")
-    info.add_argument("--seed", type=int, default=0,
+    info.add_argument("--seed", type=seed, default=0,
                       help="split seed used for the EMNIST train/test counts (default 0)")
     info.set_defaults(func=_info)
 
@@ -70,14 +80,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "official gzip.zip (about 560 MB) is downloaded and the bymerge and balanced "
                     "files are extracted from it.")
     fetch.add_argument("dataset", choices=("mnist", "emnist"), help="which dataset")
-    fetch.add_argument("--dest", type=Path, default=None, metavar="DIR",
+    fetch.add_argument("--out", type=output_dir, default=None, metavar="DIR",
                        help="data folder (default: $SPYKEHW_DATA_DIR, else "
                             "~/.local/share/spykehw/datasets)")
     fetch.add_argument("--base-url", default=None, metavar="URL",
                        help="download from this mirror instead (file names are appended)")
     fetch.add_argument("--keep-archive", action="store_true",
                        help="EMNIST: keep gzip.zip after extracting")
-    fetch.add_argument("--attempts", type=int, default=3,
+    fetch.add_argument("--attempts", type=count, default=3,
                        help="transfer attempts per file, each resuming the last (default 3)")
     fetch.add_argument("--quiet", action="store_true", help="no progress lines")
     fetch.set_defaults(func=_fetch)
@@ -90,6 +100,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ms.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
                     help="folder with the four MNIST files (or DIR/mnist); default: search the "
                          "default data folders")
-    ms.add_argument("--out", type=Path, required=True, metavar="DIR",
+    ms.add_argument("--out", type=output_dir, required=True, metavar="DIR",
                     help="output folder (the package's copy is spykehw/data/sample)")
     ms.set_defaults(func=_make_sample)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..argtypes import count, output_dir
+
 __all__ = ["register"]
 
 
@@ -20,14 +22,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", default=None,
                    help="number formats (preset or TOML); default: the state's. Only the classifier "
                         "and softmax formats may differ from the state's")
-    p.add_argument("--conv-lanes", type=int, default=None,
+    p.add_argument("--conv-lanes", type=count, default=None,
                    help="maps per cycle of the conv core (divides the maps; default all)")
-    p.add_argument("--classifier-lanes", type=int, default=None,
+    p.add_argument("--classifier-lanes", type=count, default=None,
                    help="hidden accumulators per cycle of the classifier (default min(64, hidden))")
     p.add_argument("--weights", choices=["on-chip", "external"], default="on-chip",
                    help="where W2 lives: on-chip (loaded over the classifier's load bus, default) or "
                         "external (read over the memory port)")
-    p.add_argument("--out", type=Path, required=True, help="the export folder (created)")
+    p.add_argument("--out", type=output_dir, required=True, help="the export folder (created)")
     p.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
     p.set_defaults(func=_main)
 

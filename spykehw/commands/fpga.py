@@ -15,6 +15,8 @@ import argparse
 import shlex
 from pathlib import Path
 
+from ..argtypes import count, output_dir, positive_float, seed, workers
+
 __all__ = ["register", "EXIT_NO_FIT", "EXIT_FAILED"]
 
 EXIT_NO_FIT = 3
@@ -230,18 +232,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="conv core map lanes L, a divisor of 30 (default 1)")
     p.add_argument("--lanes", default="64", metavar="L[,L...]",
                    help="classifier lanes: hidden accumulators per cycle (default 64)")
-    p.add_argument("--active-features", type=int, default=DEFAULT_ACTIVE_FEATURES, metavar="N",
+    p.add_argument("--active-features", type=count, default=DEFAULT_ACTIVE_FEATURES, metavar="N",
                    help="classifier cycle and traffic model: active features per image (default "
                         f"{DEFAULT_ACTIVE_FEATURES}, the upper end of rtl/classifier.py's 90..170)")
-    p.add_argument("--classes", type=int, default=10, help="classes of the classifier/softmax (default 10)")
-    p.add_argument("--hidden", type=int, default=1000, help="classifier hidden units (default 1000)")
-    p.add_argument("--freq", type=float, default=None, metavar="MHZ",
+    p.add_argument("--classes", type=count, default=10, help="classes of the classifier/softmax (default 10)")
+    p.add_argument("--hidden", type=count, default=1000, help="classifier hidden units (default 1000)")
+    p.add_argument("--freq", type=positive_float, default=None, metavar="MHZ",
                    help="target clock for nextpnr (default 100 on ECP5, 30 on iCE40)")
-    p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
-    p.add_argument("--out", type=Path, default=Path("runs"), help="where run folders go (default runs/)")
+    p.add_argument("--seed", type=seed, default=1, help="nextpnr placement seed (default 1)")
+    p.add_argument("--out", type=output_dir, default=Path("runs"), help="where run folders go (default runs/)")
     p.add_argument("--resume", type=Path, default=None, metavar="DIR",
                    help="continue a sweep in DIR (points already reported are skipped)")
-    p.add_argument("--workers", type=int, default=1, metavar="N",
+    p.add_argument("--workers", type=workers, default=1, metavar="N",
                    help="sweep: run N points at once on a Dask LocalCluster (default 1: one after the "
                         "other in this process)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
@@ -262,7 +264,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--router", choices=ROUTERS, default="router1",
                    help="nextpnr router (default router1, nextpnr's default; router2 is often much "
                         "faster on large, congested designs)")
-    p.add_argument("--pnr-timeout", type=float, default=None, metavar="SECONDS",
+    p.add_argument("--pnr-timeout", type=positive_float, default=None, metavar="SECONDS",
                    help="give up place and route after this long")
     p.add_argument("--quiet", action="store_true", help="no stage or progress lines")
     p.add_argument("--debug", action="store_true", help="show tracebacks for input errors")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from contextlib import contextmanager
 from pathlib import Path
+
+from ..argtypes import count, nonneg_int, output_dir, workers
+from ..options_args import add_options_arguments
 
 __all__ = ["register"]
 
@@ -61,30 +63,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--frac-rule", choices=("range", "preset"),
                    help="classifier fraction bits: 'range' (default: largest fraction at which no "
                         "trained weight saturates) or 'preset' (keep the base's integer bits)")
-    g.add_argument("--bias-extra", type=int, help="classifier biases are this many bits wider (default 4)")
+    g.add_argument("--bias-extra", type=nonneg_int, help="classifier biases are this many bits wider (default 4)")
     g.add_argument("--lut", help="exp LUT ENTRIES:BITS[:SOFTMAX_BITS] list (default 8:8,16:10,32:16; 'none' = off)")
     g.add_argument("--point", action="append", metavar="KEY=V,...",
                    help="an extra point: dotted overrides of the base (repeatable), e.g. "
                         "conv.weight_bits=6,stdp.rounding=stochastic")
     g.add_argument("--sweep", type=Path, help="a TOML sweep file (see below); flags override it")
     s = p.add_argument_group("stages")
-    s.add_argument("--repeats", type=int, help="seeds per point (Conv1 init and classifier; default 1)")
-    s.add_argument("--epochs", type=int, help="classifier epochs (default: the authors' 40 MNIST, 35 EMNIST)")
-    s.add_argument("--hidden", type=int, help="hidden neurons (default: 1000 MNIST, 1500 EMNIST)")
-    s.add_argument("--qat", type=int, metavar="EPOCHS",
+    s.add_argument("--repeats", type=count, help="seeds per point (Conv1 init and classifier; default 1)")
+    s.add_argument("--epochs", type=count, help="classifier epochs (default: the authors' 40 MNIST, 35 EMNIST)")
+    s.add_argument("--hidden", type=count, help="hidden neurons (default: 1000 MNIST, 1500 EMNIST)")
+    s.add_argument("--qat", type=nonneg_int, metavar="EPOCHS",
                    help="quantization-aware fine-tuning epochs after post-training quantization (default 0)")
-    s.add_argument("--stdp-images", type=int, help="images for Conv1 STDP (default 6000)")
-    s.add_argument("--train-limit", type=int, help="use only the first N training images")
-    s.add_argument("--test-limit", type=int, help="use only the first N test images")
+    s.add_argument("--stdp-images", type=count, help="images for Conv1 STDP (default 6000)")
+    add_options_arguments(s)
+    s.add_argument("--train-limit", type=count, help="use only the first N training images")
+    s.add_argument("--test-limit", type=count, help="use only the first N test images")
     r = p.add_argument_group("running")
-    r.add_argument("--out", type=Path, default=Path("runs"), help="where a new sweep folder goes (default runs/)")
-    r.add_argument("--dir", type=Path, help="the sweep folder to use: created, or resumed if it exists")
-    r.add_argument("--store", type=Path, help="the results store (default: DIR/store); several sweep "
+    r.add_argument("--out", type=output_dir, default=Path("runs"), help="where a new sweep folder goes (default runs/)")
+    r.add_argument("--dir", type=output_dir, help="the sweep folder to use: created, or resumed if it exists")
+    r.add_argument("--store", type=output_dir, help="the results store (default: DIR/store); several sweep "
                                               "folders may share one store, and so its cached stages")
     r.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler (default: a "
                                                           "LocalCluster on this machine)")
-    r.add_argument("--workers", type=int, help="LocalCluster worker processes (default: all usable cores)")
-    r.add_argument("--retries", type=int, default=2, help="retries of a failed or lost task (default 2)")
+    r.add_argument("--workers", type=workers, help="LocalCluster worker processes (default: all usable cores)")
+    r.add_argument("--retries", type=nonneg_int, default=2, help="retries of a failed or lost task (default 2)")
     r.add_argument("--dry-run", action="store_true", help="list the points (and which are stored) and exit")
     r.add_argument("--report-only", action="store_true",
                    help="rewrite the report of --dir from its store, computing nothing")
@@ -124,6 +127,8 @@ def _sweep(args: argparse.Namespace):
         "stdp_images": (args.stdp_images, int),
         "train_limit": (args.train_limit, int),
         "test_limit": (args.test_limit, int),
+        "options": (args.options, str),
+        "settings": (args.settings, tuple),
     }
     for key, (value, parse) in flags.items():
         if value is not None:
@@ -161,6 +166,9 @@ def _main(args: argparse.Namespace) -> int:
         return 0
 
     sweep = _sweep(args)
+    from ..quant.points import network_options
+    for ds in sweep.datasets:  # a bad options file fails here, with one line naming the key
+        network_options(sweep, ds, 0)
     points = build_points(sweep)  # impossible combinations fail here, before any work
     inject = parse_injection(args.inject_failure)
     if args.dry_run:
@@ -181,9 +189,10 @@ def _main(args: argparse.Namespace) -> int:
     print(f"spykehw quant: sweep folder {folder.path}, store {plan.store.root} (rerun with "
           f"--dir {folder.path} to resume)", flush=True)
     try:
-        with _term_as_interrupt():
-            outcome = run_sweep(plan, scheduler=args.scheduler, workers=args.workers,
-                                retries=args.retries, progress=not args.quiet)
+        # SIGTERM arrives as a KeyboardInterrupt too (spykehw.cli): the cluster is closed, the
+        # resume hint printed and the run folder marked interrupted.
+        outcome = run_sweep(plan, scheduler=args.scheduler, workers=args.workers,
+                            retries=args.retries, progress=not args.quiet)
     except KeyboardInterrupt:
         print(f"spykehw quant: stopped; finished points are stored, rerun with --dir {folder.path} "
               f"to resume", file=sys.stderr, flush=True)
@@ -222,24 +231,3 @@ def _summary_lines(summary: dict) -> None:
             if s["lut"]:
                 parts.append(f"LUT {s['lut']['value'][0]}:{s['lut']['value'][1]}")
             print(f"[{ds}] smallest within {tol} points of float: " + (", ".join(parts) or "none"))
-
-
-@contextmanager
-def _term_as_interrupt():
-    """SIGTERM stops a sweep like Ctrl-C: the cluster is closed and the resume hint printed
-    (a sweep started in the background ignores SIGINT)."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)

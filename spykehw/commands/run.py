@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..argtypes import count, output_dir, seed
+from ..options_args import add_options_arguments
+
 __all__ = ["register"]
 
 
@@ -22,17 +25,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", default=None,
                    help="number formats of the integer model: a preset name (paper-float-equivalent, "
                         "fpga-16 (default), fpga-8, edge-4) or a TOML file")
-    p.add_argument("--out", type=Path, default=Path("runs"), help="where run folders go (default: runs/)")
-    p.add_argument("--seed", type=int, default=0, help="split seed (EMNIST) (default 0)")
-    p.add_argument("--stdp-images", type=int, default=6000,
-                   help="images for Conv1 STDP training, first of the training order (default 6000)")
-    p.add_argument("--epochs", type=int, help="classifier epochs (default: 40 MNIST, 35 EMNIST)")
-    p.add_argument("--hidden", type=int, help="hidden neurons (default: 1000 MNIST, 1500 EMNIST)")
-    p.add_argument("--gradient", choices=["sg1", "sg2", "relu"], default="sg1",
+    p.add_argument("--out", type=output_dir, default=Path("runs"), help="where run folders go (default: runs/)")
+    p.add_argument("--seed", type=seed, default=0, help="split seed (EMNIST) (default 0)")
+    p.add_argument("--seeds", type=count, default=None, metavar="N",
+                   help="run N seeds (--seed, --seed+1, ...; each seeds the Conv1 and classifier "
+                        "initialisation, dropout and the EMNIST split) and report mean, std, min, max")
+    p.add_argument("--stdp-images", type=count, default=None,
+                   help="images for Conv1 STDP training, first of the training order (default 6000; "
+                        "= --set stdp_images=N)")
+    p.add_argument("--epochs", type=count, help="classifier epochs (default: 40 MNIST, 35 EMNIST)")
+    p.add_argument("--hidden", type=count, help="hidden neurons (default: 1000 MNIST, 1500 EMNIST)")
+    p.add_argument("--gradient", choices=["sg1", "sg2", "relu"], default=None,
                    help="classifier training: surrogate gradient 1 (default), 2, or the actual "
                         "gradient of a ReLU network (float model only)")
-    p.add_argument("--train-limit", type=int, help="use only the first N training images")
-    p.add_argument("--test-limit", type=int, help="use only the first N test images")
+    add_options_arguments(p)
+    p.add_argument("--train-limit", type=count, help="use only the first N training images")
+    p.add_argument("--test-limit", type=count, help="use only the first N test images")
     p.add_argument("--float-only", action="store_true", help="skip the integer model and hardware")
     p.add_argument("--no-hardware", action="store_true", help="skip Verilog and co-simulation")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -41,23 +49,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
-    from ..flow import RunConfig, classifier_defaults, run_flow
+    from ..flow import RunConfig, run_flow
     from ..golden.formats import DEFAULT_PRESET, load_formats
-    from ..golden.options import NetworkOptions
+    from ..options_args import describe_options, options_from_args
 
-    cls = classifier_defaults(args.dataset)
-    changes = {"gradient": args.gradient}
-    if args.epochs is not None:
-        changes["epochs"] = args.epochs
-    if args.hidden is not None:
-        changes["hidden"] = args.hidden
-    opts = NetworkOptions(classifier=replace(cls, **changes), stdp_images=args.stdp_images)
-    integer = not args.float_only and args.gradient != "relu"
+    opts = options_from_args(args, args.dataset, [
+        ("classifier.gradient", args.gradient), ("classifier.epochs", args.epochs),
+        ("classifier.hidden", args.hidden), ("stdp_images", args.stdp_images)])
+    integer = not args.float_only and opts.classifier.gradient != "relu"
     cfg = RunConfig(dataset=args.dataset, data_dir=args.data_dir, seed=args.seed, options=opts,
                     formats=load_formats(args.config or DEFAULT_PRESET), integer=integer,
                     hardware=integer and not args.no_hardware, train_limit=args.train_limit,
-                    test_limit=args.test_limit, out_root=args.out, progress=not args.quiet)
-    run_flow(cfg)
+                    test_limit=args.test_limit, out_root=args.out, progress=not args.quiet,
+                    options_source=describe_options(args.options, args.settings))
+    if args.seeds is not None:
+        from ..seeds import run_seeds
+        run_seeds(cfg, args.seeds)
+    else:
+        run_flow(cfg)
     return 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..argtypes import count, existing_file, output_dir, seed
+
 __all__ = ["register"]
 
 
@@ -26,7 +28,7 @@ def _conv(args: argparse.Namespace) -> int:
             print(f"{path}")
         return 0
     fmt = load_formats(args.config or DEFAULT_PRESET)
-    weights, note = conv1_weights(fmt, state=args.weights, train_images=args.train_images,
+    weights, note = conv1_weights(fmt, state=args.state, train_images=args.train_images,
                                   data_dir=args.data_dir)
     vs = source_vectors(fmt, args.source, args.count, seed=args.seed, first=args.first,
                         weights=weights, weights_note=note, data_dir=args.data_dir)
@@ -41,6 +43,18 @@ def _conv(args: argparse.Namespace) -> int:
     return 0
 
 
+def _classifier(args: argparse.Namespace) -> int:
+    from ..sim.classifier.vector_gen import COMMITTED, write_committed
+    from ..sim.framework.vectors import read_vectors
+
+    names = list(COMMITTED) if args.only == "all" else [args.only]
+    for name in names:
+        path = write_committed(name, args.out)
+        o = read_vectors(path, kind="classifier").options
+        print(f"{path}: {o['features']}->{o['hidden']}->{o['classes']}, {path.stat().st_size} bytes")
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("vectors", help="make golden test vectors for an RTL block",
                               description="Run inputs through the integer golden model and write "
@@ -52,19 +66,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    "(golden train_conv1) or a state file.")
     c.add_argument("--config", default=None, metavar="PRESET",
                    help="number formats: a preset (default fpga-16) or a TOML file")
-    c.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    c.add_argument("--out", type=output_dir, required=True, metavar="DIR", help="output folder")
     c.add_argument("--source", required=True,
                    choices=["mnist", "mnist-sample", "emnist", "adversarial", "committed"],
                    help="test images of MNIST (10,000), the embedded MNIST sample (1,000), EMNIST "
                         "bymerge test, the adversarial cases, or the committed sets (vectors/conv)")
-    c.add_argument("--count", type=int, default=16, help="images (default 16)")
+    c.add_argument("--count", type=count, default=16, help="images (default 16)")
     c.add_argument("--first", action="store_true", help="the first COUNT rows instead of random ones")
-    c.add_argument("--seed", type=int, default=0, help="row selection / random cases (default 0)")
-    c.add_argument("--weights", type=Path, default=None, metavar="STATE",
+    c.add_argument("--seed", type=seed, default=0, help="row selection / random cases (default 0)")
+    c.add_argument("--state", type=existing_file, default=None, metavar="STATE",
                    help="take Conv1 weights from a state file (spykehw run) instead of STDP")
-    c.add_argument("--train-images", type=int, default=300,
+    c.add_argument("--train-images", type=count, default=300,
                    help="MNIST training images for the STDP weights (default 300)")
     c.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
                    help="folder holding mnist/ and emnist/ (default: the standard data folders)")
     c.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
     c.set_defaults(func=_conv)
+
+    from ..sim.classifier.vector_gen import COMMITTED
+    k = sub.add_parser("classifier", help="classifier vectors (the committed sets, rebuilt)",
+                       description="Classifier vectors: the adversarial, extreme and real sets that "
+                                   "vectors/classifier holds, rebuilt from their seeds (the real "
+                                   "ones train a classifier on first use, cached).")
+    k.add_argument("--only", default="all", choices=["all", *COMMITTED],
+                   help="which set (default all)")
+    k.add_argument("--out", type=output_dir, required=True, metavar="DIR", help="output folder")
+    k.set_defaults(func=_classifier)

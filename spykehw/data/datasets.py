@@ -21,7 +21,8 @@ Names for :func:`load_dataset`:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ from .splits import stratified_split
 
 __all__ = [
     "DATASET_NAMES", "Dataset", "DatasetError", "EMNIST_BALANCED_STEMS", "EMNIST_BYMERGE_STEMS",
-    "MNIST_CLASSES", "MNIST_STEMS", "SAMPLE_DIR", "SAMPLE_TEST_COUNT", "SAMPLE_TRAIN_COUNT",
+    "MNIST_CLASSES", "MNIST_STEMS", "check_split_sizes", "limit_rows", "SAMPLE_DIR", "SAMPLE_TEST_COUNT", "SAMPLE_TRAIN_COUNT",
     "default_data_dir", "load_dataset", "load_emnist_balanced", "load_emnist_bymerge",
     "load_mnist", "load_sample", "read_labelled", "shared_datasets_dir",
 ]
@@ -269,3 +270,43 @@ def load_dataset(name: str = "mnist-sample", data_dir: str | Path | None = None,
     if name == "emnist-balanced":
         return load_emnist_balanced(data_dir)
     raise DatasetError(f"unknown dataset {name!r}: expected one of {', '.join(DATASET_NAMES)}")
+
+
+def limit_rows(ds: Dataset, train_limit: int | None = None, test_limit: int | None = None, *,
+               val_fraction: float | None = None) -> Dataset:
+    """``ds`` with only its first ``train_limit`` training and ``test_limit`` test rows, checked
+    so that no split the job uses is empty.
+
+    Why: a limit of 0 used to mean "no limit" (Python truthiness), a negative one "all but N",
+    and a split left empty gave NaN accuracies and a best epoch chosen on NaN. Every limit goes
+    through here; ``val_fraction`` (the classifier's validation share of the training rows) is
+    checked too when given.
+    """
+    for flag, v in (("--train-limit", train_limit), ("--test-limit", test_limit)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise DatasetError(f"{flag}: expected an integer >= 1, found {v!r}")
+    if train_limit is not None or test_limit is not None:
+        ds = replace(ds, train_images=ds.train_images[:train_limit],
+                     train_labels=ds.train_labels[:train_limit],
+                     test_images=ds.test_images[:test_limit], test_labels=ds.test_labels[:test_limit])
+    check_split_sizes(len(ds.train_labels), len(ds.test_labels), val_fraction, ds.name)
+    return ds
+
+
+def check_split_sizes(n_train: int, n_test: int, val_fraction: float | None, name: str) -> None:
+    """Refuse an empty training, validation or test split (see :func:`limit_rows`)."""
+    if n_test < 1:
+        raise DatasetError(f"{name}: the test split is empty (0 images); raise --test-limit")
+    if n_train < 1:
+        raise DatasetError(f"{name}: the training split is empty (0 images); raise --train-limit")
+    if val_fraction is None:
+        return
+    n_val = int(val_fraction * n_train)
+    need = math.ceil(1 / val_fraction) if val_fraction > 0 else None
+    if n_val < 1:
+        raise DatasetError(
+            f"{name}: {n_train} training images leave the validation split empty "
+            f"(classifier.val_fraction = {val_fraction}); use --train-limit {need} or more")
+    if n_train - n_val < 1:
+        raise DatasetError(f"{name}: {n_train} training images leave no rows to train the "
+                           f"classifier on after {n_val} validation rows; raise --train-limit")

@@ -40,7 +40,7 @@ def shared_datasets_dir() -> Path | None:
 
 
 def user_data_dir() -> Path:
-    """The per-user folder ``spykehw data fetch`` downloads to when no ``--dest`` is given."""
+    """The per-user folder ``spykehw data fetch`` downloads to when no ``--out`` is given."""
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "spykehw" / "datasets"
 

@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from ..golden.errors import SpykehwError
 from ..golden.classifier_int import IntClassifier, IntForward, forward_int
 from ..golden.design_point import DesignPoint
+from ..golden.errors import SpykehwError
 from ..golden.exp_lut import exp_lut
 from ..golden.options import NetworkOptions
 from ..golden.pipeline import extract_features

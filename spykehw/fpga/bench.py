@@ -23,12 +23,12 @@ Without a matching entry the blocks fall back to their models (:mod:`spykehw.fpg
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..golden.errors import SpykehwError
+from ..inputs import read_json
 
 __all__ = ["BenchError", "BenchData", "read_bench", "bench_key"]
 
@@ -77,10 +77,7 @@ def read_bench(paths: list[str | Path]) -> BenchData:
     conv, cls = [], []
     for p in paths:
         p = Path(p)
-        try:
-            doc = json.loads(p.read_text())
-        except ValueError as e:
-            raise BenchError(f"{p}: not JSON ({e})") from None
+        doc = read_json(p, "benchmark JSON", BenchError, table=False)
         if isinstance(doc, dict) and doc.get("layer") == "conv1" and "results" in doc:
             conv.append((str(p), doc))
         elif isinstance(doc, dict) and doc.get("benchmark") == "classifier":

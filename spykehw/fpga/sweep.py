@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import itertools
 import re
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from typing import Any, Callable
 
 from ..golden.errors import SpykehwError
 from ..golden.formats import NumberFormats
+from ..inputs import read_text
 
 __all__ = ["SweepPoint", "sweep_points", "point_key", "code_version", "Accuracy", "read_accuracy",
            "AccuracyError", "run_points", "run_point", "KEY_COLUMNS", "ACC_COLUMNS"]
@@ -143,10 +145,12 @@ class Accuracy:
 def read_accuracy(path: str | Path) -> Accuracy:
     """Read a results CSV (see the module docstring)."""
     path = Path(path)
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
+    reader = csv.DictReader(io.StringIO(read_text(path, "accuracy CSV", AccuracyError), newline=""))
+    try:
         header = [c.strip() for c in (reader.fieldnames or [])]
         rows = list(reader)
+    except csv.Error as e:
+        raise AccuracyError(f"{path}: not a CSV file ({e})") from None
     lower = {c.lower(): c for c in header}
     if "acc_pct" in lower and all(c in lower for c, _, _ in QUANT_FORMAT_COLUMNS):
         return _quant_accuracy(path, rows)

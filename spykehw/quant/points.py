@@ -35,7 +35,6 @@ version.
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,7 @@ from typing import Any
 from ..golden.errors import SpykehwError
 from ..golden.formats import ROUNDING_MODES, FormatError, NumberFormats, load_formats
 from ..golden.options import NetworkOptions
+from ..inputs import read_toml
 from .rules import FRAC_RULES, provisional_classifier_formats
 from .store import stable_key
 
@@ -87,6 +87,10 @@ class Sweep:
     stdp_images: int = 6000
     train_limit: int | None = None
     test_limit: int | None = None
+    options: str = "authors-code"
+    """Algorithm options: a preset (``authors-code``, ``paper``) or a TOML options file."""
+    settings: tuple[tuple[str, Any], ...] = ()
+    """``--set`` changes (dotted key, value), applied after ``options`` and the shortcuts."""
 
     def __post_init__(self) -> None:
         if not self.datasets:
@@ -217,12 +221,7 @@ def sweep_from_toml(path: str | Path) -> dict[str, Any]:
     """The :class:`Sweep` fields a sweep file sets (lists may be TOML arrays or the flags'
     comma strings; ``[[point]]`` tables hold custom points as nested or dotted keys)."""
     path = Path(path)
-    if not path.is_file():
-        raise SweepError(f"{path}: no such sweep file")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise SweepError(f"{path}: not valid TOML ({e})") from None
+    data = read_toml(path, "sweep file", SweepError)
     out: dict[str, Any] = {}
     for k, v in data.items():
         if k not in _TOML_KEYS:
@@ -273,24 +272,23 @@ def sweep_from_dict(d: dict[str, Any]) -> Sweep:
             d[k] = tuple(d[k])
     d["lut"] = tuple(tuple(x) for x in d["lut"])
     d["custom"] = tuple(tuple(tuple(kv) for kv in items) for items in d["custom"])
+    d["settings"] = tuple(tuple(kv) for kv in d.get("settings", ()))
     return Sweep(**d)
 
 
 # --- points ----------------------------------------------------------------------------------
 
 def network_options(sweep: Sweep, dataset: str, repeat: int) -> NetworkOptions:
-    """The stage options of one dataset and repeat (the authors' classifier per task)."""
-    from ..flow import classifier_defaults
+    """The stage options of one dataset and repeat: ``sweep.options`` for the dataset (the
+    authors' classifier per task by default), the sweep's epochs/hidden/STDP images, the
+    ``--set`` changes, and the repeat as the Conv1 and classifier seed."""
+    from ..golden.options import apply_settings, load_options
 
-    cls = classifier_defaults(dataset)
-    changes: dict[str, Any] = {"seed": repeat}
-    if sweep.epochs is not None:
-        changes["epochs"] = sweep.epochs
-    if sweep.hidden is not None:
-        changes["hidden"] = sweep.hidden
-    base = NetworkOptions()
-    return NetworkOptions(encoder=base.encoder, conv=replace(base.conv, seed=repeat),
-                          classifier=replace(cls, **changes), stdp_images=sweep.stdp_images)
+    opts = load_options(sweep.options, dataset)
+    short = [("classifier.epochs", sweep.epochs), ("classifier.hidden", sweep.hidden),
+             ("stdp_images", sweep.stdp_images)]
+    opts = apply_settings(opts, [(k, v) for k, v in short if v is not None] + list(sweep.settings))
+    return opts.replace(**{"conv.seed": repeat, "classifier.seed": repeat})
 
 
 def _formats(base: NumberFormats, axis: str, what: str, **dotted: Any) -> NumberFormats:

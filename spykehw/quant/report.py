@@ -256,6 +256,9 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         info = meta["datasets"].get(ds, {})
         L.append(f"## {ds}")
         L.append("")
+        if info.get("options"):
+            L.append(f"Options: {info['options']}.")
+            L.append("")
         L.append(f"{info.get('train', '?')} train / {info.get('test', '?')} test images, "
                  f"{info.get('classes', '?')} classes; Conv1 STDP on the first {info.get('stdp_images', '?')} "
                  f"training images; classifier H={info.get('hidden', '?')}, {info.get('epochs', '?')} epochs "
@@ -379,12 +382,20 @@ def run_lines(outcome, scheduler: str | None, workers: int | None) -> list[str]:
 def report_meta(sweep, code: str, dataset_ids: dict, folder: RunFolder, lines: list[str],
                 failed: list[dict]) -> dict[str, Any]:
     """The ``meta`` of :func:`write_report`: what was run, per dataset and overall."""
+    from ..golden.options import changed_keys, options_preset
     from .points import network_options
 
     datasets = {}
     for ds, ident in dataset_ids.items():
-        c = network_options(sweep, ds, 0).classifier
+        opts = network_options(sweep, ds, 0)
+        c = opts.classifier
+        diff = changed_keys(opts, options_preset("authors-code", ds))
+        diff = {k: v for k, v in diff.items() if k not in ("conv.seed", "classifier.seed")}
         datasets[ds] = {"train": ident["train"], "test": ident["test"], "classes": ident["classes"],
+                        "options": " + ".join([sweep.options] + [f"{k}={v}" for k, v in sweep.settings])
+                                   + "; differs from authors-code in "
+                                   + (", ".join(f"{k}={v}" for k, v in diff.items()) or "nothing"),
+                        "network_options": opts.to_dict(),
                         "epochs": c.epochs, "hidden": c.hidden,
                         "stdp_images": min(sweep.stdp_images, ident["train"])}
     return {"folder": str(folder.path), "base": sweep.base, "frac_rule": sweep.frac_rule,

@@ -26,15 +26,13 @@ Numba uses as many threads as the worker has task slots (:func:`limit_threads`).
 
 from __future__ import annotations
 
-import ast
 import contextlib
-import hashlib
 import io
 import os
 import socket
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
@@ -45,6 +43,7 @@ from ..golden import metrics
 from ..golden.errors import SpykehwError
 from ..golden.formats import NumberFormats
 from ..golden.options import NetworkOptions
+from ..golden.stored import code_digest
 from .points import Keys
 from .store import Store
 
@@ -93,19 +92,6 @@ _CODE_DIRS = (("golden", None), ("quant", ("stages.py", "rules.py")),
               ("data", ("datasets.py", "splits.py", "emnist.py", "idx.py")))
 
 
-def _normalized(source: str) -> str:
-    """The syntax tree without comments, docstrings or layout: only code changes count."""
-    tree = ast.parse(source)
-    for node in ast.walk(tree):
-        for attr in ("body", "orelse", "finalbody"):
-            body = getattr(node, attr, None)
-            if isinstance(body, list):
-                kept = [n for n in body if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)
-                                                and isinstance(n.value.value, str))]
-                setattr(node, attr, kept or ([ast.Pass()] if body else []))
-    return ast.dump(tree, include_attributes=False)
-
-
 def code_version() -> str:
     """SHA-256 (16 hex) of the code that computes a result: every golden model module, this
     module, the fraction rules and the dataset loaders, as syntax trees without comments and
@@ -114,13 +100,11 @@ def code_version() -> str:
 
     roots = {"golden": Path(golden.__file__).parent, "quant": Path(quant.__file__).parent,
              "data": Path(data.__file__).parent}
-    h = hashlib.sha256()
-    for name, files in _CODE_DIRS:
-        paths = sorted(roots[name].glob("*.py")) if files is None else [roots[name] / f for f in files]
-        for p in paths:
-            h.update(f"{name}/{p.name}\0".encode())
-            h.update(_normalized(p.read_text()).encode())
-    return h.hexdigest()[:16]
+    files = []
+    for name, names in _CODE_DIRS:
+        paths = sorted(roots[name].glob("*.py")) if names is None else [roots[name] / f for f in names]
+        files += [(f"{name}/{p.name}", p) for p in paths]
+    return code_digest(files)
 
 
 def dataset_identity(ds, train_limit: int | None, test_limit: int | None) -> dict[str, Any]:
@@ -136,13 +120,9 @@ def dataset_identity(ds, train_limit: int | None, test_limit: int | None) -> dic
 def load_limited(name: str, data_dir: str | None, train_limit: int | None, test_limit: int | None):
     """The dataset with only its first ``train_limit`` / ``test_limit`` rows (cached per process)."""
     from ..data import load_dataset
+    from ..data.datasets import limit_rows
 
-    ds = load_dataset(name, data_dir, seed=0)
-    if train_limit or test_limit:
-        ds = replace(ds, train_images=ds.train_images[:train_limit],
-                     train_labels=ds.train_labels[:train_limit],
-                     test_images=ds.test_images[:test_limit], test_labels=ds.test_labels[:test_limit])
-    return ds
+    return limit_rows(load_dataset(name, data_dir, seed=0), train_limit, test_limit)
 
 
 def _dataset(task: PointTask):

@@ -17,41 +17,64 @@ Layout (under ``<sweep folder>/store/``):
 Keys are :func:`stable_key` hashes of everything a result depends on (dataset identity, number
 formats, stage options, seed and code version), so a changed setting can never pick up a stale
 result, and sweeps that share settings share results.
+
+Every stored file is checked before it is trusted (:mod:`spykehw.stored`): it carries its kind,
+its key and a content hash; a file that is truncated, not ours, made for another key (copied or
+renamed) or altered is discarded (renamed to ``<name>.corrupt``) with one line naming it, and
+counts as missing, so the stage or point is computed again.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
-from ..output import atomic_write, json_default
+from ..golden.stored import (
+    arrays_digest,
+    canonical_json,
+    read_checked_json,
+    read_checked_npz,
+    stable_key,
+    write_checked_json,
+    write_checked_npz,
+)
+from ..output import clean_stale_temps, json_default
 
-__all__ = ["stable_key", "canonical_json", "Store", "STAGES"]
+__all__ = ["stable_key", "canonical_json", "arrays_digest", "Store", "STAGES"]
 
 STAGES = ("conv1", "classifier")
 
 
-def canonical_json(obj: Any) -> str:
-    """JSON with sorted keys and no whitespace: equal inputs give equal text on any machine."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False,
-                      default=json_default)
-
-
-def stable_key(obj: Any, length: int = 20) -> str:
-    """SHA-256 of :func:`canonical_json`, first ``length`` hex digits."""
-    return hashlib.sha256(canonical_json(obj).encode()).hexdigest()[:length]
+def _say(line: str) -> None:
+    print(f"spykehw quant: {line}", file=sys.stderr, flush=True)
 
 
 class Store:
-    """The ``store/`` folder of a sweep (see the module docstring)."""
+    """The ``store/`` folder of a sweep (see the module docstring).
 
-    def __init__(self, root: str | Path) -> None:
+    ``warn`` receives one line per discarded file (default: printed to stderr).
+    """
+
+    def __init__(self, root: str | Path, *, warn: Callable[[str], None] = _say) -> None:
         self.root = Path(root)
+        self.warn = warn
+        self._verified: dict[Path, tuple[int, int]] = {}
+
+    def clean(self) -> None:
+        """Remove temporary files left by killed writers (client side, before a run)."""
+        clean_stale_temps(self.root, recursive=True)
+
+    def _known_good(self, path: Path) -> bool:
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return False
+        return self._verified.get(path) == (st.st_mtime_ns, st.st_size)
 
     # --- points ---------------------------------------------------------------------------
 
@@ -59,19 +82,17 @@ class Store:
         return self.root / "points" / f"{key}.json"
 
     def has_point(self, key: str) -> bool:
-        return self.point_path(key).is_file()
+        return self.load_point(key) is not None
 
     def load_point(self, key: str) -> dict[str, Any] | None:
-        try:
-            return json.loads(self.point_path(key).read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
+        """The stored result, or ``None`` when missing or not a sound result for ``key``."""
+        result = read_checked_json(self.point_path(key), kind="quant-point", key=key, warn=self.warn)
+        if result is not None and result.get("key", key) != key:
             return None
+        return result
 
     def save_point(self, key: str, result: dict[str, Any]) -> Path:
-        path = self.point_path(key)
-        with atomic_write(path, "w") as f:
-            f.write(json.dumps(result, indent=1, sort_keys=True, default=json_default) + "\n")
-        return path
+        return write_checked_json(self.point_path(key), result, kind="quant-point", key=key)
 
     # --- shared stages --------------------------------------------------------------------
 
@@ -82,26 +103,22 @@ class Store:
 
     def save_artifact(self, stage: str, key: str, arrays: dict[str, np.ndarray],
                       meta: dict[str, Any]) -> Path:
-        path = self.artifact_path(stage, key)
-        with atomic_write(path, "wb") as f:
-            np.savez(f, __meta__=np.frombuffer(canonical_json(meta).encode(), np.uint8), **arrays)
-        return path
+        return write_checked_npz(self.artifact_path(stage, key), arrays, kind=f"quant-{stage}",
+                                 key=key, meta=meta)
 
     def load_artifact(self, stage: str, key: str) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
-        """``(arrays, meta)``, or ``None`` when the file is missing or unreadable."""
+        """``(arrays, meta)``, or ``None`` when the file is missing or not a sound file of
+        this stage and key (then it is discarded, saying so)."""
         path = self.artifact_path(stage, key)
-        if not path.is_file():
-            return None
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-            meta = json.loads(arrays.pop("__meta__").tobytes().decode())
-        except Exception:  # truncated by a crash of the file system, or not ours: recompute
-            return None
-        return arrays, meta
+        got = read_checked_npz(path, kind=f"quant-{stage}", key=key, warn=self.warn)
+        if got is not None:
+            st = path.stat()
+            self._verified[path] = (st.st_mtime_ns, st.st_size)
+        return got
 
     def has_artifact(self, stage: str, key: str) -> bool:
-        return self.artifact_path(stage, key).is_file()
+        path = self.artifact_path(stage, key)
+        return self._known_good(path) or self.load_artifact(stage, key) is not None
 
     # --- log ------------------------------------------------------------------------------
 

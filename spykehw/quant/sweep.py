@@ -12,7 +12,6 @@ weighted by their rough cost, :func:`_weight`).
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 import uuid
@@ -20,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from ..data.datasets import check_split_sizes
 from ..golden.progress import format_duration
+from ..inputs import read_json
 from .points import (
     Point,
     Sweep,
@@ -86,9 +87,12 @@ def plan_sweep(sweep: Sweep, store_root: str | Path, *, data_dir: str | Path | N
         ids[ds] = dataset_identity(load_limited(ds, dd, sweep.train_limit, sweep.test_limit),
                                    sweep.train_limit, sweep.test_limit)
     store = Store(Path(store_root).resolve())
+    store.clean()
     tasks = []
     for p in points:
         opts = network_options(sweep, p.dataset, p.repeat)
+        check_split_sizes(ids[p.dataset]["train"], ids[p.dataset]["test"],
+                          opts.classifier.val_fraction, p.dataset)
         keys = point_keys(p, opts, ids[p.dataset], code, sweep)
         fail = inject[1] if inject is not None and inject[0] == p.label else None
         tasks.append(PointTask(
@@ -280,15 +284,21 @@ def load_saved(folder: str | Path, store: str | Path | None = None) -> Saved:
     """What :func:`save_plan` (and the run's ``run.json``) recorded, with the stored results of
     the sweep's points (by key: nothing is planned or computed)."""
     folder = Path(folder)
-    try:
-        spec = json.loads((folder / "sweep.json").read_text())
-        points = json.loads((folder / "points.json").read_text())
-    except FileNotFoundError as e:
-        raise SweepError(f"{folder}: not a sweep folder ({Path(e.filename).name} missing)") from None
+    for name in ("sweep.json", "points.json"):
+        if not (folder / name).is_file():
+            raise SweepError(f"{folder}: not a sweep folder ({name} missing)")
+    spec = read_json(folder / "sweep.json", "saved sweep definition", SweepError)
+    points = read_json(folder / "points.json", "saved list of points", SweepError, table=False)
     run = {}
     if (folder / "run.json").is_file():
-        run = json.loads((folder / "run.json").read_text())
-    st = Store(store or spec["store"])
-    results = [r for r in (st.load_point(p["keys"]["point"]) for p in points) if r is not None]
-    return Saved(sweep_from_dict(spec["sweep"]), spec["code"], spec["dataset_ids"], results,
-                 run.get("lines", []), run.get("failed", []))
+        run = read_json(folder / "run.json", "saved run record", SweepError)
+    try:
+        st = Store(store or spec["store"])
+        keys = [p["keys"]["point"] for p in points]
+        sweep = sweep_from_dict(spec["sweep"])
+        saved = (spec["code"], spec["dataset_ids"])
+    except (KeyError, TypeError) as e:
+        raise SweepError(f"{folder}: sweep.json/points.json lack {e} (written by another "
+                         "version, or edited)") from None
+    results = [r for r in (st.load_point(k) for k in keys) if r is not None]
+    return Saved(sweep, saved[0], saved[1], results, run.get("lines", []), run.get("failed", []))

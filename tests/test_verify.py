@@ -1,0 +1,120 @@
+"""The verification ladder (spykehw.verify, ``spykehw verify``): levels below the integer model
+equal it; a deliberately corrupted Conv1 weight in the hardware levels is found at the first
+image whose golden features that weight changes (found here independently, with the golden model
+and the corrupted weights); the comparison itself on hand-made results.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from netfactory import make_run
+from spykehw.golden.pipeline import extract_features
+
+from spykehw.cli import main
+from spykehw.data import load_sample
+from spykehw.verify import (
+    LevelResult,
+    VerifyError,
+    agreement,
+    corrupted,
+    first_difference,
+)
+
+N = 3
+
+
+def level(name, classes, words, features, inside=None):
+    return LevelResult(name, np.array(classes), None if words is None else np.array(words),
+                       [np.array(f, np.int64) for f in features], 0.0, inside)
+
+
+def test_first_difference_by_hand():
+    ref = level("int", [1, 2], [[3, 1], [0, 4]], [[5, 9], [7]])
+    assert first_difference(ref, level("x", [1, 2], [[3, 1], [0, 4]], [[5, 9], [7]])) is None
+    d = first_difference(ref, level("x", [1, 0], [[3, 1], [0, 4]], [[5, 9], [7, 8]]))
+    assert d["image"] == 1 and d["what"] == "features" and "missing [], extra [8]" in d["detail"]
+    d = first_difference(ref, level("x", [1, 0], [[3, 1], [0, 4]], [[5, 9], [7]]))
+    assert d == {"image": 1, "what": "class", "detail": "class 0, golden 2"}
+    d = first_difference(ref, level("x", [1, 2], [[3, 2], [0, 4]], [[5, 9], [7]]))
+    assert d == {"image": 0, "what": "softmax", "detail": "softmax word 1: 2, golden 1"}
+    d = first_difference(ref, level("x", [1, 2], [[3, 1], [0, 4]], [[5, 9], [7]], inside=False))
+    assert d["what"] == "inside"
+    row = agreement(ref, level("x", [1, 0], [[3, 1], [0, 5]], [[5, 9], [7]]))
+    assert (row["classes"], row["softmax"], row["features"], row["equal"]) == (1, 1, 2, False)
+
+
+def test_corrupted_weight_by_hand():
+    w = np.zeros((2, 2, 5, 5), np.int64)
+    w[1, 0, 2, 3] = 5
+    c = corrupted(w, (1, 0, 2, 3), 8)
+    assert c[1, 0, 2, 3] == 250 and np.count_nonzero(c != w) == 1 and w[1, 0, 2, 3] == 5
+    with pytest.raises(VerifyError, match="--corrupt-weight: 2,0,0,0 is not an index"):
+        corrupted(w, (2, 0, 0, 0), 8)
+    with pytest.raises(VerifyError, match="not an index"):
+        corrupted(w, (-1, 0, 0, 0), 8)
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory):
+    return make_run(tmp_path_factory.mktemp("net"))
+
+
+def run_json(argv, capsys):
+    status = main([str(a) for a in argv] + ["--json", "--quiet"])
+    return status, json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.sim
+def test_every_level_equals_the_integer_model(net, capsys, require_simulator):
+    pytest.importorskip("amaranth")
+    require_simulator("icarus")
+    status, doc = run_json(["verify", net.folder, "--images", N, "--levels", "float,int,amaranth,icarus"],
+                           capsys)
+    rows = {r["level"]: r for r in doc["levels"]}
+    assert list(rows) == ["float", "int", "amaranth", "icarus"]
+    for name in ("amaranth", "icarus"):
+        r = rows[name]
+        assert r["equal"] and (r["classes"], r["softmax"], r["features"]) == (N, N, N) and r["inside"]
+    assert "not meant to be equal" in rows["float"]["verdict"]
+    assert doc["first_differences"] == [] and status == 0
+
+
+@pytest.mark.sim
+def test_a_corrupted_weight_is_found_where_it_first_matters(net, capsys, tmp_path, require_simulator):
+    pytest.importorskip("amaranth")
+    require_simulator("icarus")
+    images = load_sample().test_images[:N]
+    golden = extract_features(images, net.int_weights, net.opts, net.fmt).features
+    # a weight whose corruption changes the golden features of some of the images, and the first one
+    for index in [(m, c, 2, 2) for m in range(30) for c in range(2)]:
+        bad = extract_features(images, corrupted(net.int_weights, index, net.fmt.conv.weight_bits),
+                               net.opts, net.fmt).features
+        changed = np.flatnonzero(np.any(bad != golden, axis=1))
+        if len(changed):
+            break
+    assert len(changed), "no single weight changes these images' features"
+    status, doc = run_json(["verify", net.folder, "--images", N, "--levels", "int,amaranth,icarus",
+                            "--corrupt-weight", ",".join(map(str, index)), "--waves", "--out", tmp_path],
+                           capsys)
+    assert status == 1
+    amaranth, icarus = doc["first_differences"]
+    for d in (amaranth, icarus):
+        assert d["image"] == int(changed[0]) and d["what"] == "features"
+        assert d["name"] == f"mnist-sample test[{int(changed[0])}]"
+    assert (amaranth["level"], icarus["level"]) == ("amaranth", "icarus")
+    assert icarus["waveform"].endswith(".fst") and Path(icarus["waveform"]).stat().st_size > 0
+
+
+def test_waves_need_a_folder(net, capsys):
+    assert main(["verify", str(net.folder), "--levels", "int", "--waves"]) == 2
+    assert "--waves: needs --out DIR" in capsys.readouterr().err
+
+
+def test_unknown_level_is_one_line(net, capsys):
+    assert main(["verify", str(net.folder), "--levels", "int,netlist"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown level 'netlist'" in err and "not implemented" in err
