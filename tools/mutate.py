@@ -90,6 +90,8 @@ EQUIVALENT: dict[str, str] = {
     'ranking:109:56:!=->==': 'radix pre-sort of rank_order: only speed (its bucket window); it still yields a permutation and the insertion sort with the exact comparison makes the order exact',
     'ranking:109:25:and->or': 'radix pre-sort of rank_order: only speed (its bucket window); it still yields a permutation and the insertion sort with the exact comparison makes the order exact',
     'ranking:82:9:8->9': 'radix pre-sort of rank_order: only speed (its bucket window); it still yields a permutation and the insertion sort with the exact comparison makes the order exact (the count array is sized from _DIGIT)',
+    'ranking:110:18:+=->-=': 'radix pre-sort of rank_order: only speed; width -1 gives shift 0 (the loop stops: a shift by 2**64-1 is 0 here), still a permutation',
+    'ranking:113:41:1->2': 'radix pre-sort of rank_order: only speed; mask 254 gives coarser buckets, still a permutation inside the count array, and the insertion sort makes the order exact',
     'ranking:109:22:64->65': 'span < 2**63 (positive float64 bit patterns): the loop stops before width 63',
     'ranking:58:23:>->>=': 'inside `if h1 != h2`: equality cannot happen there',
     'ranking:60:23:>->>=': 'inside `if l1 != l2`: equality cannot happen there',
