@@ -388,7 +388,7 @@ def _cli_cases(tmp: Path):
                              "--out", str(tmp / "runs")],
         "idx-test-labels": ["data", "info", "--data-dir", "{root}", "--verify"],
         "toml-config": ["run", "--config", "{path}", "--out", str(tmp / "runs"), "--quiet"],
-        "state": ["vectors", "conv", "--weights", "{path}", "--source", "adversarial",
+        "state": ["vectors", "conv", "--state", "{path}", "--source", "adversarial",
                   "--out", str(tmp / "v")],
         "vectors-conv": ["cosim", "conv", "--vectors", "{path}", "--out", str(tmp / "runs"), "--quiet"],
     }
