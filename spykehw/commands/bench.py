@@ -18,6 +18,7 @@ def _bench(args: argparse.Namespace) -> int:
         BENCHMARKS,
         BenchConfig,
         BenchError,
+        bench_options,
         quick_config,
         resolve_dataset,
         run_benchmarks,
@@ -32,6 +33,10 @@ def _bench(args: argparse.Namespace) -> int:
     if unknown:
         raise BenchError(f"--only: unknown benchmark {', '.join(unknown)} "
                          f"(known: {', '.join(BENCHMARKS)})")
+    # A bad options file or --set fails here, before the dataset lookup prints anything and
+    # before every child process would fail on it.
+    bench_options(BenchConfig(options=args.options or "authors-code",
+                              settings=tuple(args.settings or ())))
     dataset, note = resolve_dataset(args.dataset, args.data_dir)
     if note:
         print(f"spykehw bench: {note}", file=sys.stderr)
@@ -42,8 +47,6 @@ def _bench(args: argparse.Namespace) -> int:
     common = dict(dataset=dataset, data_dir=None if args.data_dir is None else str(args.data_dir),
                   formats=args.config, threads=args.threads, options=args.options or "authors-code",
                   settings=tuple(args.settings or ()), **sizes)
-    from spykehw.bench import bench_options
-    bench_options(BenchConfig(**common))  # a bad options file fails here, not in every child
     cfg = quick_config(**common) if args.quick else BenchConfig(**common)
     report = run_benchmarks(cfg, names, quick=args.quick, requested_dataset=args.dataset,
                             dataset_note=note)
