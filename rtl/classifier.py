@@ -80,16 +80,13 @@ from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .classifier_config import (
-    MAX_LANES,
     ClassifierConfig,
     ClassifierError,
     LoadBusSignature,
     LoadTarget,
     TapSignature,
-    accumulator_range,
     hidden_tap_layout,
     logit_tap_layout,
-    signed_width,
 )
 from .classifier_layers import HiddenLayer, OutputLayer
 from .layouts import feature_layout
@@ -105,8 +102,6 @@ __all__ = [
     "TapSignature",
     "hidden_tap_layout",
     "logit_tap_layout",
-    "signed_width",
-    "accumulator_range",
     "Classifier",
     "generate_classifier",
     "DEFAULT_SHAPE",

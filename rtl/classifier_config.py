@@ -28,8 +28,6 @@ __all__ = [
     "TapSignature",
     "hidden_tap_layout",
     "logit_tap_layout",
-    "signed_width",
-    "accumulator_range",
     "MAX_LANES",
 ]
 

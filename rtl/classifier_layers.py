@@ -82,7 +82,6 @@ class HiddenLayer(wiring.Component):
         m = Module()
         cfg = self._cfg
         F, G = cfg.features, cfg.groups
-        req, resp, fe = self.w2.req, self.w2.resp, self.i_features
         s = {k: Signal(name=k) for k in ("got_last", "accum", "rq_valid", "r_take", "row_done",
                                          "s1_valid", "sc_issue")}
         s["fresh"] = Signal(init=1, name="fresh")   # no row of this image is complete: bias base

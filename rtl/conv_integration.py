@@ -213,7 +213,7 @@ class Accumulate(wiring.Component):
 
     def __init__(self, cfg: ConvCoreConfig) -> None:
         self._cfg = cfg
-        H, G, L, NPOS = cfg.out_size, cfg.groups, cfg.parallelism, cfg.out_size ** 2
+        G, L, NPOS = cfg.groups, cfg.parallelism, cfg.out_size ** 2
         item = _item(cfg, In)
         del item["waddr"]
         super().__init__({

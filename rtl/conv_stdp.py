@@ -60,7 +60,7 @@ class UpdateEngine(wiring.Component):
 
     def __init__(self, cfg: ConvCoreConfig) -> None:
         self._cfg = cfg
-        C, S, K = cfg.channels, cfg.in_size, cfg.kernel
+        C, S = cfg.channels, cfg.in_size
         H, M, L = cfg.out_size, cfg.maps, cfg.parallelism
         st = cfg.formats.stdp
         members = {
