@@ -201,7 +201,7 @@ def _setup(cfg: BenchConfig, model: str):
 
 def bench_options(cfg: BenchConfig):
     """The algorithm options of every benchmark: ``cfg.options`` for MNIST, then ``cfg.settings``."""
-    from .golden.options import apply_settings, load_options
+    from .golden.option_sets import apply_settings, load_options
 
     return apply_settings(load_options(cfg.options, "mnist"), [tuple(kv) for kv in cfg.settings])
 

@@ -30,13 +30,8 @@ from .golden import metrics
 from .golden.classifier import TrainResult, predict, train_classifier
 from .golden.classifier_int import forward_int, quantize_classifier
 from .golden.formats import DEFAULT_PRESET, NumberFormats, preset
-from .golden.options import (
-    NetworkOptions,
-    changed_keys,
-    classifier_defaults,
-    options_preset,
-    options_to_toml,
-)
+from .golden.option_sets import changed_keys, options_preset, options_to_toml
+from .golden.options import NetworkOptions, classifier_defaults
 from .golden.pipeline import encode, extract_features, model_name, train_conv1
 from .golden.progress import Progress, format_duration
 from .golden.state import make_state, save_state

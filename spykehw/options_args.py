@@ -13,15 +13,14 @@ from __future__ import annotations
 import argparse
 from typing import Any, Iterable
 
-from .golden.options import (
+from .golden.option_sets import (
     DEFAULT_OPTIONS,
     OPTION_PRESETS,
-    NetworkOptions,
-    OptionsError,
     apply_settings,
     load_options,
     parse_setting,
 )
+from .golden.options import NetworkOptions, OptionsError
 
 __all__ = ["setting", "add_options_arguments", "options_from_args", "describe_options"]
 

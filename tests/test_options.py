@@ -9,13 +9,10 @@ import re
 from pathlib import Path
 
 import pytest
-from spykehw.golden.options import (
+from spykehw.golden.option_sets import (
     PAPER_CHANGES,
-    NetworkOptions,
-    OptionsError,
     apply_settings,
     changed_keys,
-    classifier_defaults,
     load_options,
     option_keys,
     options_preset,
@@ -23,6 +20,7 @@ from spykehw.golden.options import (
     paper_classifier_changes,
     parse_setting,
 )
+from spykehw.golden.options import NetworkOptions, OptionsError, classifier_defaults
 
 from spykehw.cli import main
 

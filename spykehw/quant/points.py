@@ -282,7 +282,7 @@ def network_options(sweep: Sweep, dataset: str, repeat: int) -> NetworkOptions:
     """The stage options of one dataset and repeat: ``sweep.options`` for the dataset (the
     authors' classifier per task by default), the sweep's epochs/hidden/STDP images, the
     ``--set`` changes, and the repeat as the Conv1 and classifier seed."""
-    from ..golden.options import apply_settings, load_options
+    from ..golden.option_sets import apply_settings, load_options
 
     opts = load_options(sweep.options, dataset)
     short = [("classifier.epochs", sweep.epochs), ("classifier.hidden", sweep.hidden),

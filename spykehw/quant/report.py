@@ -382,7 +382,7 @@ def run_lines(outcome, scheduler: str | None, workers: int | None) -> list[str]:
 def report_meta(sweep, code: str, dataset_ids: dict, folder: RunFolder, lines: list[str],
                 failed: list[dict]) -> dict[str, Any]:
     """The ``meta`` of :func:`write_report`: what was run, per dataset and overall."""
-    from ..golden.options import changed_keys, options_preset
+    from ..golden.option_sets import changed_keys, options_preset
     from .points import network_options
 
     datasets = {}
