@@ -119,7 +119,7 @@ def test_data_info_verify_exit_status_follows_its_errors(tmp_path, capsys):
 def test_bench_prints_before_saving(tmp_path, monkeypatch, capsys):
     """The JSON goes to stdout before the save that can fail, so a measurement is never lost."""
     import spykehw.bench as bench
-    import spykehw.output as output
+    import spykehw.commands.bench as command
 
     monkeypatch.setattr(bench, "run_benchmarks", lambda *a, **k: {"ok": True, "results": {}})
     monkeypatch.setattr(bench, "resolve_dataset", lambda d, dd: ("mnist-sample", None))
@@ -127,7 +127,9 @@ def test_bench_prints_before_saving(tmp_path, monkeypatch, capsys):
     def refuse(*a, **k):
         raise OSError(28, "No space left on device", str(tmp_path / "b.json"))
 
-    monkeypatch.setattr(output, "atomic_write", refuse)
+    # Only the command's save fails: a module imported while a global was patched would keep the
+    # patched function for the rest of the session.
+    monkeypatch.setattr(command, "atomic_write", refuse)
     rc = main(["bench", "--quick", "--only", "encode_int", "--out", str(tmp_path / "b.json")])
     out = capsys.readouterr()
     assert rc == 2 and '"ok": true' in out.out and "No space left" in out.err

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..argtypes import count, output_file, workers
+from ..golden.files import atomic_write
 from ..options_args import add_options_arguments
 
 __all__ = ["register"]
@@ -25,7 +26,6 @@ def _bench(args: argparse.Namespace) -> int:
         to_json,
     )
     from spykehw.golden.formats import load_formats
-    from spykehw.output import atomic_write
 
     load_formats(args.config)  # a bad preset or file fails here, not in every child
     names = tuple(n.strip() for n in args.only.split(",") if n.strip()) if args.only else BENCHMARKS
