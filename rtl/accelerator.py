@@ -48,7 +48,7 @@ load words).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 from amaranth import Module, Mux, Signal
 from amaranth.hdl import ResetInserter
@@ -71,9 +71,10 @@ from .design import classifier_config, conv_core_config
 from .event_checker import ERROR_BITS, ErrorFlag, EventChecker, token_beat_bits
 from .layouts import feature_layout, layout_fields, token_layout
 from .result_stream import RESULT_BEAT_BITS, ResultFormatter
+from .packing import w2_row_stride
 from .verilog import generate
 from .w2_axi import ADDR_BITS as AXI_ADDR_BITS
-from .w2_axi import W2AxiReader, check_row_layout, row_stride
+from .w2_axi import W2AxiReader, check_row_layout
 
 __all__ = ["AcceleratorError", "Accelerator", "TARGET_CODES", "weight_targets", "id_constants",
            "generate_accelerator"]
@@ -117,7 +118,7 @@ def w2_stride(point: DesignPoint) -> int:
     if point.weights != "external":
         return 0
     clf = classifier_config(point)
-    return row_stride(clf.groups, clf.w2_word_bits)
+    return w2_row_stride(clf.groups, clf.w2_word_bits)
 
 
 def _check(point: DesignPoint) -> None:
@@ -144,17 +145,28 @@ class Accelerator(wiring.Component):
     Parameters
     ----------
     point : DesignPoint
+    weights : mapping of str to sequence of int, optional
+        Initial contents of on-chip memories, per weight-window target (``conv``, ``W2`` on
+        chip, ``b2``, ``W3``, ``b3``) the words by address, as a host would write them (an
+        export's files: :func:`spykehw.export.host.window_words`). The bitstream then classifies
+        from configuration on; the window still overwrites them.
     feature_fifo_depth : int
         Feature indices buffered between the conv core and the classifier.
     image_fifo_depth : int
         Images whose error flags wait for their result (the checker stalls when it is full).
     """
 
-    def __init__(self, point: DesignPoint, *, feature_fifo_depth: int = 16, image_fifo_depth: int = 8) -> None:
+    def __init__(self, point: DesignPoint, *, weights: Mapping[str, Sequence[int]] | None = None,
+                 feature_fifo_depth: int = 16, image_fifo_depth: int = 8) -> None:
         if not isinstance(point, DesignPoint):
             raise TypeError(f"point must be a DesignPoint, not {point!r}")
         _check(point)
         self._point = point
+        self._init = dict(weights or {})
+        unknown = set(self._init) - {t.name for t in weight_targets(point)}
+        if unknown:
+            raise AcceleratorError(f"weights: no on-chip memory {sorted(unknown)[0]!r} at this design point "
+                                   f"(targets: {', '.join(t.name for t in weight_targets(point))})")
         self._depths = (feature_fifo_depth, image_fifo_depth)
         self._conv = conv_core_config(point)
         self._clf = classifier_config(point)
@@ -183,6 +195,7 @@ class Accelerator(wiring.Component):
             "design_point": p.to_dict(), "point_id": p.id32, "digest": p.digest(),
             "conv_core": self._conv.to_dict(), "classifier": self._clf.to_dict(),
             "fifo_depths": {"features": self._depths[0], "images": self._depths[1]},
+            "initial_weights": sorted(self._init),
             "register_map": register_map(self._targets, id_constants(p)),
             "event_beat": {"tdata_bits": self._tok_bits, "fields": layout_fields(token_layout(C, S))},
             "result_beat": {"tdata_bits": RESULT_BEAT_BITS, "beats_per_image": p.classes + 1,
@@ -202,8 +215,9 @@ class Accelerator(wiring.Component):
 
         C, S = self._point.conv.in_channels, self._point.conv.in_size
         checker = EventChecker(C, S, self._point.steps, check_duplicates=self._conv.max_spikes_per_input == 1)
-        conv = ConvCore(self._conv)
-        clf = Classifier(self._clf)
+        conv = ConvCore(self._conv, weight_init=self._init.get("conv", ()))
+        clf = Classifier(self._clf, init={_LOAD_TARGETS[name]: words for name, words in self._init.items()
+                                          if name in _LOAD_TARGETS})
         fmt = ResultFormatter(self._clf.classes, self._clf.formats.softmax.softmax_bits)
         ffifo = fifo.SyncFIFOBuffered(width=feature_layout(self._clf.features).size, depth=self._depths[0])
         ififo = fifo.SyncFIFOBuffered(width=ERROR_BITS, depth=self._depths[1])
@@ -279,7 +293,10 @@ class Accelerator(wiring.Component):
         return m
 
 
-def generate_accelerator(point: DesignPoint, out_dir, *, name: str = "accelerator"):
-    """Write ``<name>.v``, ``.il`` and ``.json`` (with the register map and beat formats)."""
-    dut = Accelerator(point)
+def generate_accelerator(point: DesignPoint, out_dir, *, name: str = "accelerator",
+                         weights: Mapping[str, Sequence[int]] | None = None):
+    """Write ``<name>.v``, ``.il`` and ``.json`` (with the register map and beat formats);
+    with ``weights`` (words per weight-window target) the memories hold them after
+    configuration."""
+    dut = Accelerator(point, weights=weights)
     return generate(dut, name, out_dir, dut.params(), formats=point.formats)

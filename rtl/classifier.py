@@ -73,7 +73,7 @@ on the final word. ``o_logits``: the ``C`` logits of an image as they enter the 
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 from amaranth import Module, Mux, Signal, unsigned
 from amaranth.lib import memory, stream, wiring
@@ -108,12 +108,31 @@ __all__ = [
 ]
 
 
+def _check_init(cfg: ClassifierConfig, init: Mapping) -> dict[LoadTarget, tuple[int, ...]]:
+    out = {}
+    for key, words in init.items():
+        target = LoadTarget[key] if isinstance(key, str) else LoadTarget(key)
+        if target not in cfg.load_targets():
+            raise ValueError(f"init: {target.name} is not loaded on chip at this configuration")
+        if len(words) != cfg.load_depth(target):
+            raise ValueError(f"init: {target.name} has {len(words)} words, the memory holds {cfg.load_depth(target)}")
+        bits = cfg.load_word_bits(target)
+        if any(not 0 <= int(w) < 1 << bits for w in words):
+            raise ValueError(f"init: a {target.name} word does not fit {bits} bits")
+        out[target] = tuple(int(w) for w in words)
+    return out
+
+
 class Classifier(wiring.Component):
     """The classifier (see the module docstring).
 
     Parameters
     ----------
     config : ClassifierConfig
+    init : mapping of LoadTarget to sequence of int, optional
+        The memories' contents after configuration, as the load bus's words by address (an
+        export's ``W2`` (on chip), ``b2``, ``W3``, ``b3``); a missing target starts at zero and
+        is loaded over the bus.
 
     Members
     -------
@@ -134,10 +153,11 @@ class Classifier(wiring.Component):
         No image in flight in the hidden or output layer (safe to load).
     """
 
-    def __init__(self, config: ClassifierConfig) -> None:
+    def __init__(self, config: ClassifierConfig, *, init: Mapping[str, Sequence[int]] | None = None) -> None:
         if not isinstance(config, ClassifierConfig):
             raise TypeError(f"config must be a ClassifierConfig, not {config!r}")
         self._cfg = config
+        self._init = _check_init(config, init or {})
         members = {
             "i_features": In(stream.Signature(feature_layout(config.features))),
             "load": In(LoadBusSignature(config.load_addr_depth, config.load_data_bits)),
@@ -162,8 +182,10 @@ class Classifier(wiring.Component):
         m = Module()
         cfg = self._cfg
         G = cfg.groups
-        m.submodules.hidden = hid = HiddenLayer(cfg)
-        m.submodules.output = out = OutputLayer(cfg)
+        init = self._init
+        m.submodules.hidden = hid = HiddenLayer(cfg, b2_init=init.get(LoadTarget.B2, ()))
+        m.submodules.output = out = OutputLayer(cfg, w3_init=init.get(LoadTarget.W3, ()),
+                                                b3_init=init.get(LoadTarget.B3, ()))
         m.submodules.softmax = sm = SoftmaxUnit(classes=cfg.classes, logit_bits=cfg.logit_bits,
                                                 softmax_format=cfg.formats.softmax)
         wiring.connect(m, wiring.flipped(self.i_features), hid.i_features)
@@ -189,7 +211,7 @@ class Classifier(wiring.Component):
                 w2_write.en.eq(self.load.en & (self.load.sel == LoadTarget.W2)),
             ]
             add_row_memory(m, wiring.flipped(hid.w2), w2_write, rows=cfg.features, words_per_row=G,
-                           word_bits=cfg.w2_word_bits, name="w2_mem")
+                           word_bits=cfg.w2_word_bits, name="w2_mem", init=init.get(LoadTarget.W2, ()))
         else:
             wiring.connect(m, hid.w2, wiring.flipped(self.w2))
 

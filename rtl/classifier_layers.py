@@ -5,6 +5,8 @@ double-buffered memory, which the classifier holds with the banks' *full* flags.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -12,7 +14,7 @@ from amaranth.utils import ceil_log2
 
 from .classifier_config import ClassifierConfig, TapSignature, hidden_tap_layout, logit_tap_layout
 from .layouts import feature_layout, index_bits
-from .weight_memory import RowPortSignature, WriteBusSignature
+from .weight_memory import RowPortSignature, WriteBusSignature, lane_init
 
 __all__ = ["HiddenLayer", "OutputLayer", "bank_write_signature", "bank_read_signature"]
 
@@ -66,8 +68,9 @@ class HiddenLayer(wiring.Component):
         No image in this stage.
     """
 
-    def __init__(self, cfg: ClassifierConfig) -> None:
+    def __init__(self, cfg: ClassifierConfig, *, b2_init: Sequence[int] = ()) -> None:
         self._cfg = cfg
+        self._b2_init = tuple(b2_init)
         super().__init__({
             "i_features": In(stream.Signature(feature_layout(cfg.features))),
             "w2": Out(RowPortSignature(cfg.features, cfg.w2_word_bits)),
@@ -138,7 +141,7 @@ class HiddenLayer(wiring.Component):
             m.submodules.hidden_acc = acc_mem = memory.Memory(shape=unsigned(L * A), depth=G, init=[])
             acc_wr = acc_mem.write_port()
             acc_rd = acc_mem.read_port(transparent_for=(acc_wr,))
-            m.submodules.b2 = b2_mem = memory.Memory(shape=unsigned(L * BB), depth=G, init=[])
+            m.submodules.b2 = b2_mem = memory.Memory(shape=unsigned(L * BB), depth=G, init=list(self._b2_init))
             b2_wr = b2_mem.write_port()
             b2_rd = b2_mem.read_port()
             m.d.comb += [
@@ -148,7 +151,8 @@ class HiddenLayer(wiring.Component):
             ports = (acc_wr, acc_rd, b2_rd)
         else:
             acc_data = Signal(L * A, name="hidden_acc")
-            b2_data = Signal(L * BB, name="b2", reset_less=True)   # a parameter: survives soft reset
+            b2_data = Signal(L * BB, name="b2", reset_less=True,   # a parameter: survives soft reset
+                             init=self._b2_init[0] if self._b2_init else 0)
             with m.If(ld.en):
                 m.d.sync += b2_data.eq(ld.data)
         s1_fresh = Signal()
@@ -261,8 +265,9 @@ class OutputLayer(wiring.Component):
     idle : Out(1)
     """
 
-    def __init__(self, cfg: ClassifierConfig) -> None:
+    def __init__(self, cfg: ClassifierConfig, *, w3_init: Sequence[int] = (), b3_init: Sequence[int] = ()) -> None:
         self._cfg = cfg
+        self._w3_init, self._b3_init = tuple(w3_init), tuple(b3_init)
         super().__init__({
             "w3_load": In(WriteBusSignature(cfg.hidden, cfg.classes * cfg.output_weight_bits)),
             "b3_load": In(WriteBusSignature(1, cfg.classes * cfg.output_bias_bits)),
@@ -280,13 +285,15 @@ class OutputLayer(wiring.Component):
         ld = self.w3_load
         w3_rd = []
         for c in range(cfg.classes):
-            w3_mem = memory.Memory(shape=signed(cfg.output_weight_bits), depth=cfg.hidden, init=[])
+            w3_mem = memory.Memory(shape=signed(cfg.output_weight_bits), depth=cfg.hidden,
+                                   init=lane_init(self._w3_init, c, cfg.output_weight_bits, signed=True))
             m.submodules[f"w3_{c}"] = w3_mem
             wr = w3_mem.write_port()
             w3_rd.append(w3_mem.read_port())
             m.d.comb += [wr.addr.eq(ld.addr), wr.data.eq(ld.data.word_select(c, cfg.output_weight_bits)),
                          wr.en.eq(ld.en)]
-        b3 = Signal(cfg.classes * cfg.output_bias_bits, reset_less=True)   # a parameter: survives soft reset
+        b3 = Signal(cfg.classes * cfg.output_bias_bits, reset_less=True,   # a parameter: survives soft reset
+                    init=self._b3_init[0] if self._b3_init else 0)
         with m.If(self.b3_load.en):
             m.d.sync += b3.eq(self.b3_load.data)
         return w3_rd, b3

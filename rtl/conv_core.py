@@ -118,7 +118,7 @@ is checked against the model, never built from it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from amaranth import Module, Mux, Signal, unsigned
 from amaranth.lib import memory, stream, wiring
@@ -131,6 +131,7 @@ from .conv_integration import Integration
 from .conv_learning import LearningUnit
 from .conv_output import FeatureOutput
 from .layouts import feature_layout, spike_layout, token_layout
+from .weight_memory import lane_init
 
 __all__ = [
     "ConvCore",
@@ -149,6 +150,9 @@ class ConvCore(wiring.Component):
         Accepted for compatibility and ignored: the core is always built from its components,
         which stay submodules (the Amaranth simulator re-evaluates only the modules whose
         inputs changed, and the Verilog has one module per component).
+    weight_init : sequence of int
+        The weight memory's contents after configuration: the weight bus's words by address
+        (an export's ``conv1_weights``); empty (the default) for zeros, loaded over the bus.
 
     Members
     -------
@@ -168,7 +172,7 @@ class ConvCore(wiring.Component):
     """
 
     def __init__(self, config: ConvCoreConfig | None = None, *, hierarchy: bool = False,
-                 **kwargs: Any) -> None:
+                 weight_init: Sequence[int] = (), **kwargs: Any) -> None:
         self._hierarchy = bool(hierarchy)
         if config is None:
             config = ConvCoreConfig(**kwargs)
@@ -178,6 +182,9 @@ class ConvCore(wiring.Component):
             raise TypeError(f"config must be a ConvCoreConfig, not {config!r}")
         self._cfg = config
         cfg = config
+        if len(weight_init) not in (0, cfg.weight_words):
+            raise ValueError(f"weight_init: {len(weight_init)} words, the weight memory holds {cfg.weight_words}")
+        self._weight_init = tuple(weight_init)
         members = {
             "i_events": In(stream.Signature(token_layout(cfg.channels, cfg.in_size))),
             "o_spikes": Out(stream.Signature(spike_layout(cfg.maps, cfg.out_size, cfg.steps))),
@@ -271,7 +278,8 @@ class ConvCore(wiring.Component):
         w_rd_en = Signal()
         host_read = Signal()        # the read ports hold a word the host asked for
         for lane in range(L):
-            mem = memory.Memory(shape=unsigned(B), depth=cfg.weight_words, init=[])
+            mem = memory.Memory(shape=unsigned(B), depth=cfg.weight_words,
+                                init=lane_init(self._weight_init, lane, B))
             m.submodules[f"weight_mem{lane}"] = mem
             wp = mem.write_port()
             rp = mem.read_port()

@@ -50,6 +50,7 @@ __all__ = [
     "hidden_rows",
     "from_hidden_rows",
     "w2_row_words",
+    "w2_row_stride",
     "classifier_load_words",
 ]
 
@@ -223,6 +224,14 @@ def w2_row_words(W2q: np.ndarray, lanes: int, bits: int) -> list[list[int]]:
     G = -(-W2q.shape[1] // lanes)
     words = rows_to_ints(pack_rows(hidden_rows(W2q, lanes), bits, signed=True))
     return [words[r * G:(r + 1) * G] for r in range(W2q.shape[0])]
+
+
+def w2_row_stride(words_per_row: int, word_bits: int) -> int:
+    """Bytes between ``W2`` rows in an external memory: a row's bytes rounded up to a power of
+    two, so that a row is one aligned AXI4 burst (:mod:`spykehw.rtl.w2_axi` reads rows there, the
+    export lays ``weights.bin`` out the same way)."""
+    row = words_per_row * word_bytes(word_bits)
+    return 1 << max(0, (row - 1).bit_length())
 
 
 def classifier_load_words(W2q: np.ndarray, b2q: np.ndarray, W3q: np.ndarray, b3q: np.ndarray, *,

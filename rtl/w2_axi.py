@@ -21,20 +21,16 @@ from __future__ import annotations
 from amaranth import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import ceil_log2, exact_log2
+from amaranth.utils import exact_log2
 
 from .axi import RESP_OKAY, AxiReadMasterSignature
+from .packing import w2_row_stride
 from .weight_memory import RowPortSignature
 
-__all__ = ["ADDR_BITS", "row_stride", "check_row_layout", "W2AxiReader"]
+__all__ = ["ADDR_BITS", "check_row_layout", "W2AxiReader"]
 
 ADDR_BITS = 32
 BURST_INCR = 0b01
-
-
-def row_stride(words_per_row: int, word_bits: int) -> int:
-    """Bytes between rows: a row's bytes rounded up to a power of two."""
-    return 1 << ceil_log2(words_per_row * word_bits // 8)
 
 
 def check_row_layout(words_per_row: int, word_bits: int) -> int:
@@ -44,7 +40,7 @@ def check_row_layout(words_per_row: int, word_bits: int) -> int:
                          "to be one AXI4 beat")
     if not 1 <= words_per_row <= 256:
         raise ValueError(f"a W2 row of {words_per_row} words does not fit one AXI4 burst (<= 256 beats)")
-    stride = row_stride(words_per_row, word_bits)
+    stride = w2_row_stride(words_per_row, word_bits)
     if stride > 4096:
         raise ValueError(f"a W2 row of {words_per_row * word_bits // 8} bytes would cross a 4 KiB "
                          "boundary in one burst")

@@ -27,6 +27,7 @@ with latency and back-pressure.
 from __future__ import annotations
 
 import operator
+from typing import Sequence
 
 from amaranth import Module, Signal, unsigned
 from amaranth.lib import memory, stream, wiring
@@ -34,7 +35,7 @@ from amaranth.lib.wiring import In, Out
 
 from .layouts import index_bits
 
-__all__ = ["RowPortSignature", "WriteBusSignature", "RowMemory", "memory_storage", "add_row_memory"]
+__all__ = ["RowPortSignature", "WriteBusSignature", "RowMemory", "lane_init", "memory_storage", "add_row_memory"]
 
 
 class RowPortSignature(wiring.Signature):
@@ -82,10 +83,21 @@ class WriteBusSignature(wiring.Signature):
         return f"{type(self).__name__}(depth={depth}, data_bits={data_bits}{sel})"
 
 
-def memory_storage(m: Module, name: str, width: int, depth: int):
+def lane_init(words: Sequence[int] | None, lane: int, bits: int, *, signed: bool = False) -> list[int]:
+    """Lane ``lane`` (bits ``lane*bits ..``) of each packed word: a lane memory's initial
+    contents (two's complement read back as negative values when ``signed``)."""
+    out = []
+    for w in words or ():
+        v = (int(w) >> (lane * bits)) & ((1 << bits) - 1)
+        out.append(v - (1 << bits) if signed and v >> (bits - 1) else v)
+    return out
+
+
+def memory_storage(m: Module, name: str, width: int, depth: int, init: Sequence[int] = ()):
     """``(write_port, read_port)`` of a new ``lib.memory.Memory`` (synchronous read, holding
-    its data while ``en`` is low): the storage :func:`add_row_memory` uses by default."""
-    mem = memory.Memory(shape=unsigned(width), depth=depth, init=[])
+    its data while ``en`` is low, holding ``init`` after configuration): the storage
+    :func:`add_row_memory` uses by default."""
+    mem = memory.Memory(shape=unsigned(width), depth=depth, init=list(init))
     m.submodules[name] = mem
     return mem.write_port(), mem.read_port()
 
@@ -132,12 +144,12 @@ class RowMemory(wiring.Component):
 
 
 def add_row_memory(m: Module, port, write, *, rows: int, words_per_row: int, word_bits: int,
-                   name: str = "row_mem", storage=memory_storage) -> None:
+                   name: str = "row_mem", storage=memory_storage, init: Sequence[int] = ()) -> None:
     """Add the logic of a :class:`RowMemory` to ``m``, serving ``port`` (the memory's side of a
     :class:`RowPortSignature` interface) and loaded through ``write``.
 
     The classifier uses this to keep ``W2`` on chip without a level of hierarchy (a flat
-    Verilog module). ``storage(m, name, width, depth)`` makes the words' storage and returns a
+    Verilog module). ``storage(m, name, width, depth, init)`` makes the words' storage and returns a
     write port (``addr``, ``data``, ``en``) and a synchronous read port (``addr``, ``en``,
     ``data``, holding its data while ``en`` is low); the simulation memory model replaces it.
     """
@@ -145,7 +157,7 @@ def add_row_memory(m: Module, port, write, *, rows: int, words_per_row: int, wor
     depth = rows * G
     req, resp = port.req, port.resp
 
-    wr, rd = storage(m, name, word_bits, max(2, depth))     # (2 words: a 1-bit address)
+    wr, rd = storage(m, name, word_bits, max(2, depth), init)     # (2 words: a 1-bit address)
 
     addr = Signal(range(max(2, depth)), name=f"{name}_addr")    # the next word to read
     busy = Signal(name=f"{name}_busy")                          # words of a row are left

@@ -23,7 +23,7 @@ from .golden.names import SAFE_NAME, check_safe_name
 
 __all__ = [
     "OneLineParser", "int_range", "float_range", "count", "nonneg_int", "seed", "workers",
-    "positive_float", "existing_file", "output_dir", "output_file", "verilog_identifier",
+    "positive_float", "existing_file", "existing_dir", "output_dir", "output_file", "verilog_identifier",
     "SEED_MAX", "SAFE_NAME", "check_safe_name", "VERILOG_IDENTIFIER",
 ]
 
@@ -128,6 +128,16 @@ def existing_file(text: str) -> Path:
         raise argparse.ArgumentTypeError(f"{text}: expected a file, found a directory")
     if not p.exists():
         raise argparse.ArgumentTypeError(f"{text}: no such file")
+    return p
+
+
+def existing_dir(text: str) -> Path:
+    """A folder that must exist (``--export DIR``)."""
+    p = Path(text)
+    if p.exists() and not p.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: expected a folder, found a file")
+    if not p.exists():
+        raise argparse.ArgumentTypeError(f"{text}: no such folder")
     return p
 
 

@@ -7,11 +7,13 @@ seconds; the long runs on real images are ``spykehw cosim accelerator``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 from spykehw.rtl.accel_regs import REG, WDATA_BASE
 from spykehw.rtl.accelerator import (
+    Accelerator,
     AcceleratorError,
     generate_accelerator,
     weight_targets,
@@ -19,6 +21,7 @@ from spykehw.rtl.accelerator import (
 from spykehw.sim.accelerator.runner import build_accelerator, cosim_images, run_job
 from spykehw.sim.accelerator.vectors import (
     make_job,
+    params_image,
     random_events,
     random_params,
     small_point,
@@ -61,7 +64,7 @@ def test_json_holds_the_register_map_and_the_point_id(tmp_path, point):
 
 
 def test_weight_writes_cover_every_memory_once(point, params):
-    writes = weight_writes(point, params)
+    writes = weight_writes(point, params_image(point, params))
     targets = weight_targets(point)
     assert [t.name for t in targets] == ["conv", "W2", "b2", "W3", "b3"]
     assert len(writes) == sum(2 + t.depth * t.chunks for t in targets)
@@ -95,6 +98,27 @@ def test_cosim_matches_golden_with_malformed_frames(simulator, tmp_path, point, 
     summary = cosim_images(cosim, params, events, tmp_path / "run", malformed=True, stall=0.3)
     assert summary["mismatches"] == 0, summary["first_mismatches"]
     assert summary["passed"] and summary["frames_compared"] == summary["frames_sent"] > 12
+
+
+@pytest.mark.sim
+def test_weights_in_the_bitstream_need_no_loading(simulator, tmp_path, point, params):
+    """Memories initialised at generation (what synthesis puts into the block RAM) and not one
+    weight write: results bit-exact with the golden model from the first frame on."""
+    words = params_image(point, params).words
+    cosim = build_accelerator(point, simulator, tmp_path / "rtl", weights=words)
+    job = dataclasses.replace(make_job(point, params, random_events(point, 6, seed=11, density=0.2), stall=0.2),
+                              writes=[])
+    result, stats = run_job(cosim, job, tmp_path / "run")
+    assert result.passed and result.report["mismatches"] == []
+    assert stats["frames_received"] == 6
+
+
+def test_initial_weights_are_checked(point, params):
+    words = params_image(point, params).words
+    with pytest.raises(AcceleratorError, match="weights: no on-chip memory 'W2'"):
+        Accelerator(point.replace(weights="external"), weights=words)
+    with pytest.raises(ValueError, match="init: W3 has 3 words, the memory holds 16"):
+        Accelerator(point, weights=words | {"W3": words["W3"][:3]}).elaborate(None)
 
 
 @pytest.mark.sim

@@ -5,6 +5,8 @@ checks (a changed or truncated file is refused by name) and the ``spykehw export
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -35,6 +37,7 @@ from spykehw.rtl.packing import (
 from spykehw.cli import main
 from spykehw.data import load_dataset
 from spykehw.export import (
+    VERSION,
     ExportError,
     load_export,
     read_source,
@@ -289,7 +292,7 @@ def test_edited_map_is_refused(exported, tmp_path):
     (out / "memory_map.json").write_text(json.dumps(mm))
     with pytest.raises(ExportError, match=r"memory W2: lane_bits is 16, the design point needs 8"):
         load_export(out)
-    mm["version"] = 2
+    mm["version"] = VERSION - 1
     (out / "memory_map.json").write_text(json.dumps(mm))
     with pytest.raises(ExportError, match=r"version"):
         load_export(out)
@@ -453,18 +456,66 @@ def test_conv1_weights_follow_last_snapshot_weights(trained, tmp_path):
         read_source(tmp_path / "bad.npz")
 
 
-def test_w2_rows_in_the_image_are_one_burst_per_feature(exported):
-    """Row r of W2 is row_words consecutive words at offset + r*row_words*word_bytes of
-    weights.bin: the bytes a memory request for feature r returns."""
-    out, mm = exported
+@pytest.mark.parametrize("weights", ["on-chip", "external"])
+def test_w2_rows_in_the_image_are_one_burst_per_feature(trained, tmp_path, weights):
+    """Row r of W2 is row_words consecutive words at offset + r*row_stride of weights.bin: the
+    bytes a memory request for feature r returns. On chip the rows are packed (48 bytes apart
+    here: 3 words of 16 lanes x 8 bits); external, 64 apart (48 rounded up to a power of two,
+    zeros between), the W2_STRIDE the accelerator reports."""
+    mm = write_export(read_source(trained.run, conv_lanes=CONV_LANES, classifier_lanes=CLASSIFIER_LANES,
+                                  weights=weights), tmp_path)
     w2 = next(m for m in mm["memories"] if m["name"] == "W2")
-    G, nb = w2["row_words"], w2["word_bytes"]
-    assert G == -(-HIDDEN // CLASSIFIER_LANES)
-    image = (out / "weights.bin").read_bytes()
-    words = _hex_words(out / "W2.hex")
+    G, nb, stride = w2["row_words"], w2["word_bytes"], w2["row_stride"]
+    assert (G, nb, stride) == (3, 16, 48 if weights == "on-chip" else 64)
+    image = (tmp_path / "weights.bin").read_bytes()
+    words = _hex_words(tmp_path / "W2.hex")
     for r in (0, 1, 1234, 3629):
-        a = w2["offset"] + r * G * nb
+        a = w2["offset"] + r * stride
         assert _bin_words(image[a:a + G * nb], nb) == words[r * G:(r + 1) * G]
+        assert image[a + G * nb:a + stride] == bytes(stride - G * nb)
+    ex = load_export(tmp_path)
+    if weights == "external" and importlib.util.find_spec("amaranth"):
+        from spykehw.rtl.accelerator import id_constants
+
+        assert id_constants(ex.point)["W2_STRIDE"] == stride
+
+
+def test_a_changed_gap_byte_between_w2_rows_is_refused(trained, tmp_path):
+    """External W2: the zero bytes after each row belong to weights.bin's W2 slice too."""
+    mm = write_export(read_source(trained.run, conv_lanes=CONV_LANES, classifier_lanes=CLASSIFIER_LANES,
+                                  weights="external"), tmp_path)
+    w2 = next(m for m in mm["memories"] if m["name"] == "W2")
+    path = tmp_path / "weights.bin"
+    image = bytearray(path.read_bytes())
+    image[w2["offset"] + 5 * w2["row_stride"] - 1] ^= 1
+    path.write_bytes(bytes(image))
+    mm["weights_bin"]["sha256"] = hashlib.sha256(bytes(image)).hexdigest()
+    (tmp_path / "memory_map.json").write_text(json.dumps(mm))
+    with pytest.raises(ExportError, match=r"weights\.bin: bytes \d+\.\.\d+ are not W2\.bin"):
+        load_export(tmp_path)
+
+
+@pytest.mark.parametrize("weights", ["on-chip", "external"])
+def test_host_words_equal_the_blocks_own_word_builders(trained, tmp_path, weights):
+    """What a host loads from an export (the window's words from the .bin files; weights.bin
+    as the external memory, W2_BASE = W2's offset) equals what the co-simulation builds from
+    the parameters with the blocks' own builders (rows at W2_STRIDE from address 0)."""
+    pytest.importorskip("amaranth")
+    from spykehw.accelerator_cosim import weight_image
+    from spykehw.sim.accelerator.vectors import AcceleratorParams, params_image
+
+    write_export(read_source(trained.run, conv_lanes=CONV_LANES, classifier_lanes=CLASSIFIER_LANES,
+                             weights=weights), tmp_path)
+    ex = load_export(tmp_path)
+    host = weight_image(ex)
+    own = params_image(ex.point, AcceleratorParams(ex.conv_weights, ex.classifier))
+    assert host.words == own.words
+    assert sorted(host.words) == (["W2", "W3", "b2", "b3", "conv"] if weights == "on-chip" else
+                                  ["W3", "b2", "b3", "conv"])
+    if weights == "external":
+        assert host.memory[host.w2_base:host.w2_base + len(own.memory)] == own.memory
+    else:
+        assert host.memory == own.memory == b""
 
 
 def test_export_needs_neither_amaranth_nor_a_simulator(trained, tmp_path):

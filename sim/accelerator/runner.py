@@ -10,8 +10,6 @@ keyed by the Verilog text, the simulator and the options, under the spykehw cach
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -24,9 +22,8 @@ from ...golden.design_point import DesignPoint
 from ...rtl.accelerator import Accelerator
 from ...rtl.design import classifier_config
 from ...rtl.verilog import GeneratedVerilog, generate
-from ..framework.objcache import cache_root
-from ..framework.runners import CocotbResult, SimBuild, build_sim, run_tests, tb_env
-from .vectors import AcceleratorParams, Job, make_job, malformed_frames, write_job
+from ..framework.runners import CocotbResult, SimBuild, cached_build, run_tests, tb_env
+from .vectors import AcceleratorParams, Job, WeightImage, make_job, malformed_frames, write_job
 
 __all__ = ["TB_MODULE", "TOP", "AcceleratorCosim", "build_accelerator", "run_job", "cosim_images"]
 
@@ -43,27 +40,15 @@ class AcceleratorCosim:
 
 
 def build_accelerator(point: DesignPoint, simulator: str, folder: str | Path, *, waves: bool = False,
-                      optimize: bool = False) -> AcceleratorCosim:
-    """Generate the top of ``point`` into ``folder`` and build it for ``simulator`` (cached)."""
-    dut = Accelerator(point)
+                      optimize: bool = False, weights: dict[str, list[int]] | None = None) -> AcceleratorCosim:
+    """Generate the top of ``point`` (its memories holding ``weights`` after configuration, see
+    :class:`~spykehw.rtl.accelerator.Accelerator`) into ``folder`` and build it for
+    ``simulator`` (cached)."""
+    dut = Accelerator(point, weights=weights)
     design = generate(dut, TOP, Path(folder), dut.params(), formats=point.formats)
-    text = design.verilog_path.read_text()
     args = ["-CFLAGS", "-O2"] if optimize and simulator == "verilator" else []
-    key = hashlib.sha256("\0".join([text, simulator, str(waves), str(args)]).encode()).hexdigest()[:20]
-    root = cache_root() / "sim-builds"
-    build_dir = (root / f"{simulator}-{TOP}-{key}").resolve()
-    marker = build_dir / ".complete"
-    sources = (build_dir / f"{TOP}.v",)
-    if not marker.is_file():
-        root.mkdir(parents=True, exist_ok=True)
-        with open(root / f".{build_dir.name}.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if not marker.is_file():
-                build_dir.mkdir(parents=True, exist_ok=True)
-                sources[0].write_text(text)
-                build_sim(simulator, sources, TOP, build_dir, waves=waves, build_args=args)
-                marker.write_text("ok\n")
-    return AcceleratorCosim(point, simulator, design, SimBuild(simulator, TOP, build_dir, sources, waves, {}))
+    build = cached_build(simulator, TOP, {f"{TOP}.v": design.verilog_path.read_text()}, waves=waves, build_args=args)
+    return AcceleratorCosim(point, simulator, design, build)
 
 
 def run_job(cosim: AcceleratorCosim, job: Job, folder: str | Path, *, testcase: str = "accelerator_matches_golden",
@@ -80,11 +65,12 @@ def run_job(cosim: AcceleratorCosim, job: Job, folder: str | Path, *, testcase: 
 
 
 def cosim_images(cosim: AcceleratorCosim, params: AcceleratorParams, events: Sequence[np.ndarray],
-                 folder: str | Path, *, stall: float = 0.25, seed: int = 1, malformed: bool = False,
-                 chunk: int = 0, progress=None) -> dict[str, Any]:
-    """Every image of ``events`` through the top (in chunks of ``chunk`` images per simulator
-    run, 0 = one run), compared with the golden model; with ``malformed`` the malformed variants
-    of the first image are interleaved. Returns a summary."""
+                 folder: str | Path, *, weights: WeightImage | None = None, stall: float = 0.25, seed: int = 1,
+                 malformed: bool = False, chunk: int = 0, progress=None) -> dict[str, Any]:
+    """Every image of ``events`` through the top loaded with ``weights`` (default: built from
+    ``params``), in chunks of ``chunk`` images per simulator run (0 = one run), compared with the
+    golden model of ``params``; with ``malformed`` the malformed variants of the first image are
+    interleaved. Returns a summary."""
     folder = Path(folder)
     n = len(events)
     chunk = chunk or max(1, n)
@@ -102,7 +88,7 @@ def cosim_images(cosim: AcceleratorCosim, params: AcceleratorParams, events: Seq
         if malformed and part == 0 and ev:
             frames = malformed_frames(cosim.point, ev[0])
             bad = [(min(len(ev), 1 + 2 * i), name, beats, flags) for i, (name, beats, flags) in enumerate(frames)]
-        job = make_job(cosim.point, params, ev, malformed=bad, stall=stall, seed=seed + part)
+        job = make_job(cosim.point, params, ev, weights=weights, malformed=bad, stall=stall, seed=seed + part)
         result, stats = run_job(cosim, job, folder / f"part{part:04d}", check=False)
         report = result.report or {}
         mismatches += [m["message"] for m in report.get("mismatches", [])]

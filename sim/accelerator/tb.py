@@ -105,10 +105,10 @@ class Bench:
             self.src.set_pause_generator(_pauses(job.stall, job.seed))
             self.sink.set_pause_generator(_pauses(job.stall, job.seed + 1))
         if job.point.weights == "external":
-            size = 1 << max(12, (len(job.w2_image) - 1).bit_length())
+            size = 1 << max(12, (len(job.memory) - 1).bit_length())
             self.ram = PoisonedRam(AxiReadBus.from_prefix(dut, "m_axi"), dut.clk, dut.rst, size=size,
                                    poison_from=job.poison_from)
-            self.ram.write(0, job.w2_image)
+            self.ram.write(0, job.memory)
             # Random memory latency and back-pressure: pauses on the AR and R channels.
             self.ram.ar_channel.set_pause_generator(_pauses(max(job.stall, 0.3), job.seed + 2))
             self.ram.r_channel.set_pause_generator(_pauses(max(job.stall, 0.3), job.seed + 3))

@@ -8,9 +8,11 @@ an ``.npz`` with the event frames, the register writes that load the weights, th
 classes and softmax words (and, for malformed frames, the flags the frame must raise), plus the
 design point's JSON.
 
-:func:`weight_writes` is the one place that turns parameters into register writes; today it
-packs the integer golden parameters with the existing builders (``weight_words``,
-``load_words``), later it can read a ``spykehw export`` folder instead.
+:func:`weight_writes` is the one place that turns a :class:`WeightImage` (the words of each
+memory, and the external memory image) into register writes. Real runs take that image from a
+``spykehw export`` folder (:mod:`spykehw.export.host`, above this layer); the short tests build it
+from random parameters with the blocks' own word builders (:func:`params_image`), and a test
+holds the two builders equal.
 """
 
 from __future__ import annotations
@@ -39,8 +41,8 @@ from ...rtl.layouts import index_bits
 from ..classifier.packing import load_words, w2_rows
 from ..conv.packing import image_tokens, pack_tokens, weight_words
 
-__all__ = ["AcceleratorParams", "small_point", "random_params", "random_events", "weight_writes", "w2_memory",
-           "expected_results", "frame_of", "malformed_frames", "Job", "make_job", "write_job", "read_job"]
+__all__ = ["AcceleratorParams", "small_point", "random_params", "random_events", "WeightImage", "params_image",
+           "weight_writes", "expected_results", "frame_of", "malformed_frames", "Job", "make_job", "write_job", "read_job"]
 
 
 @dataclass(frozen=True)
@@ -91,10 +93,21 @@ def random_events(point: DesignPoint, images: int, seed: int = 0, density: float
     return out
 
 
-def weight_writes(point: DesignPoint, params: AcceleratorParams, *, w2_base: int = 0) -> list[tuple[int, int]]:
-    """``(byte address, 32-bit value)`` AXI4-Lite writes loading every on-chip memory of
-    ``point`` through the weight window: per target ``WSEL``, ``WADDR = 0``, then each word's
-    chunks (external points: first ``W2_BASE``; ``W2`` itself is :func:`w2_memory`)."""
+@dataclass(frozen=True)
+class WeightImage:
+    """What a host loads: per weight-window target (``conv``, ``W2`` when on chip, ``b2``,
+    ``W3``, ``b3``) its words by address, and for an external point the memory the AXI4 master
+    reads (from address 0) with ``W2``'s base address in it. A ``spykehw export`` gives one
+    (:mod:`spykehw.export.host`); :func:`params_image` builds one from parameters."""
+    words: dict[str, list[int]]
+    memory: bytes = b""
+    w2_base: int = 0
+
+
+def params_image(point: DesignPoint, params: AcceleratorParams) -> WeightImage:
+    """The weight image of ``params`` from the blocks' own word builders (``weight_words``,
+    ``load_words``, ``w2_rows``): an implementation independent of the export's, which a test
+    holds equal to it. External ``W2``: row ``r`` at ``r * W2_STRIDE`` from address 0."""
     conv_cfg, clf_cfg = conv_core_config(point), classifier_config(point)
     q = params.classifier
     words: dict[str, list[int]] = {"conv": weight_words(conv_cfg, params.conv_weights)}
@@ -104,29 +117,31 @@ def weight_writes(point: DesignPoint, params: AcceleratorParams, *, w2_base: int
         if addr != len(lst):
             raise ValueError(f"{target.name}: load words out of address order ({addr} after {len(lst)})")
         lst.append(int(data))
-    out: list[tuple[int, int]] = [(REG["W2_BASE"], w2_base)] if point.weights == "external" else []
+    if point.weights != "external":
+        return WeightImage(words)
+    stride, word_bytes = w2_stride(point), clf_cfg.w2_word_bits // 8
+    image = bytearray(stride * clf_cfg.features)
+    for r, row in enumerate(w2_rows(clf_cfg, q.W2q)):
+        for g, w in enumerate(row):
+            image[r * stride + g * word_bytes:r * stride + (g + 1) * word_bytes] = int(w).to_bytes(word_bytes, "little")
+    return WeightImage(words, bytes(image), 0)
+
+
+def weight_writes(point: DesignPoint, weights: WeightImage) -> list[tuple[int, int]]:
+    """``(byte address, 32-bit value)`` AXI4-Lite writes loading every on-chip memory of
+    ``point`` through the weight window: per target ``WSEL``, ``WADDR = 0``, then each word's
+    chunks (external points: first ``W2_BASE``)."""
+    out: list[tuple[int, int]] = [(REG["W2_BASE"], weights.w2_base)] if point.weights == "external" else []
     for t in weight_targets(point):
-        lst = words[t.name]
-        if len(lst) != t.depth:
-            raise ValueError(f"{t.name}: {len(lst)} words for a memory of {t.depth}")
+        lst = weights.words.get(t.name)
+        if lst is None or len(lst) != t.depth:
+            raise ValueError(f"{t.name}: {0 if lst is None else len(lst)} words for a memory of {t.depth}")
         out += [(REG["WSEL"], t.code), (REG["WADDR"], 0)]
         for w in lst:
+            if not 0 <= w < 1 << (32 * t.chunks):
+                raise ValueError(f"{t.name}: word {w:#x} is wider than the window's {32 * t.chunks} bits")
             out += [(WDATA_BASE + 4 * k, (w >> (32 * k)) & 0xFFFFFFFF) for k in range(t.chunks)]
     return out
-
-
-def w2_memory(point: DesignPoint, params: AcceleratorParams) -> bytes:
-    """The external memory image of ``W2`` (external points): row ``r`` at ``r * W2_STRIDE``,
-    its ``G`` words little-endian one after the other (:mod:`spykehw.rtl.w2_axi`)."""
-    if point.weights != "external":
-        return b""
-    cfg = classifier_config(point)
-    stride, word_bytes = w2_stride(point), cfg.w2_word_bits // 8
-    image = bytearray(stride * cfg.features)
-    for r, words in enumerate(w2_rows(cfg, params.classifier.W2q)):
-        for g, w in enumerate(words):
-            image[r * stride + g * word_bytes:r * stride + (g + 1) * word_bytes] = int(w).to_bytes(word_bytes, "little")
-    return bytes(image)
 
 
 def expected_results(point: DesignPoint, params: AcceleratorParams,
@@ -184,18 +199,20 @@ class Job:
     names: list[str]
     stall: float = 0.25
     seed: int = 1
-    w2_image: bytes = b""       # external memory contents from address 0 (external points)
+    memory: bytes = b""         # external memory contents from address 0 (external points)
     poison_from: int = -1       # external memory answers SLVERR from this address on (-1: never)
 
 
 def make_job(point: DesignPoint, params: AcceleratorParams, events: Sequence[np.ndarray], *,
-             malformed: Sequence[tuple[int, str, list[int], int]] = (), stall: float = 0.25,
-             seed: int = 1, shuffle: bool = True, read_errors: bool = False) -> Job:
-    """Good images ``events`` (golden expectations), with ``malformed`` frames ``(position,
-    name, beats, flags)`` inserted before the good image at ``position``. With ``read_errors``
+             weights: WeightImage | None = None, malformed: Sequence[tuple[int, str, list[int], int]] = (),
+             stall: float = 0.25, seed: int = 1, shuffle: bool = True, read_errors: bool = False) -> Job:
+    """Good images ``events`` (golden expectations of ``params``), loaded as ``weights`` (default:
+    :func:`params_image`), with ``malformed`` frames ``(position, name, beats, flags)`` inserted
+    before the good image at ``position``. With ``read_errors``
     (external points) the memory answers every read with ``SLVERR``: every frame must come back
     flagged ``AXI_READ`` (each image here has active features, so each reads W2)."""
     classes, words = expected_results(point, params, events)
+    weights = params_image(point, params) if weights is None else weights
     rng = np.random.default_rng(seed) if shuffle else None
     frames = [frame_of(point, e, rng) for e in events]
     exp_c, exp_w, exp_f, names = list(classes), list(words), [0] * len(frames), [f"image {i}" for i in range(len(frames))]
@@ -212,8 +229,7 @@ def make_job(point: DesignPoint, params: AcceleratorParams, events: Sequence[np.
         flags |= int(ErrorFlag.AXI_READ)
     return Job(point, frames, flags, np.asarray(exp_c, np.int64),
                np.asarray(exp_w, np.int64).reshape(len(frames), point.classes),
-               weight_writes(point, params), names, stall, seed, w2_memory(point, params),
-               0 if read_errors else -1)
+               weight_writes(point, weights), names, stall, seed, weights.memory, 0 if read_errors else -1)
 
 
 def write_job(path: str | Path, job: Job) -> Path:
@@ -227,7 +243,7 @@ def write_job(path: str | Path, job: Job) -> Path:
     with atomic_write(path, "wb") as f:
         np.savez(f, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), lengths=lengths, beats=beats,
                  flags=job.flags, classes=job.classes, words=job.words, writes=writes,
-                 w2_image=np.frombuffer(job.w2_image, np.uint8))
+                 memory=np.frombuffer(job.memory, np.uint8))
     return path
 
 
@@ -241,4 +257,4 @@ def read_job(path: str | Path) -> Job:
         raise ValueError(f"{path}: design point does not hash to its recorded id32")
     return Job(point, frames, z["flags"], z["classes"], z["words"],
                [(int(a), int(v)) for a, v in z["writes"]], meta["names"], meta["stall"], meta["seed"],
-               z["w2_image"].tobytes(), meta["poison_from"])
+               z["memory"].tobytes(), meta["poison_from"])

@@ -1,8 +1,6 @@
 """TODO docstring"""
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,8 +13,7 @@ from ..framework.memory_model import (
     SIM_RAM_MODULE,
     SIM_RAM_VERILOG,
 )
-from ..framework.objcache import cache_root
-from ..framework.runners import SimBuild, build_sim, run_tests, tb_env
+from ..framework.runners import cached_build, run_tests, tb_env
 from .harness import ClassifierHarness
 
 __all__ = [
@@ -141,32 +138,10 @@ def build_top(simulator: str, instances: Mapping[str, Any], *, waves: bool = Fal
     top = sim_top_verilog(instances)
     if sim_ram:
         top += SIM_RAM_VERILOG
-    h = hashlib.sha256("\0".join([top, vlt, *texts, simulator, str(waves), str(args)]).encode())
-    folder = Path(root) if root is not None else cache_root() / "sim-builds"
-    build_dir = (folder / f"{simulator}-{SIM_TOP}-{h.hexdigest()[:20]}").resolve()
-    marker = build_dir / ".complete"
-    sources = [build_dir / f"{d.name}.v" for d in instances.values()] + [build_dir / f"{SIM_TOP}.v"]
-    if vlt:
-        sources.insert(0, build_dir / "public.vlt")
-    if marker.is_file():
-        return SimBuild(simulator, SIM_TOP, build_dir, tuple(sources), waves, {})
-
-    folder.mkdir(parents=True, exist_ok=True)
-    # One build per folder at a time: parallel test workers wanting the same build wait for the
-    # first one and then reuse it.
-    with open(folder / f".{build_dir.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if marker.is_file():
-            return SimBuild(simulator, SIM_TOP, build_dir, tuple(sources), waves, {})
-        build_dir.mkdir(parents=True, exist_ok=True)
-        for d, text in zip(instances.values(), texts):
-            (build_dir / f"{d.name}.v").write_text(text)
-        (build_dir / f"{SIM_TOP}.v").write_text(top)
-        if vlt:
-            (build_dir / "public.vlt").write_text(vlt)
-        build = build_sim(simulator, sources, SIM_TOP, build_dir, waves=waves, build_args=args)
-        marker.write_text("ok\n")
-    return build
+    files = {"public.vlt": vlt} if vlt else {}
+    files |= {f"{d.name}.v": text for d, text in zip(instances.values(), texts)}
+    files[f"{SIM_TOP}.v"] = top
+    return cached_build(simulator, SIM_TOP, files, waves=waves, build_args=args, root=root)
 
 
 def _env(stall: float, latency: int | None, dump) -> dict[str, str]:

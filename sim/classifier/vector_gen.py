@@ -81,6 +81,7 @@ __all__ = [
     "COMMITTED",
     "committed_path",
     "image_indices",
+    "real_options",
     "make_vector_set",
     "adversarial_vectors",
     "extreme_vectors",
@@ -279,8 +280,20 @@ class RealClassifier:
     settings: dict
 
     @property
+    def options(self) -> NetworkOptions:
+        """The network options the features and the classifier were made with."""
+        return real_options(self.dataset, self.settings["hidden"], self.settings["epochs"])
+
+    @property
     def features_used(self) -> int:
         return self.q.features
+
+
+def real_options(dataset: str, hidden: int, epochs: int) -> NetworkOptions:
+    """The options :func:`real_classifier` trains with (the default network; the classifier's
+    learning rate 0.02 on EMNIST, 0.01 on MNIST)."""
+    return NetworkOptions(classifier=ClassifierOptions(
+        hidden=hidden, epochs=epochs, eta=0.02 if dataset.startswith("emnist") else 0.01))
 
 
 def _cache_dir() -> Path:
@@ -321,8 +334,7 @@ def real_classifier(dataset: str = "mnist", formats: NumberFormats | None = None
         q = IntClassifier(z["W2q"], z["b2q"], z["W3q"], z["b3q"], formats)
         return RealClassifier(dataset, formats, q, z["conv"], z["test_x"], z["test_y"],
                               ds.test_images, float(meta["float_acc"]), settings)
-    opts = NetworkOptions(classifier=ClassifierOptions(
-        hidden=hidden, epochs=epochs, eta=0.02 if dataset.startswith("emnist") else 0.01))
+    opts = real_options(dataset, hidden, epochs)
     train_images, train_y = ds.train_images[:train_limit], ds.train_labels[:train_limit]
     trace = train_conv1(train_images[:stdp_images], opts, formats)
     tr = extract_features(train_images, trace.weights, opts, formats).features

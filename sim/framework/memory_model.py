@@ -65,11 +65,13 @@ endmodule
 """Source of the black box :func:`sim_ram_storage` instantiates; simulation builds add it."""
 
 
-def sim_ram_storage(m: Module, name: str, width: int, depth: int):
+def sim_ram_storage(m: Module, name: str, width: int, depth: int, init: Sequence[int] = ()):
     """Storage for :func:`~spykehw.rtl.weight_memory.add_row_memory` as an instance of the
     Verilog module :data:`SIM_RAM_VERILOG` (Verilog simulations only: Amaranth writes a
     ``lib.memory.Memory``'s whole initial contents into the Verilog, tens of megabytes for a
-    3630-row ``W2``)."""
+    3630-row ``W2``). It starts empty: the harnesses load it over the write port."""
+    if len(init):
+        raise ValueError(f"{name}: the simulation RAM has no initial contents (load it over its write port)")
     abits = max(1, ceil_log2(depth))
     wr = SimpleNamespace(addr=Signal(abits, name=f"{name}_waddr"), data=Signal(width, name=f"{name}_wdata"),
                          en=Signal(name=f"{name}_we"))

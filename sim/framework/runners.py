@@ -25,6 +25,8 @@ runner ends a failing run under pytest with ``SystemExit``; it is caught and tur
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
 import sys
@@ -34,6 +36,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from .cocotb_support import ENV_PORTS, ENV_REPORT, ENV_VECTORS, ENV_WAVEFORM
+from .objcache import cache_root
 from .toolchain import SIMULATORS, Tool, find_simulator, missing_reason, patched_environ
 
 __all__ = [
@@ -189,6 +192,45 @@ def build_sim(simulator: str, sources: Iterable[str | Path], toplevel: str, buil
             raise CosimBuildError(f"{simulator} build of {toplevel} failed ({e}); "
                                   f"last lines of {log}:\n{_tail(log)}") from None
     return SimBuild(simulator, toplevel, build_dir, sources, waves, dict(parameters or {}))
+
+
+def toolchain_identity(simulator: str) -> str:
+    """What a build links against besides its sources: the simulator (path and version), the
+    Python and cocotb's libraries. A cached build made with another venv or simulator would
+    load libraries that may be gone (``libcocotbvpi_verilator.so: cannot open``)."""
+    from cocotb_tools.config import libs_dir     # hw extra: cocotb
+
+    tool = _tool(simulator)
+    return "\0".join([str(tool.executable), tool.version, sys.executable, str(Path(libs_dir).resolve())])
+
+
+def cached_build(simulator: str, toplevel: str, files: Mapping[str, str], *, waves: bool = False,
+                 build_args: Iterable[str] = (), root: str | Path | None = None) -> SimBuild:
+    """Build the sources ``files`` (file name -> text; a ``.vlt`` is a Verilator configuration)
+    for ``simulator``, reusing an earlier build of the same sources, options and toolchain
+    (across runs and processes). Builds live under ``<spykehw cache>/sim-builds/`` (or
+    ``root``); a folder with a ``.complete`` marker is taken as it is (deleting it is always
+    safe). Parallel workers wanting the same build wait for the first and reuse it."""
+    args = list(build_args)
+    key = "\0".join([toplevel, *(f"{name}\0{text}" for name, text in files.items()), simulator, str(waves),
+                      str(args), toolchain_identity(simulator)])
+    folder = Path(root) if root is not None else cache_root() / "sim-builds"
+    build_dir = (folder / f"{simulator}-{toplevel}-{hashlib.sha256(key.encode()).hexdigest()[:20]}").resolve()
+    marker = build_dir / ".complete"
+    sources = tuple(build_dir / name for name in files)
+    if marker.is_file():
+        return SimBuild(simulator, toplevel, build_dir, sources, waves, {})
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f".{build_dir.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if marker.is_file():
+            return SimBuild(simulator, toplevel, build_dir, sources, waves, {})
+        build_dir.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            (build_dir / name).write_text(text)
+        build = build_sim(simulator, sources, toplevel, build_dir, waves=waves, build_args=args)
+        marker.write_text("ok\n")
+    return build
 
 
 def tb_env(*, vectors: str | Path | None = None, ports: str | Path | None = None,

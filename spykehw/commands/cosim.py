@@ -6,10 +6,25 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..argtypes import count, existing_file, output_dir, probability
+from ..accelerator_cosim import cosim_export, train_and_export
+from ..argtypes import count, existing_dir, existing_file, output_dir, probability
+from ..export import load_export
 from ..golden.formats import DEFAULT_PRESET
+from ..golden.progress import Progress
+from ..output import RunFolder
+from ..sim.framework.toolchain import find_simulator, missing_reason
+from ..sim.framework.vectors import read_vectors
+from .verilog import accelerator_arguments, accelerator_point, conv_config
 
 __all__ = ["register"]
+
+
+def _missing(simulator: str) -> bool:
+    """True (after one line on stderr) when ``simulator`` is not installed."""
+    if find_simulator(simulator) is None:
+        print(f"spykehw cosim: {simulator} unavailable: {missing_reason(simulator)}", file=sys.stderr)
+        return True
+    return False
 
 
 def _learn(args: argparse.Namespace) -> int:
@@ -28,8 +43,7 @@ def _learn(args: argparse.Namespace) -> int:
 
 
 def _conv(args: argparse.Namespace) -> int:
-    from ..golden.progress import Progress
-    from ..output import RunFolder
+    # hw extra (amaranth, cocotb) for the sim.* imports of every command here
     from ..sim.conv.cosim import build_conv_cosim, cosim_vector_file
     from ..sim.conv.harness import LONG_RUN_DEPTHS
     from ..sim.conv.vector_gen import (
@@ -39,13 +53,8 @@ def _conv(args: argparse.Namespace) -> int:
         source_vectors,
         write_vector_set,
     )
-    from ..sim.framework.toolchain import find_simulator, missing_reason
-    from ..sim.framework.vectors import read_vectors
-    from .verilog import conv_config
 
-    if find_simulator(args.simulator) is None:
-        print(f"spykehw cosim: {args.simulator} unavailable: {missing_reason(args.simulator)}",
-              file=sys.stderr)
+    if _missing(args.simulator):
         return 2
     folder = RunFolder(args.out, "cosim-conv", args=vars(args) | {"func": None})
     if args.vectors is not None:
@@ -88,13 +97,9 @@ def _conv(args: argparse.Namespace) -> int:
 
 
 def _classifier(args: argparse.Namespace) -> int:
-    from ..output import RunFolder
     from ..sim.classifier.long_run import long_run_chain, long_run_classifier
-    from ..sim.framework.toolchain import find_simulator, missing_reason
 
-    if find_simulator(args.simulator) is None:
-        print(f"spykehw cosim: {args.simulator} unavailable: {missing_reason(args.simulator)}",
-              file=sys.stderr)
+    if _missing(args.simulator):
         return 2
     hidden = args.hidden or (1500 if args.dataset == "emnist" else 1000)
     what = "end to end (conv core RTL -> classifier RTL)" if args.end_to_end else "classifier RTL"
@@ -132,26 +137,28 @@ def _classifier(args: argparse.Namespace) -> int:
 
 
 def _accelerator(args: argparse.Namespace) -> int:
-    from ..output import RunFolder
-    from ..sim.accelerator.long_run import long_run
-    from ..sim.toolchain import find_simulator, missing_reason
-    from .verilog import accelerator_point
 
-    if find_simulator(args.simulator) is None:
-        print(f"spykehw cosim: {args.simulator} unavailable: {missing_reason(args.simulator)}",
-              file=sys.stderr)
+    if _missing(args.simulator):
         return 2
-    point = accelerator_point(args)
     folder = RunFolder(args.out, "cosim-accelerator", args=vars(args) | {"func": None})
-    print(f"{args.images} {args.dataset} test images through the accelerator (3630 -> {point.hidden} -> "
-          f"the dataset's classes, {point.formats.name}, weights {point.weights}) on {args.simulator}: "
-          "training (cached after the first run), building, simulating...", file=sys.stderr)
-    summary = long_run(args.dataset, args.images, point.formats, simulator=args.simulator,
-                       hidden=point.hidden, epochs=args.epochs, conv_lanes=point.conv_lanes,
-                       classifier_lanes=point.classifier_lanes, weights=point.weights,
-                       stall=args.stall_rate, chunk=args.chunk or 0,
-                       malformed=args.malformed, folder=folder.file("work"),
-                       optimize=not args.no_optimize, data_dir=args.data_dir)
+    if args.export is None:
+        point = accelerator_point(args)
+        print(f"training a network on {args.dataset} for the accelerator (3630 -> {point.hidden} -> the "
+              f"dataset's classes, {point.formats.name}; cached after the first run) and exporting it...",
+              file=sys.stderr)
+        export_dir = train_and_export(args.dataset, point, folder.file("export"), epochs=args.epochs,
+                                      data_dir=args.data_dir)
+    else:
+        export_dir = args.export
+    export = load_export(export_dir)
+    point = export.point
+    print(f"{args.images} {args.dataset} test images through the accelerator ({point.features} -> "
+          f"{point.hidden} -> {point.classes}, {point.formats.name}, weights {point.weights}, POINT_ID "
+          f"{point.id32:#010x}) on {args.simulator}, weights from {export_dir}: building, simulating...",
+          file=sys.stderr)
+    summary = cosim_export(export, args.dataset, args.images, simulator=args.simulator,
+                           folder=folder.file("work"), stall=args.stall_rate, chunk=args.chunk or 0,
+                           malformed=args.malformed, optimize=not args.no_optimize, data_dir=args.data_dir)
     folder.write_json("summary.json", summary, "mismatches, cycles per image, images/s, accuracy")
     for k in ("images", "frames_sent", "frames_compared", "mismatches", "cycles_per_image", "images_per_s_sim"):
         folder.result(k, summary[k])
@@ -221,17 +228,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     k.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
     k.set_defaults(func=_classifier)
 
-    from .verilog import accelerator_arguments
-
     a = sub.add_parser("accelerator", help="the whole accelerator top on real images (AXI buses)",
-                       description="Train a network on the dataset (cached), load its weights into "
-                                   "the accelerator over AXI4-Lite and send the first IMAGES test "
-                                   "images as AXI4-Stream event frames (cocotbext-axi, random "
-                                   "stalls); class and softmax words of every image are compared "
-                                   "with the integer golden model. Exit status 1 on any mismatch.")
+                       description="Load a weight export (spykehw export; without --export: train a "
+                                   "network on the dataset (cached) and export it into the run "
+                                   "folder) into the accelerator as a host would (weight window over "
+                                   "AXI4-Lite; external W2: weights.bin as the AXI4 memory) and send "
+                                   "the first IMAGES test images as AXI4-Stream event frames "
+                                   "(cocotbext-axi, random stalls); class and softmax words of every "
+                                   "image are compared with the integer golden model of the export. "
+                                   "Exit status 1 on any mismatch.")
     a.add_argument("--dataset", choices=["mnist", "mnist-sample", "emnist"], default="mnist")
     a.add_argument("--images", type=count, default=200, help="test images (default 200)")
     a.add_argument("--simulator", choices=["verilator", "icarus"], default="verilator")
+    a.add_argument("--export", type=existing_dir, default=None, metavar="DIR",
+                   help="a spykehw export folder: its design point and weights (the design-point "
+                        "options below are then ignored)")
     a.add_argument("--config", default=None, metavar="PRESET",
                    help="number formats: a preset (default fpga-8) or a TOML file")
     accelerator_arguments(a)

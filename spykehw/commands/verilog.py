@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from ..argtypes import count, output_dir, verilog_identifier
-from ..golden.options import TIME_STEPS
+from ..argtypes import count, existing_dir, output_dir, verilog_identifier
+from ..export import load_export
+from ..export.host import window_words
+from ..fusesoc import write_core
+from ..golden.design_point import DesignPoint
+from ..golden.formats import DEFAULT_PRESET, load_formats
+from ..golden.options import CONV1, CONV2, TIME_STEPS
+from ..output import RunFolder
 
 __all__ = ["register"]
 
@@ -16,9 +22,7 @@ MAX_SPIKES = {"conv1": 1, "conv2": 4}     # Conv2's inputs are Pool1 neurons (sp
 
 def conv_config(preset_or_toml: str | None, layer: str, parallelism: int | None, steps: int):
     """The ConvCoreConfig the ``conv`` subcommands build (shared with ``cosim``)."""
-    from ..golden.formats import DEFAULT_PRESET, load_formats
-    from ..golden.options import CONV1, CONV2
-    from ..rtl.conv_config import ConvCoreConfig
+    from ..rtl.conv_config import ConvCoreConfig   # hw extra: amaranth (all rtl/sim imports here)
 
     fmt = load_formats(preset_or_toml or DEFAULT_PRESET)
     opts = CONV1 if layer == "conv1" else CONV2
@@ -30,7 +34,6 @@ def conv_config(preset_or_toml: str | None, layer: str, parallelism: int | None,
 def _emit(g, folder, args: argparse.Namespace, headline: str) -> int:
     """Record the generated files in the run folder, print the ports, lint and (optionally) the
     Yosys statistics: the same for every block. Returns the exit status (1 on lint warnings)."""
-    from ..fusesoc import write_core
     from ..sim.framework.lint import lint, yosys_stat
     from ..sim.framework.lint_waivers import write_vlt
 
@@ -61,7 +64,6 @@ def _emit(g, folder, args: argparse.Namespace, headline: str) -> int:
 
 
 def _conv(args: argparse.Namespace) -> int:
-    from ..output import RunFolder
     from ..rtl.conv_core import ConvCore
     from ..rtl.verilog import generate
 
@@ -78,8 +80,6 @@ def _conv(args: argparse.Namespace) -> int:
 
 
 def _classifier(args: argparse.Namespace) -> int:
-    from ..golden.formats import DEFAULT_PRESET, load_formats
-    from ..output import RunFolder
     from ..rtl.classifier import DEFAULT_SHAPE, ClassifierConfig, generate_classifier
 
     def opt(name):
@@ -101,9 +101,6 @@ def _classifier(args: argparse.Namespace) -> int:
 
 def accelerator_point(args: argparse.Namespace):
     """The DesignPoint the ``accelerator`` subcommands build (shared with ``cosim``)."""
-    from ..golden.design_point import DesignPoint
-    from ..golden.formats import load_formats
-
     return DesignPoint(formats=load_formats(args.config or ACCELERATOR_PRESET), hidden=args.hidden,
                        classes=args.classes, steps=args.steps, conv_lanes=args.conv_lanes,
                        classifier_lanes=args.classifier_lanes, weights=args.weights)
@@ -124,17 +121,23 @@ ACCELERATOR_PRESET = "fpga-8"
 
 
 def _accelerator(args: argparse.Namespace) -> int:
-    from ..output import RunFolder
     from ..rtl.accelerator import generate_accelerator
 
-    point = accelerator_point(args)
+    weights, source = None, "memories empty (load them over AXI4-Lite)"
+    if args.export is not None:
+        export = load_export(args.export)
+        point, weights = export.point, window_words(export)
+        source = f"memories initialised from {args.export} ({', '.join(sorted(weights))})"
+    else:
+        point = accelerator_point(args)
     folder = RunFolder(args.out, "verilog", path=args.out,
-                       args={"block": "accelerator", "design_point": point.to_dict(), "point_id": point.id32})
-    g = generate_accelerator(point, args.out, name=args.name)
+                       args={"block": "accelerator", "design_point": point.to_dict(), "point_id": point.id32,
+                             "export": None if args.export is None else str(args.export)})
+    g = generate_accelerator(point, args.out, name=args.name, weights=weights)
     return _emit(g, folder, args,
                  f"{g.verilog_path}: accelerator, Conv1 -> {point.features} -> {point.hidden} -> "
-                 f"{point.classes}, {point.formats.name}, weights {point.weights}, POINT_ID {point.id32:#010x} "
-                 f"(register map in {g.json_path.name})")
+                 f"{point.classes}, {point.formats.name}, weights {point.weights}, POINT_ID {point.id32:#010x}; "
+                 f"{source} (register map in {g.json_path.name})")
 
 
 def _common_arguments(c: argparse.ArgumentParser, name: str) -> None:
@@ -187,5 +190,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    "registers, weight window); every weight on chip. The JSON holds "
                                    "the register map and the beat formats.")
     _common_arguments(a, "accelerator")
+    a.add_argument("--export", type=existing_dir, default=None, metavar="DIR",
+                   help="a spykehw export folder: its design point, and every on-chip memory "
+                        "initialised with its words (the bitstream classifies from configuration "
+                        "on; the design-point options below are then ignored)")
     accelerator_arguments(a)
     a.set_defaults(func=_accelerator)

@@ -31,17 +31,17 @@ from ..golden.errors import SpykehwError
 from ..golden.exp_lut import exp_lut
 from ..golden.options import NetworkOptions
 from ..golden.pipeline import extract_features
-from ..rtl.packing import PackingError, unpack_rows
+from ..rtl.packing import PackingError, rows_to_ints, unpack_rows
 from .errors import ExportError
 from .memories import MemorySpec, conv_threshold, decode_rows, memory_specs
-from .writer import FORMAT, IMAGE_FILE, MAP_FILE, VERSION, align
+from .writer import FORMAT, IMAGE_FILE, MAP_FILE, VERSION, align, image_slice
 
 __all__ = ["Export", "load_export", "run_golden"]
 
 REQUIRED = ("format", "version", "design_point", "digest", "id32", "network_options", "weights_bin",
             "memories")
 _CHECKED = ("depth", "word_bits", "word_bytes", "lanes", "lane_bits", "number_format", "bus", "target",
-            "target_code", "row_words")
+            "target_code", "row_words", "row_stride")
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,6 +56,8 @@ class Export:
     classifier: IntClassifier
     exp_lut: np.ndarray
     memory_map: dict[str, Any]
+    words: dict[str, list[int]]     # per memory its words by address, read from its checked .bin
+    image: bytes                    # weights.bin, checked
 
 
 def _read_map(folder: Path) -> dict[str, Any]:
@@ -126,8 +128,10 @@ def _check_entry(entry: Any, spec: MemorySpec, path: Path, offset: int) -> None:
                           f"{entry.get('size')!r}, expected {offset}/{spec.depth * spec.word_bytes}")
 
 
-def _memories(folder: Path, mm: dict[str, Any], point: DesignPoint) -> dict[str, np.ndarray]:
-    """Check every memory's files and the image; return the lane rows decoded from the .bin files."""
+def _memories(folder: Path, mm: dict[str, Any], point: DesignPoint
+              ) -> tuple[dict[str, np.ndarray], dict[str, list[int]], bytes]:
+    """Check every memory's files and the image; return the lane rows decoded from the .bin
+    files, their words and the image."""
     path = folder / MAP_FILE
     specs = memory_specs(point)
     entries = mm["memories"]
@@ -136,6 +140,7 @@ def _memories(folder: Path, mm: dict[str, Any], point: DesignPoint) -> dict[str,
                           f"({', '.join(s.name for s in specs)})")
     image = _check_file(folder, mm["weights_bin"], IMAGE_FILE)
     rows: dict[str, np.ndarray] = {}
+    words: dict[str, list[int]] = {}
     offset = 0
     for spec, entry in zip(specs, entries):
         offset = align(offset)
@@ -145,18 +150,19 @@ def _memories(folder: Path, mm: dict[str, Any], point: DesignPoint) -> dict[str,
         raw = _check_file(folder, files.get("bin"), f"memory {spec.name} bin")
         if files["bin"]["sha256"] != entry.get("sha256"):
             raise ExportError(f"{path}: memory {spec.name}: sha256 differs from its bin file's")
-        if image[offset:offset + len(raw)] != raw:
-            raise ExportError(f"{folder / IMAGE_FILE}: bytes {offset}..{offset + len(raw) - 1} are not "
-                              f"{spec.name}.bin")
+        if image[offset:offset + spec.image_bytes] != image_slice(spec, raw):
+            raise ExportError(f"{folder / IMAGE_FILE}: bytes {offset}..{offset + spec.image_bytes - 1} are "
+                              f"not {spec.name}.bin")
         data = np.frombuffer(raw, np.uint8).reshape(spec.depth, spec.word_bytes)
+        words[spec.name] = rows_to_ints(data)
         try:
             rows[spec.name] = unpack_rows(data, spec.lanes, spec.lane_bits, signed=spec.signed)
         except PackingError as e:
             raise ExportError(f"{folder / files['bin']['file']}: {e}") from None
-        offset += len(raw)
+        offset += spec.image_bytes
     if len(image) != offset:
         raise ExportError(f"{folder / IMAGE_FILE}: {len(image)} bytes, the memories end at {offset}")
-    return rows
+    return rows, words, image
 
 
 def load_export(path: str | Path) -> Export:
@@ -166,7 +172,7 @@ def load_export(path: str | Path) -> Export:
         raise ExportError(f"{folder}: not an export folder")
     mm = _read_map(folder)
     point, options = _design_point(mm, folder / MAP_FILE)
-    rows = _memories(folder, mm, point)
+    rows, words, image = _memories(folder, mm, point)
     try:
         dec = decode_rows(point, rows)
     except ExportError:
@@ -178,7 +184,8 @@ def load_export(path: str | Path) -> Export:
                           f"{conv_threshold(point)}")
     if not np.array_equal(dec.exp_lut, exp_lut(point.formats.softmax)):
         raise ExportError(f"{folder / 'exp_lut.bin'}: not the formats' exp LUT")
-    return Export(folder, point, options, dec.conv_weights, dec.threshold, dec.classifier, dec.exp_lut, mm)
+    return Export(folder, point, options, dec.conv_weights, dec.threshold, dec.classifier, dec.exp_lut, mm,
+                  words, image)
 
 
 def golden_features(export: Export, images: np.ndarray) -> np.ndarray:

@@ -23,6 +23,8 @@ from ..rtl.packing import (
     conv_weights_from_rows,
     from_hidden_rows,
     hidden_rows,
+    w2_row_stride,
+    word_bytes,
 )
 
 __all__ = ["MemorySpec", "memory_specs", "memory_rows", "Decoded", "decode_rows", "conv_threshold"]
@@ -36,7 +38,10 @@ class MemorySpec:
     RTL, exported so that a host can check it); ``target`` is the classifier load bus's
     ``sel`` (:data:`~spykehw.rtl.packing.LOAD_TARGETS`) when the words go through it.
     ``value = integer / scale``. ``row_words``: for ``W2``, the words of one feature's row
-    (one memory-port request; one burst of ``row_words * word_bytes`` bytes from ``weights.bin``).
+    (one memory-port request; one burst of ``row_words * word_bytes`` bytes from ``weights.bin``);
+    ``row_stride``: the bytes between those rows in ``weights.bin`` (the row's bytes rounded up to
+    a power of two when ``W2`` is external, where the accelerator's AXI4 master reads it; the
+    row's own bytes otherwise).
     """
 
     name: str
@@ -50,6 +55,14 @@ class MemorySpec:
     target: str | None
     layout: str
     row_words: int | None = None
+    row_stride: int | None = None
+
+    @property
+    def image_bytes(self) -> int:
+        """Bytes this memory takes in ``weights.bin`` (rows at ``row_stride``)."""
+        if self.row_words is None or self.row_stride is None:
+            return self.depth * self.word_bytes
+        return self.depth // self.row_words * self.row_stride
 
     @property
     def word_bits(self) -> int:
@@ -73,6 +86,7 @@ class MemorySpec:
             "target_code": None if self.target is None else LOAD_TARGETS.index(self.target),
             "layout": self.layout,
             "row_words": self.row_words,
+            "row_stride": self.row_stride,
         }
 
 
@@ -91,6 +105,8 @@ def memory_specs(point: DesignPoint) -> list[MemorySpec]:
     c, s = fmt.classifier, fmt.softmax
     C, K = conv.in_channels, conv.kernel
     on_chip = point.weights == "on-chip"
+    w2_word_bits = cl * c.hidden_weight_bits
+    w2_stride = G2 * word_bytes(w2_word_bits) if on_chip else w2_row_stride(G2, w2_word_bits)
     return [
         MemorySpec("conv1_weights", C * K * K * G, L, B, False, B, 1 << B, "conv_core.weights", None,
                    f"word index*{G} + g holds W[g*{L} + l, c, kr, kc] in lane l, index = c*{K * K} + "
@@ -104,7 +120,7 @@ def memory_specs(point: DesignPoint) -> list[MemorySpec]:
                    "W2" if on_chip else None,
                    f"word r*{G2} + g holds W2[r, g*{cl} + l] in lane l (lanes >= {point.hidden} are "
                    f"padding); row r = words r*{G2} .. r*{G2}+{G2 - 1}, what the memory port returns "
-                   f"for feature r", row_words=G2),
+                   f"for feature r", row_words=G2, row_stride=w2_stride),
         MemorySpec("b2", G2, cl, c.hidden_bias_bits, True, c.hidden_weight_frac,
                    1 << c.hidden_weight_frac, "classifier.load", "B2",
                    f"word g holds b2[g*{cl} + l] in lane l"),

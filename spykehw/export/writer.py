@@ -11,7 +11,9 @@ File rules (the hardware, the host and the tests read the same files):
 ``weights.bin``
     one external-memory image: every memory's ``.bin`` in ``memory_map.json`` order, each at an
     offset that is a multiple of :data:`ALIGNMENT` (4 KiB: an AXI burst never crosses a 4 KiB
-    boundary, so a memory's start is a burst boundary), zero bytes between.
+    boundary, so a memory's start is a burst boundary), zero bytes between. ``W2``'s rows lie
+    ``row_stride`` bytes apart (zero bytes after each row when the stride is larger than the
+    row: external ``W2``, where the accelerator reads row ``r`` at ``W2_BASE + r * row_stride``).
 ``memory_map.json``
     written last, so a folder without it is an incomplete export. Its fields are in
     :func:`memory_map`.
@@ -33,10 +35,10 @@ from .memories import MemorySpec, memory_rows, memory_specs
 from .source import ExportSource
 
 __all__ = ["FORMAT", "VERSION", "ALIGNMENT", "MAP_FILE", "IMAGE_FILE", "hex_text", "align",
-           "write_export"]
+           "image_slice", "write_export"]
 
 FORMAT = "spykehw-export"
-VERSION = 1
+VERSION = 2
 ALIGNMENT = 4096
 MAP_FILE = "memory_map.json"
 IMAGE_FILE = "weights.bin"
@@ -47,7 +49,8 @@ RULES = {
     "hex": "$readmemh: one word per line in address order, ceil(word_bits/4) lowercase hex digits",
     "bin": "each word in ceil(word_bits/8) bytes, little-endian, address order",
     "weights_bin": f"every memory's .bin in this map's order at its offset (a multiple of "
-                   f"{ALIGNMENT} bytes), zero bytes between",
+                   f"{ALIGNMENT} bytes), zero bytes between; a memory with row_stride has row r "
+                   f"(row_words words) at offset + r * row_stride",
     "value": "real value = integer / number_format.scale",
 }
 
@@ -60,6 +63,17 @@ def hex_text(data: np.ndarray, word_bits: int) -> str:
     """``$readmemh`` lines of packed words (:func:`~spykehw.rtl.packing.pack_rows` output)."""
     digits = -(-word_bits // 4)
     return "".join(row[::-1].tobytes().hex()[-digits:] + "\n" for row in np.asarray(data, np.uint8))
+
+
+def image_slice(spec: MemorySpec, raw: bytes) -> bytes:
+    """The bytes of a memory in ``weights.bin``: its ``.bin``, rows spread to ``row_stride``."""
+    if spec.image_bytes == len(raw):
+        return raw
+    row = spec.row_words * spec.word_bytes
+    rows = np.frombuffer(raw, np.uint8).reshape(-1, row)
+    out = np.zeros((rows.shape[0], spec.row_stride), np.uint8)
+    out[:, :row] = rows
+    return out.tobytes()
 
 
 def _sha256(b: bytes) -> str:
@@ -121,7 +135,7 @@ def write_export(source: ExportSource, out: str | Path) -> dict[str, Any]:
         files = {"hex": _write(out / f"{spec.name}.hex", hex_text(data, spec.word_bits).encode()),
                  "bin": _write(out / f"{spec.name}.bin", raw)}
         offset = align(len(image))
-        image += bytes(offset - len(image)) + raw
+        image += bytes(offset - len(image)) + image_slice(spec, raw)
         entries.append({**spec.to_dict(), "files": files, "offset": offset, "size": len(raw),
                         "sha256": files["bin"]["sha256"]})
     image_entry = {**_write(out / IMAGE_FILE, bytes(image)), "alignment": ALIGNMENT}
