@@ -15,7 +15,9 @@ import argparse
 import shlex
 from pathlib import Path
 
-from ..argtypes import count, output_dir, positive_float, seed, workers
+from ..argtypes import count, existing_dir, output_dir, positive_float, workers
+from ..export import load_export
+from ..golden.errors import SpykehwError
 
 __all__ = ["register", "EXIT_NO_FIT", "EXIT_FAILED"]
 
@@ -23,21 +25,19 @@ EXIT_NO_FIT = 3
 EXIT_FAILED = 1
 
 
-def _ints(text: str, option: str) -> list[int]:
-    from spykehw.golden.errors import SpykehwError
-
+def _ints(text: str, option: str, *, zero: bool = False) -> list[int]:
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise SpykehwError(f"{option}: expected integers separated by commas, found {text!r}") from None
-    if not values or any(v < 1 for v in values):
-        raise SpykehwError(f"{option}: expected positive integers, found {text!r}")
+    if not values or any(v < (0 if zero else 1) for v in values) or len(set(values)) != len(values):
+        kind = "distinct integers >= 0" if zero else "distinct positive integers"
+        raise SpykehwError(f"{option}: expected {kind}, found {text!r}")
     return values
 
 
 def _ram_styles(items: list[str] | None) -> tuple[tuple[str, str], ...]:
     from spykehw.fpga.flow import RAM_STYLES
-    from spykehw.golden.errors import SpykehwError
 
     out = []
     for item in items or []:
@@ -52,16 +52,18 @@ def _ram_styles(items: list[str] | None) -> tuple[tuple[str, str], ...]:
 def _command(args: argparse.Namespace, freq: float) -> str:
     """The command line that reproduces this run, defaults spelled out."""
     parts = ["spykehw", "fpga", "--block", args.block, "--target", args.target, "--config", args.config]
-    if args.block in ("conv", "all"):
+    if args.block in ("conv", "all", "accelerator"):
         parts += ["--parallelism", args.parallelism]
-    if args.block in ("classifier", "all"):
+    if args.block in ("classifier", "all", "accelerator"):
         parts += ["--lanes", args.lanes]
-    parts += ["--freq", f"{freq:g}", "--seed", str(args.seed)]
+    if args.block == "accelerator":
+        parts += ["--variant", args.variant] + (["--export", str(args.export)] if args.export else [])
+    parts += ["--freq", f"{freq:g}", "--seed", args.seed]
     if args.router != "router1":
         parts += ["--router", args.router]
-    if args.block in ("classifier", "softmax", "all"):
+    if args.block in ("classifier", "softmax", "all", "accelerator"):
         parts += ["--classes", str(args.classes), "--hidden", str(args.hidden)]
-    if args.block in ("classifier", "all"):
+    if args.block in ("classifier", "all", "accelerator"):
         parts += ["--active-features", str(args.active_features)]
     for item in args.ram_style or []:
         parts += ["--ram-style", item]
@@ -90,7 +92,6 @@ def _main(args: argparse.Namespace) -> int:
     from spykehw.fpga.reports import summary_line
     from spykehw.fpga.sweep import sweep_points
     from spykehw.fpga.tools import Stages
-    from spykehw.golden.errors import SpykehwError
     from spykehw.golden.formats import load_formats
     from spykehw.output import RunFolder
 
@@ -104,7 +105,8 @@ def _main(args: argparse.Namespace) -> int:
         raise SpykehwError(f"--active-features: expected a count >= 0, found {args.active_features}")
     if freq <= 0:
         raise SpykehwError(f"--freq: expected a positive frequency in MHz, found {freq:g}")
-    opts = FlowOptions(device=dev, freq_mhz=freq, seed=args.seed, placed_svg=args.placed_svg,
+    opts = FlowOptions(device=dev, freq_mhz=freq, seeds=tuple(_ints(args.seed, "--seed", zero=True)),
+                       placed_svg=args.placed_svg,
                        ram_styles=_ram_styles(args.ram_style), route=not args.synth_only,
                        pnr_timeout_s=args.pnr_timeout, router=args.router)
     accuracy = None
@@ -120,10 +122,17 @@ def _main(args: argparse.Namespace) -> int:
         from spykehw.fpga.bench import read_bench
         bench = read_bench(args.bench)
 
+    export = None
+    if args.export is not None:
+        if args.block != "accelerator":
+            raise SpykehwError("--export: only for --block accelerator")
+        export = load_export(args.export)
+
     def settings_for(config: str, p: int, ln: int) -> BlockSettings:
         return BlockSettings(formats=formats[config], parallelism=p, lanes=ln,
                              classes=args.classes, hidden=args.hidden,
-                             active_features=args.active_features, bench=bench)
+                             active_features=args.active_features, bench=bench,
+                             variant=args.variant, export=export)
 
     single = len(sweep_points(args.block, dev.name, configs, parallelisms, lanes)) == 1
     if single and args.resume is None and args.workers <= 1 and not args.scheduler:
@@ -159,7 +168,7 @@ def _sweep(args, dev, configs, parallelisms, lanes, opts, accuracy, settings_for
         build_blocks(p.block, settings_for(p.config, p.parallelism, p.lanes))
     sweep = RunFolder(args.out, "fpga-sweep", args=record, path=args.resume)
     code = code_version()
-    shared = {"freq_mhz": opts.freq_mhz, "seed": opts.seed, "placed_svg": opts.placed_svg,
+    shared = {"freq_mhz": opts.freq_mhz, "seeds": list(opts.seeds), "placed_svg": opts.placed_svg,
               "ram_styles": [list(x) for x in opts.ram_styles], "route": opts.route,
               "pnr_timeout_s": opts.pnr_timeout_s, "router": opts.router,
               "classes": args.classes, "hidden": args.hidden,
@@ -209,7 +218,7 @@ def _sweep(args, dev, configs, parallelisms, lanes, opts, accuracy, settings_for
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from spykehw.fpga.blocks import BLOCK_CHOICES, DEFAULT_ACTIVE_FEATURES
+    from spykehw.fpga.blocks import BLOCK_CHOICES, DEFAULT_ACTIVE_FEATURES, VARIANTS
     from spykehw.fpga.devices import TARGETS
     from spykehw.fpga.flow import RAM_STYLES, ROUTERS
 
@@ -223,8 +232,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "trade-off table. Exit status 3 when the design does not fit (unless "
                     "--allow-no-fit), 1 when a tool fails.")
     p.add_argument("--block", choices=BLOCK_CHOICES, default="conv",
-                   help="conv (Conv1 core), classifier, softmax, or all (every available block in one "
-                        "design) (default conv)")
+                   help="conv (Conv1 core), classifier, softmax, all (every available block in one "
+                        "design) or accelerator (the whole AXI top) (default conv)")
+    p.add_argument("--variant", choices=VARIANTS, default="on-chip",
+                   help="accelerator: on-chip (every weight in block RAM, default) or external (W2 "
+                        "over AXI4)")
+    p.add_argument("--export", type=existing_dir, default=None, metavar="DIR",
+                   help="accelerator: a spykehw export: its design point (then --config, "
+                        "--parallelism, --lanes, --hidden, --classes, --variant are ignored), and the "
+                        "block RAM initialised with its weights")
     p.add_argument("--target", choices=TARGETS, default="ecp5-85k", help="device (default ecp5-85k)")
     p.add_argument("--config", default="fpga-16", metavar="PRESET[,PRESET...]",
                    help="number formats: preset names or TOML files (default fpga-16)")
@@ -239,7 +255,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--hidden", type=count, default=1000, help="classifier hidden units (default 1000)")
     p.add_argument("--freq", type=positive_float, default=None, metavar="MHZ",
                    help="target clock for nextpnr (default 100 on ECP5, 30 on iCE40)")
-    p.add_argument("--seed", type=seed, default=1, help="nextpnr placement seed (default 1)")
+    p.add_argument("--seed", default="1", metavar="S[,S...]",
+                   help="nextpnr placement seeds (default 1); with several, Fmax and images/s are "
+                        "the median over them (e.g. --seed 1,2,3)")
     p.add_argument("--out", type=output_dir, default=Path("runs"), help="where run folders go (default runs/)")
     p.add_argument("--resume", type=Path, default=None, metavar="DIR",
                    help="continue a sweep in DIR (points already reported are skipped)")

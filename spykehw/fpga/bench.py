@@ -18,6 +18,11 @@ classifier (``"benchmark": "classifier"``)
     lanes; for the same shape at other lanes, the measured mean active features feed the
     classifier's own timing model instead of the assumed default.
 
+accelerator (``summary.json`` of ``spykehw cosim accelerator``)
+    ``busy_cycles_per_image`` (images streamed back to back, random stalls on the buses),
+    ``w2_bytes_per_image`` and ``w2_bursts_per_image`` (counted at the AXI4 memory model) for
+    the design point ``point_id``. Used for a study of the same design point.
+
 Without a matching entry the blocks fall back to their models (:mod:`spykehw.fpga.blocks`).
 """
 
@@ -44,6 +49,14 @@ class BenchData:
     conv: tuple[tuple[str, dict], ...] = ()
     classifier: tuple[tuple[str, dict], ...] = ()
     files: tuple[str, ...] = field(default=())
+    accelerator: tuple[tuple[str, dict], ...] = ()
+
+    def accelerator_entry(self, point_id: int) -> tuple[dict, str] | None:
+        """The co-simulation summary of the design point ``point_id`` (latest file first)."""
+        for path, doc in reversed(self.accelerator):
+            if doc.get("point_id") == point_id:
+                return doc, path
+        return None
 
     def conv_cycles(self, parallelism: int, preset: str) -> tuple[float, str] | None:
         """Measured Conv1 cycles per image at ``parallelism`` (latest file first)."""
@@ -74,7 +87,7 @@ class BenchData:
 
 
 def read_bench(paths: list[str | Path]) -> BenchData:
-    conv, cls = [], []
+    conv, cls, acc = [], [], []
     for p in paths:
         p = Path(p)
         doc = read_json(p, "benchmark JSON", BenchError, table=False)
@@ -82,14 +95,18 @@ def read_bench(paths: list[str | Path]) -> BenchData:
             conv.append((str(p), doc))
         elif isinstance(doc, dict) and doc.get("benchmark") == "classifier":
             cls.append((str(p), doc))
+        elif isinstance(doc, dict) and {"point_id", "busy_cycles_per_image", "frames_sent"} <= set(doc):
+            acc.append((str(p), doc))
         else:
             raise BenchError(f"{p}: expected the JSON of python -m spykehw.sim.conv.bench or "
-                             "spykehw.sim.classifier.bench (--out FILE)")
-    return BenchData(tuple(conv), tuple(cls), tuple(str(p) for p in paths))
+                             "spykehw.sim.classifier.bench (--out FILE), or the summary.json of "
+                             "spykehw cosim accelerator")
+    return BenchData(tuple(conv), tuple(cls), tuple(str(p) for p in paths), tuple(acc))
 
 
 def bench_key(data: BenchData | None) -> Any:
     """What a sweep key needs to know about the benchmark files: their contents."""
     if data is None:
         return None
-    return {"conv": [d for _, d in data.conv], "classifier": [d for _, d in data.classifier]}
+    return {"conv": [d for _, d in data.conv], "classifier": [d for _, d in data.classifier],
+            "accelerator": [d for _, d in data.accelerator]}

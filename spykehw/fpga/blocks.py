@@ -22,15 +22,18 @@ missing module; ``all`` builds every block it can and lists the others in :attr:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
+from ..export.host import window_words
+from ..golden.design_point import DesignPoint
 from ..golden.errors import SpykehwError
 from ..golden.formats import NumberFormats
 
 __all__ = [
     "BLOCKS",
     "BLOCK_CHOICES",
+    "VARIANTS",
     "BlockError",
     "BlockUnavailable",
     "BlockSettings",
@@ -45,7 +48,8 @@ __all__ = [
     "images_per_second",
 ]
 
-BLOCKS = ("conv", "classifier", "softmax")
+BLOCKS = ("conv", "classifier", "softmax", "accelerator")
+VARIANTS = ("on-chip", "external")
 BLOCK_CHOICES = BLOCKS + ("all",)
 # Active features per image assumed by the classifier's cycle and traffic model when no
 # benchmark supplies a measured figure: the upper end of the 90..170 that rtl/classifier.py
@@ -83,6 +87,15 @@ class BlockSettings:
     conv_options: Any = None        # ConvOptions of the conv layer; None = Conv1
     active_features: int = DEFAULT_ACTIVE_FEATURES  # classifier model: active features per image (see below)
     bench: Any = None               # spykehw.fpga.bench.BenchData: measured figures (--bench)
+    variant: str = "on-chip"        # accelerator: where W2 lives (DesignPoint.weights)
+    export: Any = None              # accelerator: a spykehw.export.Export (design point, initial weights)
+
+    def design_point(self) -> DesignPoint:
+        """The accelerator's design point: the export's, or Conv1 with these settings."""
+        if self.export is not None:
+            return self.export.point
+        return DesignPoint(formats=self.formats, hidden=self.hidden, classes=self.classes, steps=self.steps,
+                           conv_lanes=self.parallelism, classifier_lanes=self.lanes, weights=self.variant)
 
     def to_dict(self) -> dict[str, Any]:
         import dataclasses
@@ -91,7 +104,9 @@ class BlockSettings:
                 "lanes": self.lanes, "classes": self.classes, "hidden": self.hidden,
                 "steps": self.steps, "conv_layer": "conv1" if conv is None else conv,
                 "active_features": self.active_features,
-                "bench_files": list(self.bench.files) if self.bench is not None else []}
+                "bench_files": list(self.bench.files) if self.bench is not None else [],
+                "variant": self.variant,
+                "export": None if self.export is None else str(self.export.path)}
 
 
 @dataclass(frozen=True)
@@ -118,6 +133,7 @@ class Block:
     make: Callable[[], Any]     # -> wiring.Component with a params() method
     cycles: Figure
     external_bytes: Figure
+    bursts_per_image: float = 0.0   # external-memory bursts (one per W2 row fetched)
 
 
 @dataclass
@@ -265,11 +281,52 @@ def _classifier(s: BlockSettings) -> Block:
         ext = Figure(active * cfg.bytes_per_row, "model",
                      f"{why} x {cfg.bytes_per_row:g} bytes per W2 row (ClassifierConfig.bytes_per_row: "
                      f"G={cfg.groups} words of {cfg.lanes} x {cfg.hidden_weight_bits} bits)")
-    return Block("classifier", "classifier", lambda: Classifier(cfg), cycles, ext)
+    rows = float(exact["active_features_mean"]) if exact is not None else float(active)
+    return Block("classifier", "classifier", lambda: Classifier(cfg), cycles, ext, bursts_per_image=rows)
+
+
+# --- the whole accelerator ----------------------------------------------------------------------
+
+def _accelerator(s: BlockSettings) -> Block:
+    try:
+        from ..rtl.accelerator import Accelerator
+        from ..rtl.design import classifier_config, conv_core_config
+    except ModuleNotFoundError as e:   # the hw extra (Amaranth) is optional
+        raise BlockUnavailable(f"accelerator: {e} (install spykehw[hw])") from None
+    try:
+        point = s.design_point()
+        conv_cfg, clf_cfg = conv_core_config(point), classifier_config(point)
+    except SpykehwError as e:
+        raise BlockError(f"accelerator: {e}") from None
+    init = None if s.export is None else window_words(s.export)
+    external = point.weights == "external"
+    measured = None if s.bench is None else s.bench.accelerator_entry(point.id32)
+    if measured is not None:
+        doc, path = measured
+        where = (f"measured: {path} (spykehw cosim accelerator, {doc.get('images')} {doc.get('dataset')} test "
+                 f"images on {doc.get('simulator')}, random stalls on every bus")
+        cycles = Figure(float(doc["busy_cycles_per_image"]), "measured", where + "; busy cycles per image)")
+        ext = (Figure(float(doc["w2_bytes_per_image"]), "measured",
+                      where + f"; W2 beats counted at the AXI4 memory model, {doc['w2_bursts_per_image']:.1f} "
+                              "bursts per image)") if external else
+               Figure(0, "exact", "every weight is in block RAM"))
+        bursts = float(doc.get("w2_bursts_per_image") or 0) if external else 0.0
+    else:
+        conv = _conv(replace(s, parallelism=point.conv_lanes, formats=point.formats)).cycles
+        clf, clf_src = classifier_cycles_model(clf_cfg, s.active_features)
+        value = max(conv.value or 0, clf)
+        cycles = Figure(value, "model", f"max(conv core {conv.kind} {conv.value:.0f}, classifier model {clf}): "
+                                        "the blocks work on consecutive images")
+        ext = (Figure(s.active_features * clf_cfg.bytes_per_row, "model",
+                      f"{s.active_features} active features (assumed) x {clf_cfg.bytes_per_row:g} bytes per W2 row")
+               if external else Figure(0, "exact", "every weight is in block RAM"))
+        bursts = float(s.active_features) if external else 0.0
+    return Block("accelerator", "accelerator", lambda: Accelerator(point, weights=init), cycles, ext,
+                 bursts_per_image=bursts)
 
 
 _BUILDERS: dict[str, Callable[[BlockSettings], Block]] = {
-    "conv": _conv, "classifier": _classifier, "softmax": _softmax,
+    "conv": _conv, "classifier": _classifier, "softmax": _softmax, "accelerator": _accelerator,
 }
 
 

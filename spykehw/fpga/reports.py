@@ -61,7 +61,10 @@ def summary_line(report: Mapping[str, Any]) -> str:
     if not pnr:
         return f"{blocks} on {t}: {report['fit']['message']} (synthesis only)"
     verdict = "meets" if pnr.get("passed") else "misses"
-    return (f"{blocks} on {t}: fits; Fmax {pnr['fmax_mhz']:.1f} MHz ({verdict} {pnr['target_mhz']:g} MHz); "
+    seeds = pnr.get("seeds") or []
+    spread = (f", median of {len(seeds)} seeds: " + "/".join(f"{p['fmax_mhz']:.1f}" for p in seeds
+                                                             if p["fmax_mhz"] is not None)) if len(seeds) > 1 else ""
+    return (f"{blocks} on {t}: fits; Fmax {pnr['fmax_mhz']:.1f} MHz{spread} ({verdict} {pnr['target_mhz']:g} MHz); "
             f"{fmt_rate(thr.get('images_per_second'), 'img/s')}")
 
 
@@ -107,7 +110,7 @@ def render_markdown(report: Mapping[str, Any], command: str | None = None) -> st
                f"capacities: {t['sources']}. Number formats: `{s['formats']}`; conv parallelism "
                f"L={s['parallelism']}; classifier lanes {s['lanes']}; {s['classes']} classes, "
                f"{s['hidden']} hidden units. Target clock {report['options']['freq_mhz']:g} MHz, "
-               f"nextpnr seed {report['options']['seed']}. Tools: {report['tools']['yosys']}; "
+               f"nextpnr seeds {', '.join(map(str, report['options']['seeds']))} (Fmax: their median). Tools: {report['tools']['yosys']}; "
                f"{report['tools']['nextpnr']}.")
     out.append("")
     if report.get("missing_blocks"):
@@ -201,6 +204,23 @@ def render_markdown(report: Mapping[str, Any], command: str | None = None) -> st
                        f"(bottleneck: {thr['bottleneck']}; "
                        f"with several blocks each works on a different image) and needs "
                        f"{fmt_rate(thr['external_bytes_per_second'], 'B/s')} of external-memory bandwidth.")
+            out.append("")
+        mems = thr.get("external_memories") or []
+        if mems:
+            out.append("### With a named external memory")
+            out.append("")
+            out.append(f"{fmt_int(thr['external_bytes_per_image'])} bytes in "
+                       f"{thr['external_bursts_per_image']:.1f} bursts per image "
+                       f"({mems[0]['burst_bytes']:.0f} bytes per burst); each burst a DRAM row miss "
+                       "(spykehw/fpga/memories.py: time = row_miss_ns + bytes / peak; refresh not modelled):")
+            out.append("")
+            out.append(_table(["memory", "board", "peak", "row miss", "effective at this burst",
+                               "memory-bound images/s", "images/s = min(compute, memory)", "limited by"],
+                              [[f"`{m['name']}`", m["board"], fmt_rate(m["peak_bytes_per_s"], "B/s"),
+                                f"{m['row_miss_ns']:.1f} ns", fmt_rate(m["effective_bytes_per_s"], "B/s"),
+                                fmt_rate(m["memory_images_per_second"], "img/s"),
+                                f"**{fmt_rate(m['images_per_second'], 'img/s')}**", m["limited_by"]]
+                               for m in mems]))
             out.append("")
     out.append("Files: `synth.log` and `nextpnr.log` (tool logs), `stat.json` (Yosys cell counts), "
                "`nextpnr-report.json` (utilisation, Fmax, critical paths), `rtl/` (generated Verilog), "

@@ -80,9 +80,9 @@ def sweep_points(block: str, target: str, configs: list[str], parallelisms: list
                  lanes: list[int]) -> list[SweepPoint]:
     """Every combination, without the axes that do not change the block (the conv core has no
     lanes, the classifier no conv parallelism, the softmax neither)."""
-    if block not in ("conv", "all"):
+    if block not in ("conv", "all", "accelerator"):
         parallelisms = parallelisms[:1]
-    if block not in ("classifier", "all"):
+    if block not in ("classifier", "all", "accelerator"):
         lanes = lanes[:1]
     return [SweepPoint(block, target, c, p, ln)
             for c, p, ln in itertools.product(configs, parallelisms, lanes)]
@@ -90,7 +90,7 @@ def sweep_points(block: str, target: str, configs: list[str], parallelisms: list
 
 # The modules of this package that change what a point computes (the sweep, Markdown and tool
 # runner modules do not).
-_RESULT_MODULES = ("blocks.py", "devices.py", "flow.py", "parse.py", "wrapper.py")
+_RESULT_MODULES = ("blocks.py", "devices.py", "flow.py", "memories.py", "parse.py", "wrapper.py")
 
 
 def code_version() -> str:
@@ -199,7 +199,7 @@ def _quant_accuracy(path: Path, rows: list[dict[str, str]]) -> Accuracy:
 def run_point(spec: dict[str, Any]) -> dict[str, Any]:
     """One point from plain data (picklable, for Dask workers): build, run, report.
 
-    ``spec``: ``point`` (SweepPoint dict), ``folder``, ``freq_mhz``, ``seed``, ``placed_svg``,
+    ``spec``: ``point`` (SweepPoint dict), ``folder``, ``freq_mhz``, ``seeds``, ``placed_svg``,
     ``ram_styles``, ``route``, ``pnr_timeout_s``, ``router``, ``classes``, ``hidden``, ``active_features``,
     ``bench`` (benchmark JSON paths), ``command``, ``args``, ``quiet``.
     """
@@ -216,7 +216,7 @@ def run_point(spec: dict[str, Any]) -> dict[str, Any]:
     settings = BlockSettings(formats=load_formats(p["config"]), parallelism=p["parallelism"],
                              lanes=p["lanes"], classes=spec["classes"], hidden=spec["hidden"],
                              active_features=spec["active_features"], bench=bench)
-    opts = FlowOptions(device=device(p["target"]), freq_mhz=spec["freq_mhz"], seed=spec["seed"],
+    opts = FlowOptions(device=device(p["target"]), freq_mhz=spec["freq_mhz"], seeds=tuple(spec["seeds"]),
                        placed_svg=spec["placed_svg"],
                        ram_styles=tuple(tuple(x) for x in spec["ram_styles"]), route=spec["route"],
                        pnr_timeout_s=spec["pnr_timeout_s"], router=spec.get("router", "router1"))
