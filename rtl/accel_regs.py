@@ -13,8 +13,8 @@ is one ``WSEL``, one ``WADDR`` and its chunks in order. A commit to a target or 
 not exist raises ``LOAD_ADDR``, a commit while an image is in flight ``LOAD_BUSY``; both are
 dropped (the blocks' load buses must only be used while they are idle).
 
-Responses: ``SLVERR`` for an address outside the map or a write to a read-only register (the
-write has no effect); ``OKAY`` otherwise. One write and one read are handled at a time (AW and W
+Responses: ``SLVERR`` for an address outside the map, a misaligned address (not a multiple of
+4) or a write to a read-only register (the write has no effect); ``OKAY`` otherwise. One write and one read are handled at a time (AW and W
 may come in either order); a read answers one cycle after its address is taken.
 """
 
@@ -37,6 +37,7 @@ MAGIC = 0x53504B48      # "SPKH"
 WDATA_BASE = 0x400
 MAX_CHUNKS = 256        # WDATA window: 0x400 .. 0x7FC
 ADDR_BITS = 12
+OUTSIDE = (1 << (ADDR_BITS - 2)) - 1     # the word index 0xFFC >> 2: no register there
 
 
 @dataclass(frozen=True)
@@ -116,8 +117,8 @@ class RegisterFile(wiring.Component):
         Status and the counters' events (one per cycle).
     errors : In(ERROR_BITS)
         Flags raised this cycle by the datapath (made sticky here).
-    sticky : Out(ERROR_BITS)
-        The ``ERRORS`` register.
+    axi_read_sticky : Out(1)
+        The ``ERRORS`` register's ``AXI_READ`` flag (every later result carries it).
     w2_base : Out(32)
         The ``W2_BASE`` register.
     weights : Out(WriteBusSignature(max depth, max word bits, select=unsigned(8)))
@@ -143,7 +144,7 @@ class RegisterFile(wiring.Component):
             "enable": Out(1), "soft_reset": Out(1),
             "busy": In(1), "idle": In(1), "image_in": In(1), "image_out": In(1),
             "stall_in": In(1), "stall_out": In(1),
-            "errors": In(ERROR_BITS), "sticky": Out(ERROR_BITS), "w2_base": Out(32),
+            "errors": In(ERROR_BITS), "axi_read_sticky": Out(1), "w2_base": Out(32),
             "weights": Out(WriteBusSignature(self._depth, self._bits, select=unsigned(8))),
         })
 
@@ -163,7 +164,7 @@ class RegisterFile(wiring.Component):
         waddr = Signal(32)
         shadow = [Signal(32, name=f"wdata_{k}") for k in range(chunks)]
         w2_base = Signal(32)
-        m.d.comb += [self.enable.eq(enable), self.sticky.eq(errors), self.w2_base.eq(w2_base)]
+        m.d.comb += [self.enable.eq(enable), self.axi_read_sticky.eq((errors & ErrorFlag.AXI_READ).any()), self.w2_base.eq(w2_base)]
 
         # The selected target's depth and chunk count (a small table).
         depth = Signal(32)
@@ -204,7 +205,7 @@ class RegisterFile(wiring.Component):
         with m.If(do_write):
             m.d.sync += [aw_full.eq(0), w_full.eq(0), bus.bvalid.eq(1),
                          bus.bresp.eq(Mux(ok, RESP_OKAY, RESP_SLVERR))]
-            word = aw_addr[2:]
+            word = Mux(aw_addr[:2] == 0, aw_addr[2:], OUTSIDE)     # a misaligned address is outside
             with m.Switch(word):
                 with m.Case(REG["CONTROL"] >> 2):
                     m.d.comb += ok.eq(1)
@@ -254,7 +255,7 @@ class RegisterFile(wiring.Component):
             m.d.sync += bus.rvalid.eq(0)
         with m.If(bus.arvalid & bus.arready):
             m.d.sync += [bus.rvalid.eq(1), bus.rdata.eq(0), bus.rresp.eq(RESP_SLVERR)]
-            with m.Switch(bus.araddr[2:]):
+            with m.Switch(Mux(bus.araddr[:2] == 0, bus.araddr[2:], OUTSIDE)):
                 for offset, value in sorted(values.items()):
                     with m.Case(offset >> 2):
                         m.d.sync += [bus.rdata.eq(value), bus.rresp.eq(RESP_OKAY)]

@@ -215,7 +215,7 @@ class Accelerator(wiring.Component):
 
         C, S = self._point.conv.in_channels, self._point.conv.in_size
         checker = EventChecker(C, S, self._point.steps, check_duplicates=self._conv.max_spikes_per_input == 1)
-        conv = ConvCore(self._conv, weight_init=self._init.get("conv", ()))
+        conv = ConvCore(self._conv, weight_init=self._init.get("conv", ()), read_back=False)
         clf = Classifier(self._clf, init={_LOAD_TARGETS[name]: words for name, words in self._init.items()
                                           if name in _LOAD_TARGETS})
         fmt = ResultFormatter(self._clf.classes, self._clf.formats.softmax.softmax_bits)
@@ -250,7 +250,7 @@ class Accelerator(wiring.Component):
             wiring.connect(m, clf.w2, reader.port)
             wiring.connect(m, reader.m_axi, wiring.flipped(m_axi))
             m.d.comb += [reader.base.eq(regs.w2_base), errors.eq(checker.errors | Mux(reader.error, ErrorFlag.AXI_READ, 0))]
-            m.d.comb += fmt.i_flags.payload.eq(ififo.r_data | (regs.sticky & ErrorFlag.AXI_READ))
+            m.d.comb += fmt.i_flags.payload.eq(ififo.r_data | Mux(regs.axi_read_sticky, ErrorFlag.AXI_READ, 0))
         wiring.connect(m, clf.o_stream, fmt.i_result)
         wiring.connect(m, fmt.m_axis, wiring.flipped(m_axis))
 
@@ -260,7 +260,7 @@ class Accelerator(wiring.Component):
         conv_sel = wb.sel == TARGET_CODES["conv"]
         m.d.comb += [
             conv.weights.addr.eq(wb.addr), conv.weights.w_data.eq(wb.data[:L * B]),
-            conv.weights.w_en.eq((wb.en & conv_sel).replicate(L)), conv.weights.r_en.eq(0),
+            conv.weights.w_en.eq((wb.en & conv_sel).replicate(L)),
             clf.load.addr.eq(wb.addr), clf.load.data.eq(wb.data[:self._clf.load_data_bits]),
         ]
         for name, target in _LOAD_TARGETS.items():

@@ -209,18 +209,14 @@ class WeightBusSignature(wiring.Signature):
 
     Members: ``addr`` (the word ``index*G + group``), ``w_en`` (``L`` lane write enables),
     ``w_data`` (``L`` weights, lane ``l`` in bits ``l*B .. l*B+B-1``), ``r_en``; back from the
-    core: ``r_ready``, ``r_valid``, ``r_data`` (``L`` weights, same order). Plain vectors rather
+    core: ``r_ready``, ``r_valid``, ``r_data`` (``L`` weights, same order). Without
+    ``read_back`` only the write members (a host that never reads the weights back). Plain vectors rather
     than ``ArrayLayout`` views, so the Verilog has no per-lane alias wires.
     """
 
-    def __init__(self, words: int, lanes: int, weight_bits: int) -> None:
+    def __init__(self, words: int, lanes: int, weight_bits: int, *, read_back: bool = True) -> None:
         word = unsigned(weight_bits * lanes)
-        super().__init__({
-            "addr": Out(range(words)),
-            "w_en": Out(lanes),
-            "w_data": Out(word),
-            "r_en": Out(1),
-            "r_ready": In(1),
-            "r_valid": In(1),
-            "r_data": In(word),
-        })
+        members = {"addr": Out(range(words)), "w_en": Out(lanes), "w_data": Out(word)}
+        if read_back:
+            members |= {"r_en": Out(1), "r_ready": In(1), "r_valid": In(1), "r_data": In(word)}
+        super().__init__(members)

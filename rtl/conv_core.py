@@ -150,6 +150,9 @@ class ConvCore(wiring.Component):
         Accepted for compatibility and ignored: the core is always built from its components,
         which stay submodules (the Amaranth simulator re-evaluates only the modules whose
         inputs changed, and the Verilog has one module per component).
+    read_back : bool
+        With ``False`` the weight bus has no read members (a top that never reads the weights
+        back: no read-back logic).
     weight_init : sequence of int
         The weight memory's contents after configuration: the weight bus's words by address
         (an export's ``conv1_weights``); empty (the default) for zeros, loaded over the bus.
@@ -172,7 +175,7 @@ class ConvCore(wiring.Component):
     """
 
     def __init__(self, config: ConvCoreConfig | None = None, *, hierarchy: bool = False,
-                 weight_init: Sequence[int] = (), **kwargs: Any) -> None:
+                 weight_init: Sequence[int] = (), read_back: bool = True, **kwargs: Any) -> None:
         self._hierarchy = bool(hierarchy)
         if config is None:
             config = ConvCoreConfig(**kwargs)
@@ -185,11 +188,13 @@ class ConvCore(wiring.Component):
         if len(weight_init) not in (0, cfg.weight_words):
             raise ValueError(f"weight_init: {len(weight_init)} words, the weight memory holds {cfg.weight_words}")
         self._weight_init = tuple(weight_init)
+        self._read_back = bool(read_back)
         members = {
             "i_events": In(stream.Signature(token_layout(cfg.channels, cfg.in_size))),
             "o_spikes": Out(stream.Signature(spike_layout(cfg.maps, cfg.out_size, cfg.steps))),
             "o_features": Out(stream.Signature(feature_layout(cfg.features))),
-            "weights": In(WeightBusSignature(cfg.weight_words, cfg.parallelism, cfg.weight_bits)),
+            "weights": In(WeightBusSignature(cfg.weight_words, cfg.parallelism, cfg.weight_bits,
+                                             read_back=self._read_back)),
             "idle": Out(1),
         }
         if cfg.learning:
@@ -294,12 +299,10 @@ class ConvCore(wiring.Component):
                     wp.en.eq(Mux(wr.en, wr.lanes[lane], bus.w_en[lane])),
                     learn.w_data[lane].eq(rp.data),
                 ]
-            m.d.comb += [
-                rp.addr.eq(w_rd_addr), rp.en.eq(w_rd_en),
+            m.d.comb += [rp.addr.eq(w_rd_addr), rp.en.eq(w_rd_en), integ.w_rd.data[lane].eq(rp.data)]
+            if self._read_back:
                 # Operand isolation: the wide read-back bus only moves for host reads.
-                bus.r_data.word_select(lane, B).eq(Mux(host_read, rp.data, 0)),
-                integ.w_rd.data[lane].eq(rp.data),
-            ]
+                m.d.comb += bus.r_data.word_select(lane, B).eq(Mux(host_read, rp.data, 0))
         i_valid, i_waddr = integ.w_rd.en, integ.w_rd.addr
         if learn is None:
             busy_rd = i_valid
@@ -310,6 +313,9 @@ class ConvCore(wiring.Component):
                 busy_rd.eq(i_valid | learn.w_rd.en),
                 w_rd_addr.eq(Mux(i_valid, i_waddr, Mux(learn.w_rd.en, learn.w_rd.addr, bus.addr))),
             ]
+        if not self._read_back:
+            m.d.comb += w_rd_en.eq(busy_rd)
+            return
         m.d.comb += [w_rd_en.eq(busy_rd | bus.r_en), bus.r_ready.eq(~busy_rd),
                      host_read.eq(bus.r_valid)]
         m.d.sync += bus.r_valid.eq(bus.r_en & ~busy_rd)

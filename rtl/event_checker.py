@@ -13,7 +13,9 @@ end-of-step marker (``step_end``); ``tlast`` on the ``T``-th marker.
 Checks and what the checker does (the flags are :class:`ErrorFlag` bits):
 
 ``RANGE``
-    A spike with ``c >= C``, ``y >= S`` or ``x >= S``: dropped.
+    A spike with ``c >= C``, ``y >= S`` or ``x >= S``, or with a bit of ``tdata`` above the token
+    set (``tdata`` is whole bytes, the token's bits are fewer): dropped. An end-of-step marker
+    with such a bit set still counts, and raises ``RANGE`` too.
 ``DUPLICATE``
     A spike of an input that already spiked in this image (Conv1 inputs spike at most once,
     which is what sizes the core's potentials): dropped.
@@ -99,6 +101,10 @@ class EventChecker(wiring.Component):
         layout = token_layout(C, S)
         ax, oe, oi = self.s_axis, self.o_events, self.o_image
         tok = layout(ax.tdata[:layout.size])
+        high_ok = Signal()                  # tdata's bits above the token are all zero
+        m.d.comb += high_ok.eq(ax.tdata[layout.size:] == 0 if len(ax.tdata) > layout.size else 1)
+        high_err = Signal(ERROR_BITS)
+        m.d.comb += high_err.eq(Mux(high_ok, 0, ErrorFlag.RANGE))
 
         t = Signal(range(max(2, T)))         # markers passed to the core in this image
         started = Signal()
@@ -125,7 +131,7 @@ class EventChecker(wiring.Component):
         m.d.comb += x_onehot.eq(Cat(tx == i for i in range(S)))
         in_range = Signal()
         # Only the fields that can hold an out-of-range value are compared.
-        m.d.comb += in_range.eq(Cat(*(v < n for v, n in ((tc, C), (ty, S), (tx, S)) if n < 1 << len(v)), Const(1, 1)).all())
+        m.d.comb += in_range.eq(Cat(*(v < n for v, n in ((tc, C), (ty, S), (tx, S)) if n < 1 << len(v)), high_ok).all())
 
         new_err = Signal(ERROR_BITS)
         m.d.comb += self.errors.eq(new_err)
@@ -151,12 +157,13 @@ class EventChecker(wiring.Component):
             with m.Elif(tok.step_end):
                 m.d.sync += started.eq(1)
                 emit_marker()
+                m.d.comb += new_err.eq(high_err)
                 with m.If(t == T - 1):
                     with m.If(~ax.tlast):
-                        m.d.comb += new_err.eq(ErrorFlag.LONG)
+                        m.d.comb += new_err.eq(ErrorFlag.LONG | high_err)
                         m.d.sync += drain.eq(1)
                 with m.Elif(ax.tlast):
-                    m.d.comb += new_err.eq(ErrorFlag.SHORT)
+                    m.d.comb += new_err.eq(ErrorFlag.SHORT | high_err)
                     m.d.sync += pad.eq(1)
             with m.Else():
                 m.d.sync += started.eq(1)

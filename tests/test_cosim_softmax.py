@@ -16,7 +16,7 @@ from spykehw.golden.formats import preset
 from spykehw.rtl.softmax import SoftmaxUnit
 from spykehw.rtl.verilog import generate
 from spykehw.sim.framework.lint import lint
-from spykehw.sim.framework.lint_waivers import WAIVERS, alias_wires, module_alias_wires
+from spykehw.sim.framework.lint_waivers import WAIVERS, alias_wires, fifo_level_names, module_alias_wires
 from spykehw.sim.framework.runners import CosimFailure, build_sim, run_tests, tb_env
 from spykehw.sim.framework.vectors import read_vectors, write_vectors
 from spykehw.sim.softmax.vector_gen import PRESET_NAMES, committed_path
@@ -125,9 +125,23 @@ def test_alias_wires():
   assign sum = a + b;
   assign mixed = q;
   assign mixed = r ^ s;
+  assign tied = 1'h1;
+  assign half_tied = { 1'h0, dead };
 """
-    assert alias_wires(text) == {"d", "o.word", "cat", "y2"}
+    assert alias_wires(text) == {"d", "o.word", "cat", "y2", "tied"}
     assert all(w.justification for w in WAIVERS)
+
+
+def test_fifo_level_names_only_in_fifo_modules():
+    text = """module \\top.fifo (w_en, w_rdy, r_en, r_rdy, clk);
+  wire [4:0] level;
+  reg [4:0] r_level = 5'h00;
+endmodule
+module \\top.counter (en, clk);
+  wire [4:0] w_level;
+endmodule
+"""
+    assert fifo_level_names(text) == ["level", "r_level"]
 
 
 def test_alias_wires_per_module():

@@ -36,8 +36,8 @@ from ...golden.spikes import SpikeEvents
 from ...rtl.accel_regs import REG, WDATA_BASE
 from ...rtl.accelerator import w2_stride, weight_targets
 from ...rtl.design import classifier_config, conv_core_config
-from ...rtl.event_checker import ErrorFlag
-from ...rtl.layouts import index_bits
+from ...rtl.event_checker import ErrorFlag, token_beat_bits
+from ...rtl.layouts import index_bits, token_layout
 from ..classifier.packing import load_words, w2_rows
 from ..conv.packing import image_tokens, pack_tokens, weight_words
 
@@ -184,7 +184,16 @@ def malformed_frames(point: DesignPoint, good: np.ndarray) -> list[tuple[str, li
     out.append(("an extra marker", toks + [marker], ErrorFlag.LONG))
     out.append(("spikes after the last marker", toks + [spike, spike, marker], ErrorFlag.LONG))
     cfg = conv_core_config(point)
-    return [(name, pack_tokens(cfg, beats), int(flags)) for name, beats, flags in out]
+    frames = [(name, pack_tokens(cfg, beats), int(flags)) for name, beats, flags in out]
+    tok_bits, beat_bits = token_layout(C, S).size, token_beat_bits(C, S)
+    if beat_bits > tok_bits:        # tdata is whole bytes: a bit above the token is malformed
+        beats = pack_tokens(cfg, toks)
+        k = next(i for i, t in enumerate(toks) if not t["step_end"])
+        frames.append(("a spike with a bit above the token", beats[:k] + [beats[k] | 1 << tok_bits] + beats[k + 1:],
+                       int(ErrorFlag.RANGE)))
+        frames.append(("a marker with a bit above the token", beats[:-1] + [beats[-1] | 1 << (beat_bits - 1)],
+                       int(ErrorFlag.RANGE)))
+    return frames
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Waiver", "WAIVERS", "alias_wires", "module_alias_wires", "anonymous_patterns", "vlt_text", "write_vlt"]
+__all__ = ["Waiver", "WAIVERS", "alias_wires", "module_alias_wires", "anonymous_patterns", "fifo_level_names",
+           "vlt_text", "write_vlt"]
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,10 @@ def alias_wires(verilog_text: str) -> frozenset[str]:
     Amaranth keeps each named signal visible in the Verilog for waveforms; when the net already
     has another canonical name (a register, a port, an operator's result), the named signal
     becomes such an alias wire, which nothing reads. An alias of a net that only feeds aliases
-    (logic computed and never used) is not returned, so its warning stays.
+    (logic computed and never used) is not returned, so its warning stays. A named signal whose
+    every ``assign`` is a constant is returned too: a port that the parent ties to a constant
+    (the accelerator's ``o_spikes.ready = 1``) reaches the submodule as that constant, and the
+    port's name is left as a wire of it.
     """
     aliases: dict[str, list[str]] = {}
     wiring_only: dict[str, bool] = {}
@@ -92,7 +96,7 @@ def alias_wires(verilog_text: str) -> frozenset[str]:
         return any(live(t, seen | {net}) for t in aliases.get(net, ()))
 
     return frozenset(n for n, ok in wiring_only.items()
-                     if ok and any(live(t, frozenset({n})) for t in aliases.get(n, ())))
+                     if ok and (not aliases.get(n) or any(live(t, frozenset({n})) for t in aliases[n])))
 
 
 WAIVERS: tuple[Waiver, ...] = (
@@ -138,9 +142,19 @@ WAIVERS: tuple[Waiver, ...] = (
         "UNUSEDSIGNAL", ("Signal is not used: '{name}'",),
         "Debug alias wires: Amaranth keeps every named signal and each field of a struct-shaped "
         "signal (`\\o_stream__payload.word`) in the Verilog for waveforms, as a wire that only "
-        "copies bits of the net's canonical name. One line per name the file assigns purely by "
-        "wiring (see `alias_wires`); an unused signal computed by logic still warns.",
+        "copies bits of the net's canonical name, or a constant where the parent ties a port to "
+        "one (the constant is propagated into the submodule, the port's name stays as a wire). "
+        "One line per name the file assigns purely by wiring or constants (see `alias_wires`); "
+        "an unused signal computed by logic still warns.",
         names="alias",
+    ),
+    Waiver(
+        "UNUSEDSIGNAL", ("Signal is not used: '{name}'",),
+        "The fill-level outputs of `amaranth.lib.fifo` FIFOs (`level`, `r_level`, `w_level`): "
+        "the library computes them for every FIFO; one whose level nobody reads leaves them "
+        "unread. Only these names, and only in a file with a module that has a FIFO's ports "
+        "(`w_en`, `w_rdy`, `r_en`, `r_rdy`; see `fifo_level_names`).",
+        names="fifo",
     ),
 )
 
@@ -184,6 +198,20 @@ def anonymous_patterns(verilog_text: str) -> list[str]:
     return out
 
 
+_FIFO_PORTS = ("w_en", "w_rdy", "r_en", "r_rdy")
+_FIFO_LEVELS = ("level", "r_level", "w_level")
+
+
+def fifo_level_names(verilog_text: str) -> list[str]:
+    """The FIFO level names declared in modules with a FIFO's ports (see the waiver)."""
+    out: set[str] = set()
+    for header, body in re.findall(r"^module\s+[^(]*\(([^)]*)\);(.*?)^endmodule", verilog_text, re.M | re.S):
+        ports = {p.strip().lstrip("\\") for p in header.split(",")}
+        if set(_FIFO_PORTS) <= ports:
+            out |= {n for n in _FIFO_LEVELS if re.search(rf"^\s*(?:wire|reg|output)\b[^;=]*\b{n}\s*(?:=[^;]*)?;", body, re.M)}
+    return sorted(out)
+
+
 def _comment(code: str, text: str, width: int = 100) -> list[str]:
     prefix = f"// {code}: "
     return [prefix + line for line in textwrap.wrap(text, width - len(prefix))]
@@ -209,7 +237,8 @@ def vlt_text(verilog_text: str, file_name: str) -> str:
     # Per module (a name may be a debug alias in one module and logic in another), then one
     # line per name: Verilator's -match cannot name a module.
     aliases = frozenset().union(*(a for _, _, a in module_alias_wires(verilog_text)))
-    per_name = {"alias": sorted(aliases), "anonymous": anonymous_patterns(verilog_text)}
+    per_name = {"alias": sorted(aliases), "anonymous": anonymous_patterns(verilog_text),
+                "fifo": fifo_level_names(verilog_text)}
     lines = ["`verilator_config",
              f"// Lint waivers for {file_name}: what Amaranth/Yosys emit by construction, each as",
              "// narrowly as its message allows. Written by spykehw (sim/framework/lint_waivers.py)."]
