@@ -11,6 +11,7 @@ keyed by the Verilog text, the simulator and the options, under the spykehw cach
 from __future__ import annotations
 
 import json
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,15 +53,42 @@ def build_accelerator(point: DesignPoint, simulator: str, folder: str | Path, *,
 
 
 def run_job(cosim: AcceleratorCosim, job: Job, folder: str | Path, *, testcase: str = "accelerator_matches_golden",
-            check: bool = True) -> tuple[CocotbResult, dict[str, Any]]:
-    """Write ``job`` into ``folder``, run one cocotb test on it; (result, statistics)."""
+            check: bool = True, progress=None) -> tuple[CocotbResult, dict[str, Any]]:
+    """Write ``job`` into ``folder``, run one cocotb test on it; (result, statistics). A
+    ``progress`` (:class:`~spykehw.golden.progress.Progress`) advances by the result frames the
+    testbench reports while it runs."""
     folder = Path(folder)
     job_path = write_job(folder / "job.npz", job)
-    stats_path = folder / "stats.json"
+    stats_path, progress_path = folder / "stats.json", folder / "progress.txt"
     stats_path.unlink(missing_ok=True)
-    env = tb_env(vectors=job_path, ports=cosim.design.json_path, SPYKEHW_ACCEL_STATS=str(stats_path.resolve()))
-    result = run_tests(cosim.build, TB_MODULE, folder / "run", extra_env=env, testcase=testcase, check=check)
+    progress_path.unlink(missing_ok=True)
+    env = tb_env(vectors=job_path, ports=cosim.design.json_path, SPYKEHW_ACCEL_STATS=str(stats_path.resolve()),
+                 SPYKEHW_ACCEL_PROGRESS=str(progress_path.resolve()))
+    stop = threading.Event()
+    seen = [0]
+
+    def watch():
+        while not stop.wait(1.0):
+            try:
+                n = int(progress_path.read_text())
+            except (OSError, ValueError):
+                continue
+            if n > seen[0]:
+                progress.advance(n - seen[0])
+                seen[0] = n
+
+    watcher = threading.Thread(target=watch, daemon=True) if progress is not None else None
+    if watcher is not None:
+        watcher.start()
+    try:
+        result = run_tests(cosim.build, TB_MODULE, folder / "run", extra_env=env, testcase=testcase, check=check)
+    finally:
+        stop.set()
+        if watcher is not None:
+            watcher.join()
     stats = json.loads(stats_path.read_text()) if stats_path.is_file() else {}
+    if progress is not None:
+        progress.advance(max(0, len(job.frames) - seen[0]))
     return result, stats
 
 
@@ -88,8 +116,10 @@ def cosim_images(cosim: AcceleratorCosim, params: AcceleratorParams, events: Seq
         if malformed and part == 0 and ev:
             frames = malformed_frames(cosim.point, ev[0])
             bad = [(min(len(ev), 1 + 2 * i), name, beats, flags) for i, (name, beats, flags) in enumerate(frames)]
+            if progress is not None:
+                progress.total += len(bad)          # the malformed frames come back too
         job = make_job(cosim.point, params, ev, weights=weights, malformed=bad, stall=stall, seed=seed + part)
-        result, stats = run_job(cosim, job, folder / f"part{part:04d}", check=False)
+        result, stats = run_job(cosim, job, folder / f"part{part:04d}", check=False, progress=progress)
         report = result.report or {}
         mismatches += [m["message"] for m in report.get("mismatches", [])]
         passed &= result.passed
@@ -106,8 +136,6 @@ def cosim_images(cosim: AcceleratorCosim, params: AcceleratorParams, events: Seq
         wall += stats.get("wall_s", 0.0)
         w2_bytes += stats.get("w2_bytes", 0)
         w2_beats += stats.get("w2_beats", 0)
-        if progress is not None:
-            progress.advance(len(ev))
     return {
         "simulator": cosim.simulator, "point_id": cosim.point.id32, "frames_sent": sent,
         "frames_compared": compared, "passed": passed and compared == sent, "mismatches": len(mismatches),

@@ -62,6 +62,8 @@ from ..framework.cocotb_support import (
 from .vectors import Job, read_job
 
 ENV_STATS = "SPYKEHW_ACCEL_STATS"
+ENV_PROGRESS = "SPYKEHW_ACCEL_PROGRESS"
+PROGRESS_EVERY = 20
 CLOCK_NS = 10
 RESP_SLVERR = 2
 CYCLES_PER_BEAT_BOUND = 400     # generous: a frame's result must come within this many cycles per beat
@@ -169,6 +171,8 @@ async def run_frames(bench: Bench, checker: Checker, first_seq: int = 0) -> dict
         check_frame(checker, job, i, [int(x) for x in frame.tdata], first_seq + i)
         received += 1
         classes.append(int(frame.tdata[0]) & 0xFFFF)
+        if received % PROGRESS_EVERY == 0:
+            _write_progress(received)
     return {"frames": len(job.frames), "frames_received": received, "rtl_classes": classes, "wall_s": time.perf_counter() - t0,
             "sim_cycles": (get_sim_time("ns") - c0) / CLOCK_NS}
 
@@ -176,6 +180,15 @@ async def run_frames(bench: Bench, checker: Checker, first_seq: int = 0) -> dict
 def _checker() -> Checker:
     return Checker("accelerator", waveform=env_path(ENV_WAVEFORM, required=False) or None,
                    report_path=env_path(ENV_REPORT, required=False))
+
+
+def _write_progress(frames: int) -> None:
+    """Result frames received so far, for the runner's progress line (atomic replace)."""
+    path = os.environ.get(ENV_PROGRESS, "")
+    if path:
+        tmp = Path(f"{path}.{os.getpid()}.tmp")
+        tmp.write_text(f"{frames}\n")
+        os.replace(tmp, path)
 
 
 def _write_stats(stats: dict) -> None:

@@ -156,9 +156,11 @@ def _accelerator(args: argparse.Namespace) -> int:
           f"{point.hidden} -> {point.classes}, {point.formats.name}, weights {point.weights}, POINT_ID "
           f"{point.id32:#010x}) on {args.simulator}, weights from {export_dir}: building, simulating...",
           file=sys.stderr)
-    summary = cosim_export(export, args.dataset, args.images, simulator=args.simulator,
-                           folder=folder.file("work"), stall=args.stall_rate, chunk=args.chunk or 0,
-                           malformed=args.malformed, optimize=not args.no_optimize, data_dir=args.data_dir)
+    with Progress("cosim", total=args.images, unit="frame", enabled=not args.quiet) as progress:
+        summary = cosim_export(export, args.dataset, args.images, simulator=args.simulator,
+                               folder=folder.file("work"), stall=args.stall_rate, chunk=args.chunk or 0,
+                               malformed=args.malformed, optimize=not args.no_optimize, data_dir=args.data_dir,
+                               progress=progress)
     folder.write_json("summary.json", summary, "mismatches, cycles per image, images/s, accuracy")
     for k in ("images", "frames_sent", "frames_compared", "mismatches", "cycles_per_image", "images_per_s_sim"):
         folder.result(k, summary[k])
@@ -256,6 +258,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a.add_argument("--no-optimize", action="store_true", help="Verilator: -O0 C++ (faster build)")
     a.add_argument("--out", type=output_dir, default=Path("runs"), help="run folders (default runs/)")
     a.add_argument("--data-dir", type=Path, default=None, metavar="DIR")
+    a.add_argument("--quiet", action="store_true", help="no progress lines")
     a.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
     a.set_defaults(func=_accelerator)
 
