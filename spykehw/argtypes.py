@@ -22,7 +22,7 @@ from typing import Callable, NoReturn
 from .golden.names import SAFE_NAME, check_safe_name
 
 __all__ = [
-    "OneLineParser", "int_range", "float_range", "count", "nonneg_int", "seed", "workers",
+    "OneLineParser", "int_range", "float_range", "count", "count_list", "nonneg_int", "seed", "workers",
     "positive_float", "existing_file", "existing_dir", "output_dir", "output_file", "verilog_identifier",
     "SEED_MAX", "SAFE_NAME", "check_safe_name", "VERILOG_IDENTIFIER",
 ]
@@ -103,6 +103,22 @@ def float_range(lo: float | None = None, hi: float | None = None, *,
 count = int_range(1)
 """Images, epochs, hidden units, lanes, chunk sizes, attempts: at least one."""
 count.__name__ = "count"
+
+def count_list(text: str) -> tuple[int, ...]:
+    """A comma list of counts (``--hidden 128,256``): integers >= 1, duplicates dropped, in the
+    given order; at least one."""
+    items = [t.strip() for t in text.split(",")]
+    if not any(items):
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 1, got {text!r}")
+    out = []
+    for item in items:
+        try:
+            out.append(count(item))
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated integers >= 1, got {item!r} in {text!r}") from None
+    return tuple(dict.fromkeys(out))
+
 
 nonneg_int = int_range(0)
 nonneg_int.__name__ = "nonneg_int"

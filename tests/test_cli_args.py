@@ -11,8 +11,8 @@ import pytest
 from spykehw import argtypes
 from spykehw.cli import build_parser, main
 
-VALIDATED = {argtypes.count, argtypes.nonneg_int, argtypes.seed, argtypes.workers,
-             argtypes.positive_float, argtypes.existing_file, argtypes.output_dir,
+VALIDATED = {argtypes.count, argtypes.count_list, argtypes.nonneg_int, argtypes.seed,
+             argtypes.workers, argtypes.positive_float, argtypes.existing_file, argtypes.output_dir,
              argtypes.output_file, argtypes.verilog_identifier}
 
 
@@ -45,6 +45,8 @@ def test_no_parser_takes_a_bare_int_or_float():
     (["cosim", "conv", "--chunk", "0"], "--chunk"),
     (["quant", "--workers", "0"], "--workers"),
     (["quant", "--train-limit", "-1"], "--train-limit"),
+    (["quant", "--hidden", "128,0"], "--hidden"),
+    (["quant", "--hidden", "128,,256"], "--hidden"),
     (["fpga", "--freq", "nan"], "--freq"),
     (["fpga", "--workers", "-2"], "--workers"),
     (["bench", "--threads", "0"], "--threads"),

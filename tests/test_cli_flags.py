@@ -33,6 +33,7 @@ NO_FILES = {"data info": "prints what datasets are found"}
 KIND_EXCEPTIONS = {
     ("fpga", "--lanes"): "a comma-separated sweep list",
     ("fpga", "--parallelism"): "a comma-separated sweep list",
+    ("quant", "--hidden"): "a comma-separated sweep list (each size a count)",
     ("bench", "--out"): "one JSON file, not a folder",
     ("predict", "--out"): "one CSV/JSON file, not a folder",
 }

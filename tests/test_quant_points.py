@@ -9,6 +9,7 @@ import pytest
 from spykehw.golden.classifier import ClassifierParams
 from spykehw.golden.formats import FormatError, preset
 
+from spykehw.cli import main
 from spykehw.quant.points import (
     Sweep,
     SweepError,
@@ -17,6 +18,7 @@ from spykehw.quant.points import (
     parse_lut,
     parse_overrides,
     point_keys,
+    sweep_from_dict,
     sweep_from_toml,
 )
 from spykehw.quant.rules import (
@@ -194,3 +196,65 @@ def test_store_round_trip_and_corrupt_artifact(tmp_path):
     st.log({"event": "a"})
     st.log({"event": "b"})
     assert [e["event"] for e in st.events()] == ["a", "b"]
+
+
+def test_hidden_sizes_are_an_axis_crossed_with_every_point():
+    s = Sweep(conv_bits=(), lut=(), classifier_bits=(2, 4), hidden=(128, 256))
+    points = build_points(s)
+    assert [(p.hidden, p.label) for p in points] == [
+        (h, f"H{h} {name}") for h in (128, 256)
+        for name in ("float", "base fpga-16", "classifier 2", "classifier 4")]
+    # one size: no hidden axis, the labels stay as they were
+    one = build_points(Sweep(conv_bits=(), lut=(), classifier_bits=(4,), hidden=(128,)))
+    assert [p.label for p in one] == ["float", "base fpga-16", "classifier 4"]
+    assert {p.hidden for p in one} == {128}
+    # an int (the API's and old sweep records' hidden=1000) is a list of one; duplicates go
+    assert Sweep(hidden=1000).hidden == (1000,) and Sweep(hidden=(64, 64, 32)).hidden == (64, 32)
+    for bad in ((), (0,), (128, -1), 1.5, (True,)):
+        with pytest.raises(SweepError, match="hidden"):
+            Sweep(hidden=bad)
+    with pytest.raises(SweepError, match="not both"):
+        Sweep(hidden=(128,), settings=(("classifier.hidden", 256),))
+
+
+def test_two_hidden_sizes_do_not_share_a_classifier_or_point_key():
+    s = Sweep(conv_bits=(), lut=(), classifier_bits=(4,), hidden=(128, 256))
+    keys = {}
+    for p in build_points(s):
+        opts = network_options(s, p.dataset, p.repeat, p.hidden)
+        assert opts.classifier.hidden == p.hidden
+        keys[p.label] = point_keys(p, opts, DS_ID, "code1", s)
+    assert len({k.point for k in keys.values()}) == len(keys) == 6     # no two points collide
+    for name in ("float", "base fpga-16", "classifier 4"):
+        a, b = keys[f"H128 {name}"], keys[f"H256 {name}"]
+        assert a.conv1 == b.conv1                      # STDP and features do not depend on H
+        assert a.classifier != b.classifier and a.point != b.point
+    # a sweep of one of the sizes alone finds the same keys (so it shares the stored points)
+    alone = Sweep(conv_bits=(), lut=(), classifier_bits=(4,), hidden=(256,))
+    p = next(p for p in build_points(alone) if p.label == "classifier 4")
+    assert point_keys(p, network_options(alone, p.dataset, 0, p.hidden), DS_ID, "code1", alone) \
+        == keys["H256 classifier 4"]
+
+
+def test_sweep_file_hidden_list_or_single_value(tmp_path):
+    f = tmp_path / "s.toml"
+    f.write_text("hidden = [128, 192]\n")
+    assert Sweep(**sweep_from_toml(f)).hidden == (128, 192)
+    f.write_text("hidden = 256\n")
+    assert Sweep(**sweep_from_toml(f)).hidden == (256,)
+    s = Sweep(hidden=(128, 192))
+    assert sweep_from_dict(s.to_dict()) == s
+    old = {**Sweep().to_dict(), "hidden": 1000}      # a sweep.json written before the axis
+    assert sweep_from_dict(old).hidden == (1000,)
+
+
+def test_dry_run_lists_every_point_of_two_hidden_sizes(tmp_path, capsys):
+    argv = ["quant", "--dataset", "mnist-sample", "--conv-bits", "none", "--lut", "none",
+            "--classifier-bits", "4", "--hidden", "8,16", "--store", str(tmp_path / "store"), "--dry-run"]
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[2:4] for line in lines[:-1]] == [
+        [f"H{h}", name] for h in (8, 16) for name in ("float", "base", "classifier")]
+    assert all(line.endswith("to run") for line in lines[:-1])
+    assert len({line.split()[-3] for line in lines[:-1]}) == 6          # six distinct point keys
+    assert lines[-1] == "6 points, 2 Conv1 stages, 4 classifier trainings"

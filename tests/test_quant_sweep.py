@@ -204,3 +204,37 @@ def test_report_only_rebuilds_the_report_from_the_store(sweep):
     with open(sweep / "results.csv") as f:
         assert len(list(csv.DictReader(f))) == 5
     assert {k: v["_mtime"] for k, v in _points(sweep).items()} == points_before
+
+
+def test_hidden_sizes_axis_end_to_end_and_resume(scheduler, tmp_path):
+    """Two hidden sizes: each with its own float baseline and classifier trainings, the Conv1
+    stages shared; one report section per size; a rerun recomputes nothing."""
+    folder = tmp_path / "hidden"
+    argv = ["quant", "--dataset", "mnist-sample", "--train-limit", "300", "--test-limit", "100",
+            "--epochs", "2", "--conv-bits", "none", "--lut", "none", "--classifier-bits", "8",
+            "--hidden", "8,16", "--quiet", "--scheduler", scheduler, "--dir", str(folder)]
+    assert main(argv) == 0
+    stages = json.loads((folder / "manifest.json").read_text())["results"]["stages"]
+    assert stages["computed"] == {"conv1": 2, "classifier": 4, "point": 6}
+    pts = _points(folder)
+    assert set(pts) == {f"H{h} {n}" for h in (8, 16) for n in ("float", "base fpga-16", "classifier 8")}
+    for name in ("float", "base fpga-16", "classifier 8"):
+        a, b = pts[f"H8 {name}"], pts[f"H16 {name}"]
+        assert (a["classifier"]["hidden"], b["classifier"]["hidden"]) == (8, 16)
+        assert a["conv1"]["key"] == b["conv1"]["key"] and a["classifier"]["key"] != b["classifier"]["key"]
+    summary = json.loads((folder / "summary.json").read_text())["summary"]
+    assert set(summary) == {"mnist-sample-h8", "mnist-sample-h16"}
+    for h in (8, 16):
+        assert summary[f"mnist-sample-h{h}"]["float"]["mean"] == pts[f"H{h} float"]["acc"]
+        assert (folder / f"acc-vs-classifier-bits-mnist-sample-h{h}.png").stat().st_size > 0
+    with open(folder / "results.csv") as f:
+        rows = {r["label"]: r for r in csv.DictReader(f)}
+    for h in (8, 16):   # each size against its own float baseline
+        delta = 100 * (pts[f"H{h} classifier 8"]["acc"] - pts[f"H{h} float"]["acc"])
+        assert float(rows[f"H{h} classifier 8"]["delta_vs_float_points"]) == pytest.approx(delta)
+    assert "## mnist-sample-h16" in (folder / "results.md").read_text()
+
+    assert main(argv) == 0
+    stages = json.loads((folder / "manifest.json").read_text())["results"]["stages"]
+    assert stages["computed"] == {"conv1": 0, "classifier": 0, "point": 0}
+    assert stages["points_already_stored"] == 6

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..argtypes import count, nonneg_int, output_dir, workers
+from ..argtypes import count, count_list, nonneg_int, output_dir, workers
 from ..options_args import add_options_arguments
 
 __all__ = ["register"]
@@ -18,6 +18,8 @@ examples:
   spykehw quant --dataset mnist --conv-bits 16 --rounding half_up --classifier-bits none \\
       --lut none --epochs 40                      # float vs fpga-16 only (the acceptance gap)
   spykehw quant --point conv.weight_bits=6,stdp.rounding=stochastic,classifier.hidden_weight_bits=8
+  spykehw quant --dataset mnist --base fpga-8 --conv-bits none --lut none \\
+      --classifier-bits 2,4,8 --hidden 128,256,512   # each hidden size x each classifier bits
   spykehw quant --sweep my-sweep.toml --dir runs/my-sweep     # rerun the same --dir to resume
 
 A sweep file (TOML) takes the same settings as the flags (flags win):
@@ -27,6 +29,7 @@ A sweep file (TOML) takes the same settings as the flags (flags win):
   rounding = ["truncate", "half_up", "stochastic"]
   classifier_bits = [4, 6, 8, 12, 16]
   lut = ["8:8", "16:10", "32:16"]
+  hidden = [128, 256]
   repeats = 1
   epochs = 10
   [[point]]
@@ -72,7 +75,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = p.add_argument_group("stages")
     s.add_argument("--repeats", type=count, help="seeds per point (Conv1 init and classifier; default 1)")
     s.add_argument("--epochs", type=count, help="classifier epochs (default: the authors' 40 MNIST, 35 EMNIST)")
-    s.add_argument("--hidden", type=count, help="hidden neurons (default: 1000 MNIST, 1500 EMNIST)")
+    s.add_argument("--hidden", type=count_list, metavar="H[,H...]",
+                   help="hidden neurons; several sizes make an axis crossed with every other, each with "
+                        "its own float baseline (default: 1000 MNIST, 1500 EMNIST)")
     s.add_argument("--qat", type=nonneg_int, metavar="EPOCHS",
                    help="quantization-aware fine-tuning epochs after post-training quantization (default 0)")
     s.add_argument("--stdp-images", type=count, help="images for Conv1 STDP (default 6000)")
@@ -122,7 +127,7 @@ def _sweep(args: argparse.Namespace):
         "custom": (args.point, lambda v: tuple(parse_overrides(t, "--point") for t in v)),
         "repeats": (args.repeats, int),
         "epochs": (args.epochs, int),
-        "hidden": (args.hidden, int),
+        "hidden": (args.hidden, tuple),
         "qat": (args.qat, int),
         "stdp_images": (args.stdp_images, int),
         "train_limit": (args.train_limit, int),
@@ -142,7 +147,7 @@ def _main(args: argparse.Namespace) -> int:
     from ..golden.progress import format_duration
     from ..output import RunFolder
     from ..quant.points import SweepError, build_points
-    from ..quant.report import report_meta, run_lines, write_report
+    from ..quant.report import report_meta, report_sections, run_lines, write_report
     from ..quant.sweep import (
         load_saved,
         parse_injection,
@@ -162,13 +167,14 @@ def _main(args: argparse.Namespace) -> int:
         meta = report_meta(saved.sweep, saved.code, saved.dataset_ids, folder,
                            saved.lines + ["report rewritten from the store (spykehw quant --report-only)"],
                            saved.failed)
-        _summary_lines(write_report(folder, saved.results, saved.sweep.datasets, meta))
+        _summary_lines(write_report(folder, saved.results, report_sections(saved.sweep), meta))
         return 0
 
     sweep = _sweep(args)
     from ..quant.points import network_options
     for ds in sweep.datasets:  # a bad options file fails here, with one line naming the key
-        network_options(sweep, ds, 0)
+        for h in sweep.hidden or (None,):
+            network_options(sweep, ds, 0, h)
     points = build_points(sweep)  # impossible combinations fail here, before any work
     inject = parse_injection(args.inject_failure)
     if args.dry_run:
@@ -201,7 +207,7 @@ def _main(args: argparse.Namespace) -> int:
     folder.write_json("run.json", {"lines": lines, "failed": outcome.failed},
                       "what the last run computed and how long it took")
     meta = report_meta(sweep, plan.code, plan.dataset_ids, folder, lines, outcome.failed)
-    _summary_lines(write_report(folder, outcome.results, sweep.datasets, meta))
+    _summary_lines(write_report(folder, outcome.results, report_sections(sweep), meta))
     folder.result("stages", {"computed": outcome.computed, "cached": outcome.cached,
                              "points_total": len(plan.tasks), "points_already_stored": outcome.already_done,
                              "failed": outcome.failed})

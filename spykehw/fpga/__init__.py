@@ -24,6 +24,9 @@ Modules, one job each:
 :mod:`~spykehw.fpga.reports`
     the report as Markdown, and the sweep table;
 :mod:`~spykehw.fpga.sweep`
-    sweep points, keys, accuracy CSVs, running points on the quant store and Dask client.
+    sweep points, keys, accuracy CSVs, running points on the quant store and Dask client;
+:mod:`~spykehw.fpga.onchip`
+    the classifier's block RAMs with every weight on chip, estimated before synthesis, and the
+    choice of a design point from accuracy and blocks.
 """
 __all__: list[str] = []

@@ -7,7 +7,10 @@ Sources (each figure below names its source):
            embedded memory (Kb), distributed RAM (Kb), 18x18 multipliers, and user I/O per
            package (caBGA381). Section 2.2 "PFU Blocks": a slice holds two LUT4s and two
            registers, so the register count equals the LUT count. Section 2.10 "sysMEM Memory":
-           each block is 18,432 bits (16 Kb + parity), the DP16KD primitive. Section 2.11
+           each block is 18,432 bits (16 Kb + parity), the DP16KD primitive, configured as
+           16,384 x 1, 8,192 x 2, 4,096 x 4, 2,048 x 9, 1,024 x 18, or 512 x 36 (pseudo dual
+           port: one write and one read port, how Yosys maps a memory with one of each,
+           ``$__PDPW16KD_``). Section 2.11
            "sysDSP Slice": the MULT18X18D primitive counted as "18 x 18 Multipliers".
 [ECP5-DB]  Exact LUT/FF counts (the data sheet rounds to thousands): slices x 2 from Project
            Trellis' chip database, as nextpnr-ecp5 0.11 reports them under ``utilization``
@@ -17,7 +20,8 @@ Sources (each figure below names its source):
            "iCE40 UltraPlus Family Selection Guide", column iCE40UP5K: 5,280 logic cells (one
            LUT4 and one flip-flop each), 30 sysMEM EBR blocks (4 Kb, SB_RAM40_4K) = 120 Kb,
            4 SPRAM blocks (256 Kb, SB_SPRAM256KA) = 1,024 Kb, 8 DSP blocks (SB_MAC16), and
-           39 programmable I/O in the SG48 package.
+           39 programmable I/O in the SG48 package. An EBR (SB_RAM40_4K) is 256 x 16,
+           512 x 8, 1,024 x 4 or 2,048 x 2 (iCE40 sysMEM technical note, TN1250).
 
 Parts chosen: ECP5 as on the ULX3S board (LFE5U-xxF-6BG381C: the non-SERDES "U" device,
 caBGA381, speed grade 6, the slowest and most common grade, so Fmax is conservative); iCE40
@@ -43,7 +47,8 @@ class Device:
 
     ``luts`` and ``ffs`` are LUT4s and flip-flops; ``bram_blocks`` the hard block RAMs of
     ``bram_block_bits`` bits each; ``spram_blocks`` (iCE40 UltraPlus only) the single-port RAMs
-    of ``spram_block_bits``; ``dsps`` the hard multipliers; ``io`` the package's user I/O.
+    of ``spram_block_bits``; ``dsps`` the hard multipliers; ``io`` the package's user I/O;
+    ``bram_shapes`` the ``(width, depth)`` configurations of one block RAM.
     """
 
     name: str                   # the --target value
@@ -61,6 +66,7 @@ class Device:
     io: int
     spram_blocks: int = 0
     spram_block_bits: int = 0
+    bram_shapes: tuple[tuple[int, int], ...] = ()
     sources: str = ""
 
     @property
@@ -107,12 +113,16 @@ class Device:
         return out
 
 
+# [ECP5-DS] Section 2.10: DP16KD configurations (width, depth).
+ECP5_BRAM_SHAPES = ((1, 16384), (2, 8192), (4, 4096), (9, 2048), (18, 1024), (36, 512))
+
+
 def _ecp5(size: int, luts: int, brams: int, dsps: int, io: int) -> Device:
     return Device(
         name=f"ecp5-{size}k", family="ecp5", part=f"LFE5U-{size}F-6BG381C", package="CABGA381",
         speed="6", luts=luts, ffs=luts, bram_blocks=brams, bram_block_bits=18 * 1024,
         bram_primitive="DP16KD", dsps=dsps, dsp_primitive="MULT18X18D", io=io,
-        sources="luts/ffs [ECP5-DB] (data sheet: %dK LUTs); bram, dsp, io [ECP5-DS] Table 1.1"
+        bram_shapes=ECP5_BRAM_SHAPES, sources="luts/ffs [ECP5-DB] (data sheet: %dK LUTs); bram, dsp, io [ECP5-DS] Table 1.1"
                 % round(luts / 1000))
 
 
@@ -129,6 +139,7 @@ DEVICES: dict[str, Device] = {
         name="ice40-up5k", family="ice40", part="iCE40UP5K-SG48I", package="SG48", speed="",
         luts=5280, ffs=5280, bram_blocks=30, bram_block_bits=4096, bram_primitive="SB_RAM40_4K",
         dsps=8, dsp_primitive="SB_MAC16", io=39, spram_blocks=4, spram_block_bits=256 * 1024,
+        bram_shapes=((2, 2048), (4, 1024), (8, 512), (16, 256)),
         sources="[UP-DS] Table 1.1 (iCE40UP5K, SG48)"),
 }
 

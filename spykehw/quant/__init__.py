@@ -5,7 +5,8 @@ Modules: :mod:`~spykehw.quant.points` (sweep definition -> validated points and 
 :mod:`~spykehw.quant.stages` (the per-point work: shared Conv1 and classifier stages, the point),
 :mod:`~spykehw.quant.store` (the resumable on-disk store), :mod:`~spykehw.quant.cluster` (the Dask
 client), :mod:`~spykehw.quant.sweep` (planning and running on Dask) and
-:mod:`~spykehw.quant.report` (CSV, Markdown, plots, smallest formats within 0.5/1.0 points).
+:mod:`~spykehw.quant.report` (CSV, Markdown, smallest formats within 0.5/1.0 points, per dataset or
+per dataset and hidden size) with :mod:`~spykehw.quant.plots` (accuracy against bits).
 """
 
 from .points import Point, Sweep, SweepError, build_points

@@ -2,7 +2,8 @@
 
 A :class:`Sweep` names the datasets, the base formats (a preset, default ``fpga-16``, or a TOML
 formats file), the axes and the stage options. :func:`build_points` turns it into
-:class:`Point` records, one per (dataset, repeat, number formats):
+:class:`Point` records, one per (dataset, repeat, hidden size, number formats); every hidden
+size (``--hidden 128,256``) gets the whole grid below, its own float baseline included:
 
 ``float``
     the float pipeline (``fmt=None``): the baseline every point is compared with;
@@ -26,9 +27,10 @@ weights (``conv.seed = r``) and the classifier (initial params and dropout,
 ``classifier.seed = r``); the dataset split and the formats' LFSR seed stay fixed.
 
 Each point has three keys (:func:`point_keys`): its Conv1 stage (trained weights and features,
-shared by every point with the same encoder/conv/STDP formats), its classifier stage (the float
-classifier trained on those features, shared by every point that differs only in classifier or
-LUT formats), and its own. Each key hashes everything the result depends on, including the code
+shared by every point with the same encoder/conv/STDP formats, whatever its hidden size), its
+classifier stage (the float classifier trained on those features; its options, the hidden size
+among them, are in the key: shared by every point that differs only in classifier or LUT
+formats), and its own. Each key hashes everything the result depends on, including the code
 version.
 """
 
@@ -66,7 +68,9 @@ class SweepError(SpykehwError, ValueError):
 class Sweep:
     """What to run. ``lut`` items are ``(entries, bits, softmax_bits or None)``; ``custom``
     items are tuples of ``(dotted key, value)``; ``epochs``/``hidden`` ``None`` = the authors'
-    values per dataset (MNIST 40 epochs H=1000, EMNIST 35 epochs H=1500). ``rounding_bits``:
+    values per dataset (MNIST 40 epochs H=1000, EMNIST 35 epochs H=1500); several ``hidden``
+    sizes make an axis crossed with every other (each size has its own float baseline and
+    classifier trainings; Conv1 stages are shared). ``rounding_bits``:
     the conv bits at which every ``rounding`` mode runs; the other conv bits run with the base's
     rounding only (``None``: every conv bits value with every mode)."""
 
@@ -82,7 +86,7 @@ class Sweep:
     custom: tuple[tuple[tuple[str, Any], ...], ...] = ()
     repeats: int = 1
     epochs: int | None = None
-    hidden: int | None = None
+    hidden: tuple[int, ...] | None = None
     qat: int = 0
     stdp_images: int = 6000
     train_limit: int | None = None
@@ -109,18 +113,32 @@ class Sweep:
             v = getattr(self, key)
             if not isinstance(v, int) or isinstance(v, bool) or v < lo:
                 raise SweepError(f"{key}: expected an integer >= {lo}, found {v!r}")
-        for key in ("epochs", "hidden", "train_limit", "test_limit"):
+        for key in ("epochs", "train_limit", "test_limit"):
             v = getattr(self, key)
-            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+            if v is not None and not _is_count(v):
                 raise SweepError(f"{key}: expected an integer >= 1, found {v!r}")
+        if self.hidden is not None:
+            # One size (the API's and old sweep records' ``hidden=1000``) is a list of one.
+            sizes = (self.hidden,) if _is_count(self.hidden) else self.hidden
+            if not isinstance(sizes, (tuple, list)) or not sizes or not all(_is_count(h) for h in sizes):
+                raise SweepError(f"hidden: expected one or more integers >= 1, found {self.hidden!r}")
+            object.__setattr__(self, "hidden", tuple(dict.fromkeys(sizes)))
+            if any(k == "classifier.hidden" for k, _ in self.settings):
+                raise SweepError("hidden: set either the hidden sizes (--hidden, hidden = [...]) or "
+                                 "--set classifier.hidden, not both")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
+def _is_count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+
 @dataclass(frozen=True)
 class Point:
-    """One (dataset, repeat, formats). ``formats`` is ``None`` for the float pipeline;
+    """One (dataset, repeat, hidden size, formats). ``formats`` is ``None`` for the float
+    pipeline; ``hidden`` ``None`` = the options' hidden size (no hidden axis);
     ``classifier_bits`` set means the classifier formats are derived at run time from the
     trained weights (``formats`` then holds provisional classifier fields, see
     :func:`~spykehw.quant.rules.provisional_classifier_formats`)."""
@@ -131,6 +149,7 @@ class Point:
     classifier_bits: int | None = None
     axes: tuple[str, ...] = ()
     label: str = ""
+    hidden: int | None = None
 
 
 @dataclass(frozen=True)
@@ -242,7 +261,7 @@ def _as_text(v: Any) -> str:
 def _toml_value(k: str, v: Any) -> dict[str, Any]:
     if k in ("dataset", "datasets"):
         return {"datasets": parse_str_list(_as_text(v), k)}
-    if k in ("conv_bits", "classifier_bits", "rounding_bits"):
+    if k in ("conv_bits", "classifier_bits", "rounding_bits", "hidden"):
         return {k: parse_int_list(_as_text(v), k)}
     if k == "rounding":
         return {k: parse_str_list(_as_text(v), k)}
@@ -267,8 +286,8 @@ def _toml_value(k: str, v: Any) -> dict[str, Any]:
 def sweep_from_dict(d: dict[str, Any]) -> Sweep:
     """Inverse of :meth:`Sweep.to_dict` (JSON lists back to tuples)."""
     d = dict(d)
-    for k in ("datasets", "conv_bits", "rounding", "classifier_bits", "rounding_bits"):
-        if d.get(k) is not None:
+    for k in ("datasets", "conv_bits", "rounding", "classifier_bits", "rounding_bits", "hidden"):
+        if isinstance(d.get(k), list):
             d[k] = tuple(d[k])
     d["lut"] = tuple(tuple(x) for x in d["lut"])
     d["custom"] = tuple(tuple(tuple(kv) for kv in items) for items in d["custom"])
@@ -278,14 +297,17 @@ def sweep_from_dict(d: dict[str, Any]) -> Sweep:
 
 # --- points ----------------------------------------------------------------------------------
 
-def network_options(sweep: Sweep, dataset: str, repeat: int) -> NetworkOptions:
-    """The stage options of one dataset and repeat: ``sweep.options`` for the dataset (the
-    authors' classifier per task by default), the sweep's epochs/hidden/STDP images, the
-    ``--set`` changes, and the repeat as the Conv1 and classifier seed."""
+def network_options(sweep: Sweep, dataset: str, repeat: int, hidden: int | None = None) -> NetworkOptions:
+    """The stage options of one dataset, repeat and hidden size: ``sweep.options`` for the
+    dataset (the authors' classifier per task by default), the sweep's epochs, STDP images and
+    ``hidden`` (default: the sweep's first hidden size, else the options'), the ``--set``
+    changes, and the repeat as the Conv1 and classifier seed."""
     from ..golden.option_sets import apply_settings, load_options
 
+    if hidden is None and sweep.hidden:
+        hidden = sweep.hidden[0]
     opts = load_options(sweep.options, dataset)
-    short = [("classifier.epochs", sweep.epochs), ("classifier.hidden", sweep.hidden),
+    short = [("classifier.epochs", sweep.epochs), ("classifier.hidden", hidden),
              ("stdp_images", sweep.stdp_images)]
     opts = apply_settings(opts, [(k, v) for k, v in short if v is not None] + list(sweep.settings))
     return opts.replace(**{"conv.seed": repeat, "classifier.seed": repeat})
@@ -344,19 +366,23 @@ def build_points(sweep: Sweep) -> list[Point]:
     except FormatError as e:
         raise FormatError(f"base: {e}") from None
     grid = _grid(sweep, base)
+    sizes = sweep.hidden or (None,)
     points: list[Point] = []
     for ds in sweep.datasets:
         for r in range(sweep.repeats):
-            merged: dict[str, Point] = {}
-            for axis, fmt, cbits, label in grid:
-                ident = stable_key({"f": formats_key_dict(fmt), "c": cbits})
-                if ident in merged:
-                    p = merged[ident]
-                    if axis not in p.axes:
-                        merged[ident] = replace(p, axes=p.axes + (axis,))
-                    continue
-                merged[ident] = Point(ds, r, fmt, cbits, (axis,), label)
-            points.extend(merged.values())
+            for h in sizes:
+                # Labels name the hidden size only when it is an axis (several sizes).
+                prefix = f"H{h} " if len(sizes) > 1 else ""
+                merged: dict[str, Point] = {}
+                for axis, fmt, cbits, label in grid:
+                    ident = stable_key({"f": formats_key_dict(fmt), "c": cbits})
+                    if ident in merged:
+                        p = merged[ident]
+                        if axis not in p.axes:
+                            merged[ident] = replace(p, axes=p.axes + (axis,))
+                        continue
+                    merged[ident] = Point(ds, r, fmt, cbits, (axis,), prefix + label, h)
+                points.extend(merged.values())
     return points
 
 

@@ -5,15 +5,17 @@ Files (recorded in the run folder's manifest):
 ``results.csv``
     one row per point and repeat (:data:`CSV_COLUMNS`); accuracies in percent.
 ``results.md``
-    per dataset: the float baseline, the base formats (the acceptance gap), one table per axis
+    per section (a dataset; a dataset and hidden size when the sweep has several hidden sizes,
+    :func:`report_sections`): the float baseline, the base formats (the acceptance gap), one table per axis
     (mean over repeats, ``± std`` with several repeats, difference to float in points), the
     smallest formats, and what was run (sizes, epochs, QAT, timing).
 ``summary.json``
     the same numbers, machine-readable (:func:`summarize`).
-``acc-vs-conv-bits-<dataset>.png``, ``acc-vs-classifier-bits-<dataset>.png``,
-``softmax-error-vs-lut-<dataset>.png``
+``acc-vs-conv-bits-<section>.png``, ``acc-vs-classifier-bits-<section>.png``,
+``softmax-error-vs-lut-<section>.png``
     accuracy against bits (one line per STDP rounding mode) with the float baseline drawn as a
-    line and the 0.5 / 1.0 point tolerances dashed; softmax error against LUT size.
+    line and the 0.5 / 1.0 point tolerances dashed; softmax error against LUT size
+    (:mod:`spykehw.quant.plots`).
 
 "Smallest within T points of float" is, per axis, the smallest tested value ``v`` such that
 ``v`` and every larger tested value reach ``mean accuracy >= float mean accuracy - T`` (so a
@@ -28,16 +30,42 @@ import csv
 import io
 import math
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 import numpy as np
 
-from ..output import RunFolder, atomic_write
+from ..golden.option_sets import changed_keys, options_preset
+from ..output import RunFolder
+from .plots import write_plots
+from .points import network_options
 
-__all__ = ["CSV_COLUMNS", "TOLERANCES", "csv_rows", "summarize", "markdown", "run_lines",
-           "report_meta", "write_report"]
+__all__ = ["CSV_COLUMNS", "TOLERANCES", "Section", "report_sections", "csv_rows", "summarize",
+           "markdown", "run_lines", "report_meta", "write_report"]
 
 TOLERANCES = (0.5, 1.0)
+
+
+@dataclass(frozen=True)
+class Section:
+    """One part of the report: the results of ``dataset`` (with ``hidden``, only those of that
+    hidden size), compared with their own float baseline; ``name`` names its tables and plots."""
+
+    name: str
+    dataset: str
+    hidden: int | None = None
+
+    def holds(self, r: dict) -> bool:
+        return r["dataset"] == self.dataset and (self.hidden is None or r["classifier"]["hidden"] == self.hidden)
+
+
+def report_sections(sweep) -> list[Section]:
+    """One section per dataset, or per dataset and hidden size (``mnist-h128``) when the sweep
+    has several hidden sizes."""
+    sizes = sweep.hidden or ()
+    if len(sizes) <= 1:
+        return [Section(ds, ds) for ds in sweep.datasets]
+    return [Section(f"{ds}-h{h}", ds, h) for ds in sweep.datasets for h in sizes]
 
 CSV_COLUMNS = (
     "dataset", "repeat", "label", "axes", "model",
@@ -74,12 +102,17 @@ def _fmt_fields(f: dict | None) -> dict[str, Any]:
             "softmax_bits": s["softmax_bits"]}
 
 
-def _float_means(results: Iterable[dict]) -> dict[str, float]:
+def _baseline(r: dict) -> tuple[str, int]:
+    """Which float baseline a result is compared with: same dataset, same hidden size."""
+    return r["dataset"], r["classifier"]["hidden"]
+
+
+def _float_means(results: Iterable[dict]) -> dict[tuple[str, int], float]:
     acc = defaultdict(list)
     for r in results:
         if r["model"] == "float":
-            acc[r["dataset"]].append(r["acc"])
-    return {d: float(np.mean(v)) for d, v in acc.items()}
+            acc[_baseline(r)].append(r["acc"])
+    return {k: float(np.mean(v)) for k, v in acc.items()}
 
 
 def csv_rows(results: list[dict]) -> list[dict[str, Any]]:
@@ -93,7 +126,7 @@ def csv_rows(results: list[dict]) -> list[dict[str, Any]]:
             "dataset": r["dataset"], "repeat": r["repeat"], "label": r["label"],
             "axes": "+".join(r["axes"]), "model": r["model"], **_fmt_fields(r["formats"]),
             "acc_pct": _pct(r["acc"]), "balanced_acc_pct": _pct(r["balanced_acc"]),
-            "delta_vs_float_points": (100 * (r["acc"] - fm[r["dataset"]])) if r["dataset"] in fm else None,
+            "delta_vs_float_points": (100 * (r["acc"] - fm[_baseline(r)])) if _baseline(r) in fm else None,
             "acc_ptq_pct": _pct(r.get("acc_ptq")), "acc_qat_pct": _pct(r.get("acc_qat")),
             "float_classifier_acc_pct": _pct(r["float_classifier_acc"]),
             "same_class_as_float_classifier_pct": _pct(r["same_class_as_float_classifier"]),
@@ -178,11 +211,13 @@ def _smallest(rows: list[dict], float_acc: float, tol: float, size=lambda v: v[0
                                       "delta_points": 100 * (best["acc"]["mean"] - float_acc)}
 
 
-def summarize(results: list[dict], datasets: Iterable[str]) -> dict[str, Any]:
-    """Per dataset: float baseline, base point, the axis tables and the smallest formats."""
+def summarize(results: list[dict], sections: Iterable[Section | str]) -> dict[str, Any]:
+    """Per section (a dataset name is a section of the whole dataset): float baseline, base
+    point, the axis tables and the smallest formats."""
     out: dict[str, Any] = {}
-    for ds in datasets:
-        rs = [r for r in results if r["dataset"] == ds]
+    for sec in sections:
+        sec = Section(sec, sec) if isinstance(sec, str) else sec
+        rs = [r for r in results if sec.holds(r)]
         flt = [r["acc"] for r in rs if r["model"] == "float"]
         d: dict[str, Any] = {"float": _stats(flt) if flt else None}
         base = [r for r in rs if "base" in r["axes"]]
@@ -216,7 +251,7 @@ def summarize(results: list[dict], datasets: Iterable[str]) -> dict[str, Any]:
                     "lut": _smallest(lut, fa, tol, size=lambda v: v[0] * v[1],
                                      ok=lambda row: row.get("softmax", {}).get("argmax_agreement", 0) == 1.0),
                 }
-        out[ds] = d
+        out[sec.name] = d
     return out
 
 
@@ -381,17 +416,16 @@ def run_lines(outcome, scheduler: str | None, workers: int | None) -> list[str]:
 
 def report_meta(sweep, code: str, dataset_ids: dict, folder: RunFolder, lines: list[str],
                 failed: list[dict]) -> dict[str, Any]:
-    """The ``meta`` of :func:`write_report`: what was run, per dataset and overall."""
-    from ..golden.option_sets import changed_keys, options_preset
-    from .points import network_options
-
+    """The ``meta`` of :func:`write_report`: what was run, per section (``datasets``, keyed by
+    the section name, :func:`report_sections`) and overall."""
     datasets = {}
-    for ds, ident in dataset_ids.items():
-        opts = network_options(sweep, ds, 0)
+    for sec in report_sections(sweep):
+        ident = dataset_ids[sec.dataset]
+        opts = network_options(sweep, sec.dataset, 0, sec.hidden)
         c = opts.classifier
-        diff = changed_keys(opts, options_preset("authors-code", ds))
+        diff = changed_keys(opts, options_preset("authors-code", sec.dataset))
         diff = {k: v for k, v in diff.items() if k not in ("conv.seed", "classifier.seed")}
-        datasets[ds] = {"train": ident["train"], "test": ident["test"], "classes": ident["classes"],
+        datasets[sec.name] = {"train": ident["train"], "test": ident["test"], "classes": ident["classes"],
                         "options": " + ".join([sweep.options] + [f"{k}={v}" for k, v in sweep.settings])
                                    + "; differs from authors-code in "
                                    + (", ".join(f"{k}={v}" for k, v in diff.items()) or "nothing"),
@@ -403,125 +437,15 @@ def report_meta(sweep, code: str, dataset_ids: dict, folder: RunFolder, lines: l
             "datasets": datasets, "failed": failed, "run_lines": lines, "sweep": sweep.to_dict()}
 
 
-# --- plots -----------------------------------------------------------------------------------
-
-def _figure(w: float, h: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(w, h), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save(fig, folder: RunFolder, name: str, description: str) -> None:
-    with atomic_write(folder.file(name), "wb") as f:
-        fig.savefig(f, format="png")
-    folder.add(name, description)
-
-
-def _float_lines(ax, d: dict) -> None:
-    if not d["float"]:
-        return
-    fa = 100 * d["float"]["mean"]
-    ax.axhline(fa, color="k", lw=1.5, label=f"float pipeline {fa:.2f}%")
-    for tol, ls in zip(TOLERANCES, ("--", ":")):
-        ax.axhline(fa - tol, color="0.4", lw=1, ls=ls, label=f"float - {tol} points")
-
-
-def _curves_plot(folder: RunFolder, name: str, description: str, title: str, xlabel: str,
-                 curves: list[tuple[str, str, list, list, list]], d: dict) -> None:
-    """Accuracy curves ``(label, style, x, y %, std %)`` with the float baseline: the whole
-    range on the left, and on the right a zoom on the band within 2.5 points of float (where
-    the 0.5 and 1.0 point tolerances can be read)."""
-    fig = _figure(11, 4.5)
-    axes = fig.subplots(1, 2) if d["float"] else [fig.subplots()]
-    xs = sorted({x for c in curves for x in c[2]})
-    for k, ax in enumerate(axes):
-        for label, style, x, y, e in curves:
-            ax.errorbar(x, y, yerr=e if any(e) else None, fmt=style, capsize=3, label=label)
-        _float_lines(ax, d)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("test accuracy %")
-        ax.set_xticks(xs)
-        ax.grid(alpha=0.3)
-        if k == 1:
-            fa = 100 * d["float"]["mean"]
-            ax.set_ylim(fa - 2.5, fa + 0.75)
-            ax.set_title("zoom: within 2.5 points of float", fontsize=9)
-        else:
-            ax.legend(fontsize=8, loc="lower right")
-    fig.suptitle(title, fontsize=10)
-    _save(fig, folder, name, description)
-
-
-def _plot_conv(folder: RunFolder, ds: str, d: dict) -> None:
-    curves = []
-    for mode in sorted({row["value"][1] for row in d["conv"]}):
-        rows = [row for row in d["conv"] if row["value"][1] == mode]
-        curves.append((f"STDP rounding {mode}", "o-", [row["value"][0] for row in rows],
-                       [100 * row["acc"]["mean"] for row in rows], [100 * row["acc"]["std"] for row in rows]))
-    _curves_plot(folder, f"acc-vs-conv-bits-{ds}.png",
-                 f"{ds}: test accuracy vs Conv1 weight bits per STDP rounding mode, float baseline line",
-                 f"{ds}: accuracy vs Conv1 weight bits (classifier and softmax at the base)",
-                 "Conv1 weight bits", curves, d)
-
-
-def _plot_classifier(folder: RunFolder, ds: str, d: dict) -> None:
-    rows = d["classifier"]
-    x = [row["value"][0] for row in rows]
-    qat = all("acc_ptq" in row for row in rows)
-    curves = [("integer classifier" + (" (QAT)" if qat else " (post-training quantization)"), "o-", x,
-               [100 * row["acc"]["mean"] for row in rows], [100 * row["acc"]["std"] for row in rows])]
-    if qat:
-        curves.append(("post-training quantization", "s--", x, [100 * row["acc_ptq"]["mean"] for row in rows],
-                       [100 * row["acc_ptq"]["std"] for row in rows]))
-    _curves_plot(folder, f"acc-vs-classifier-bits-{ds}.png",
-                 f"{ds}: test accuracy vs classifier weight bits, float baseline line",
-                 f"{ds}: accuracy vs classifier weight bits, hidden and output "
-                 f"(Conv1 and softmax at the base)", "classifier weight bits", curves, d)
-
-
-def _plot_lut(folder: RunFolder, ds: str, d: dict) -> None:
-    rows = [row for row in d["lut"] if "softmax" in row]
-    if not rows:
-        return
-    fig = _figure(7, 4.2)
-    ax = fig.subplots()
-    names = [f"{e}:{b}\n({s}-bit words)" for e, b, s in (row["value"] for row in rows)]
-    xs = np.arange(len(rows))
-    mx = [max(row["softmax"]["max_abs_err"], 1e-12) for row in rows]
-    mn = [max(row["softmax"]["mean_abs_err"], 1e-12) for row in rows]
-    ax.bar(xs - 0.2, mx, 0.4, label="max |word - float softmax|")
-    ax.bar(xs + 0.2, mn, 0.4, label="mean |word - float softmax|")
-    ax.set_yscale("log")
-    ax.set_xticks(xs, names, fontsize=8)
-    ax.set_xlabel("exp LUT entries : bits")
-    ax.set_ylabel("absolute error (probability units)")
-    agree = min(row["softmax"]["argmax_agreement"] for row in rows)
-    ax.set_title(f"{ds}: integer softmax words vs float softmax of the same logits\n"
-                 f"(argmax agreement {100 * agree:.2f}%: the LUT does not change the class)", fontsize=10)
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8)
-    _save(fig, folder, f"softmax-error-vs-lut-{ds}.png",
-          f"{ds}: integer softmax error against the float softmax of the same logits, per LUT")
-
-
-def write_report(folder: RunFolder, results: list[dict], datasets: Iterable[str],
+def write_report(folder: RunFolder, results: list[dict], sections: Iterable[Section | str],
                  meta: dict[str, Any]) -> dict[str, Any]:
-    """Write every report file into ``folder``; returns the summary."""
-    datasets = list(datasets)
-    summary = summarize(results, datasets)
+    """Write every report file into ``folder`` (``sections``: :func:`report_sections`, or
+    dataset names); returns the summary."""
+    summary = summarize(results, list(sections))
     folder.write_text("results.csv", _csv_text(csv_rows(results)),
                       "one row per point and repeat (accuracies in percent)")
     folder.write_json("summary.json", {"summary": summary, "meta": meta},
                       "per dataset: float baseline, base gap, axis tables, smallest formats within 0.5/1.0 points")
     folder.write_text("results.md", markdown(summary, meta), "the tables and the smallest formats, as Markdown")
-    for ds, d in summary.items():
-        if d["conv"]:
-            _plot_conv(folder, ds, d)
-        if d["classifier"]:
-            _plot_classifier(folder, ds, d)
-        if d["lut"]:
-            _plot_lut(folder, ds, d)
+    write_plots(folder, summary)
     return summary

@@ -90,7 +90,7 @@ def plan_sweep(sweep: Sweep, store_root: str | Path, *, data_dir: str | Path | N
     store.clean()
     tasks = []
     for p in points:
-        opts = network_options(sweep, p.dataset, p.repeat)
+        opts = network_options(sweep, p.dataset, p.repeat, p.hidden)
         check_split_sizes(ids[p.dataset]["train"], ids[p.dataset]["test"],
                           opts.classifier.val_fraction, p.dataset)
         keys = point_keys(p, opts, ids[p.dataset], code, sweep)
@@ -144,12 +144,24 @@ def run_sweep(plan: Plan, *, scheduler: str | None = None, workers: int | None =
     if todo:
         with dask_client(scheduler, workers) as client:
             _execute(client, todo, store, run_id, retries, outcome, progress, say)
-    outcome.results = [r for r in (store.load_point(t.keys.point) for t in plan.tasks) if r is not None]
+    outcome.results = _as_planned(store, [(t.keys.point, t.label, t.axes) for t in plan.tasks])
     outcome.seconds = time.perf_counter() - t_start
     store.log({"event": "run_end", "run": run_id, "computed": outcome.computed,
                "cached": outcome.cached, "failed": [f["key"] for f in outcome.failed],
                "seconds": round(outcome.seconds, 1)})
     return outcome
+
+
+def _as_planned(store: Store, planned: list[tuple[str, str, Any]]) -> list[dict[str, Any]]:
+    """The stored results of ``(key, label, axes)``, labelled as this sweep plans them: a point
+    computed by another sweep sharing the store (e.g. with one hidden size, so no ``H128``
+    prefix, or on fewer axes) has the same key but was stored with that sweep's label."""
+    out = []
+    for key, label, axes in planned:
+        r = store.load_point(key)
+        if r is not None:
+            out.append({**r, "label": label, "axes": list(axes)})
+    return out
 
 
 def _weight(kind: str, t: PointTask) -> float:
@@ -273,7 +285,8 @@ def save_plan(folder, plan: Plan) -> None:
     folder.write_json("points.json", [
         {"label": t.label, "dataset": t.dataset, "repeat": t.repeat, "axes": list(t.axes),
          "keys": vars(t.keys), "formats": None if t.formats is None else t.formats.to_dict(),
-         "classifier_bits": t.classifier_bits, "options": t.options.to_dict()} for t in plan.tasks],
+         "classifier_bits": t.classifier_bits, "hidden": t.options.classifier.hidden,
+         "options": t.options.to_dict()} for t in plan.tasks],
         "every point of the sweep with its keys, formats and stage options")
     folder.write_json("sweep.json", {"sweep": plan.sweep.to_dict(), "code": plan.code,
                                      "dataset_ids": plan.dataset_ids, "store": str(plan.store.root)},
@@ -294,11 +307,11 @@ def load_saved(folder: str | Path, store: str | Path | None = None) -> Saved:
         run = read_json(folder / "run.json", "saved run record", SweepError)
     try:
         st = Store(store or spec["store"])
-        keys = [p["keys"]["point"] for p in points]
+        planned = [(p["keys"]["point"], p["label"], p["axes"]) for p in points]
         sweep = sweep_from_dict(spec["sweep"])
         saved = (spec["code"], spec["dataset_ids"])
     except (KeyError, TypeError) as e:
         raise SweepError(f"{folder}: sweep.json/points.json lack {e} (written by another "
                          "version, or edited)") from None
-    results = [r for r in (st.load_point(k) for k in keys) if r is not None]
+    results = _as_planned(st, planned)
     return Saved(sweep, saved[0], saved[1], results, run.get("lines", []), run.get("failed", []))
