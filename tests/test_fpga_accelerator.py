@@ -85,14 +85,14 @@ def test_export_is_only_for_the_accelerator(tmp_path, capsys):
 
 @pytest.mark.parametrize("bad", ["1,1", "x", "-1", ""])
 def test_seed_list_is_checked(tmp_path, capsys, bad):
-    assert main(["fpga", "--block", "softmax", "--seed", bad, "--out", str(tmp_path)]) == 2
-    assert "--seed" in capsys.readouterr().err
+    assert main(["fpga", "--block", "softmax", "--pnr-seeds", bad, "--out", str(tmp_path)]) == 2
+    assert "--pnr-seeds" in capsys.readouterr().err
 
 
 def test_fmax_is_the_median_over_seeds(tmp_path):
     """Three placement seeds of the softmax unit on ECP5-25k: each seed's Fmax is the last
     'Max frequency' line of its own nextpnr log, the report's Fmax their median."""
-    assert main(["fpga", "--block", "softmax", "--target", "ecp5-25k", "--config", "fpga-8", "--seed", "1,2,3",
+    assert main(["fpga", "--block", "softmax", "--target", "ecp5-25k", "--config", "fpga-8", "--pnr-seeds", "1,2,3",
                  "--quiet", "--out", str(tmp_path)]) == 0
     (folder,) = list(tmp_path.iterdir())
     report = json.loads((folder / "report.json").read_text())

@@ -83,3 +83,31 @@ def test_choose_design_point():
     best, why = choose_design_point(pts, 98.0)
     assert best["name"] == "a" and "misses it by 0.10 points" in why
     assert choose_design_point(pts[3:4], 97.5) == (None, "no point fits")
+
+
+def test_choose_design_point_with_margin_and_post_training_only():
+    """The README's rule: post-training points only, 97.5% plus one standard error (0.15)."""
+    pts = [{"name": "qat2", "acc_pct": 97.72, "blocks_total": 93, "fits": True, "qat_epochs": 30},
+           {"name": "ptq3", "acc_pct": 97.61, "blocks_total": 116, "fits": True, "qat_epochs": 0},
+           {"name": "ptq4", "acc_pct": 97.86, "blocks_total": 146, "fits": True, "qat_epochs": 0}]
+    assert choose_design_point(pts, 97.5)[0]["name"] == "qat2"
+    assert choose_design_point(pts, 97.5, post_training_only=True)[0]["name"] == "ptq3"
+    best, why = choose_design_point(pts, 97.5, margin_pct=0.15, post_training_only=True)
+    assert best["name"] == "ptq4" and "post-training" in why and "0.15 points of margin" in why
+
+
+def test_the_shipped_design_point_is_the_chosen_one():
+    """configs/mnist-onchip.toml holds the classifier formats of the point the report chose."""
+    import json
+    from pathlib import Path
+
+    from spykehw.golden.formats import load_formats
+
+    root = Path(__file__).parents[1]
+    report = json.loads((root / "reports" / "design_points_mnist.json").read_text())
+    fmt = load_formats(root / "configs" / "mnist-onchip.toml")
+    chosen = report["chosen"]
+    assert chosen["hidden"] == 128 and chosen["qat_epochs"] == 0
+    assert {k: getattr(fmt.classifier, k) for k in chosen["formats"]} == chosen["formats"]
+    assert choose_design_point(report["points"], report["target_acc_pct"], margin_pct=report["margin_pct"],
+                               post_training_only=True)[0] == chosen

@@ -58,7 +58,7 @@ def _command(args: argparse.Namespace, freq: float) -> str:
         parts += ["--lanes", args.lanes]
     if args.block == "accelerator":
         parts += ["--variant", args.variant] + (["--export", str(args.export)] if args.export else [])
-    parts += ["--freq", f"{freq:g}", "--seed", args.seed]
+    parts += ["--freq", f"{freq:g}", "--pnr-seeds", args.pnr_seeds]
     if args.router != "router1":
         parts += ["--router", args.router]
     if args.block in ("classifier", "softmax", "all", "accelerator"):
@@ -105,7 +105,7 @@ def _main(args: argparse.Namespace) -> int:
         raise SpykehwError(f"--active-features: expected a count >= 0, found {args.active_features}")
     if freq <= 0:
         raise SpykehwError(f"--freq: expected a positive frequency in MHz, found {freq:g}")
-    opts = FlowOptions(device=dev, freq_mhz=freq, seeds=tuple(_ints(args.seed, "--seed", zero=True)),
+    opts = FlowOptions(device=dev, freq_mhz=freq, seeds=tuple(_ints(args.pnr_seeds, "--pnr-seeds", zero=True)),
                        placed_svg=args.placed_svg,
                        ram_styles=_ram_styles(args.ram_style), route=not args.synth_only,
                        pnr_timeout_s=args.pnr_timeout, router=args.router)
@@ -255,9 +255,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--hidden", type=count, default=1000, help="classifier hidden units (default 1000)")
     p.add_argument("--freq", type=positive_float, default=None, metavar="MHZ",
                    help="target clock for nextpnr (default 100 on ECP5, 30 on iCE40)")
-    p.add_argument("--seed", default="1", metavar="S[,S...]",
+    p.add_argument("--pnr-seeds", default="1", metavar="S[,S...]",
                    help="nextpnr placement seeds (default 1); with several, Fmax and images/s are "
-                        "the median over them (e.g. --seed 1,2,3)")
+                        "the median over them (e.g. --pnr-seeds 1,2,3)")
     p.add_argument("--out", type=output_dir, default=Path("runs"), help="where run folders go (default runs/)")
     p.add_argument("--resume", type=Path, default=None, metavar="DIR",
                    help="continue a sweep in DIR (points already reported are skipped)")

@@ -133,19 +133,25 @@ def classifier_bram(fmt: ClassifierFormat, hidden: int, device: Device, **shape:
     }
 
 
-def choose_design_point(points: list[dict[str, Any]], target_acc_pct: float
-                        ) -> tuple[dict[str, Any] | None, str]:
-    """``(point, why)`` from ``points`` (dicts with ``acc_pct``, ``blocks_total``, ``fits``): the
-    fewest blocks that fit with ``acc_pct >= target_acc_pct`` (ties: the more accurate), else
-    the most accurate point that fits (ties: fewer blocks), else ``None``."""
-    fitting = [p for p in points if p["fits"]]
-    meeting = [p for p in fitting if p["acc_pct"] >= target_acc_pct]
+def choose_design_point(points: list[dict[str, Any]], target_acc_pct: float, *, margin_pct: float = 0.0,
+                        post_training_only: bool = False) -> tuple[dict[str, Any] | None, str]:
+    """``(point, why)`` from ``points`` (dicts with ``acc_pct``, ``blocks_total``, ``fits``,
+    ``qat_epochs``): the fewest blocks that fit with ``acc_pct >= target_acc_pct + margin_pct``
+    (ties: the more accurate), else the most accurate point that fits (ties: fewer blocks), else
+    ``None``. ``margin_pct``: the uncertainty of a measured accuracy (one seed on a finite test
+    set); ``post_training_only``: leave out points that need quantization-aware training (the
+    main flow, ``spykehw run`` -> ``export``, quantizes after training)."""
+    pool = [p for p in points if not (post_training_only and p.get("qat_epochs"))]
+    fitting = [p for p in pool if p["fits"]]
+    need = target_acc_pct + margin_pct
+    meeting = [p for p in fitting if p["acc_pct"] >= need]
+    what = "post-training-quantized " if post_training_only else ""
     if meeting:
         best = min(meeting, key=lambda p: (p["blocks_total"], -p["acc_pct"]))
-        return best, (f"fewest blocks among the {len(meeting)} fitting points at >= "
-                      f"{target_acc_pct}%")
+        return best, (f"fewest blocks among the {len(meeting)} fitting {what}points at >= "
+                      f"{target_acc_pct}%" + (f" + {margin_pct:.2f} points of margin" if margin_pct else ""))
     if fitting:
         best = max(fitting, key=lambda p: (p["acc_pct"], -p["blocks_total"]))
-        return best, (f"no fitting point reaches {target_acc_pct}%: the most accurate fitting "
-                      f"point misses it by {target_acc_pct - best['acc_pct']:.2f} points")
+        return best, (f"no fitting {what}point reaches {need:.2f}%: the most accurate fitting "
+                      f"point misses it by {need - best['acc_pct']:.2f} points")
     return None, "no point fits"
