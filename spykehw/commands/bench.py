@@ -10,6 +10,7 @@ from pathlib import Path
 from ..argtypes import count, output_file, workers
 from ..golden.files import atomic_write
 from ..options_args import add_options_arguments
+from . import HELP
 
 __all__ = ["register"]
 
@@ -64,7 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from spykehw.bench import BENCHMARKS
 
     p = subparsers.add_parser(
-        "bench", help="images/s and peak memory of the golden models, as JSON",
+        "bench", help=HELP["bench"],
         description="Benchmark the golden models on real MNIST (the embedded sample if MNIST is "
                     "not found): encoding, Conv1 STDP training and feature extraction for the "
                     "float and integer models, and one classifier epoch. Each benchmark runs in "

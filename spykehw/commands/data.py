@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..argtypes import count, output_dir, seed
+from . import HELP
 
 __all__ = ["register"]
 
@@ -51,7 +52,7 @@ def _make_sample(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "data", help="datasets: list what is where, download, rebuild the embedded sample",
+        "data", help=HELP["data"],
         description="Datasets. `info` lists what is found where; `fetch` downloads the official "
                     "MNIST or EMNIST files (resumable, verified); `make-sample` rebuilds the "
                     "MNIST sample embedded in the package.")

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from ..argtypes import output_file
+from . import HELP
 
 __all__ = ["register", "format_csv", "format_json"]
 
@@ -22,7 +23,7 @@ POLICY = ("Images must be 28x28 pixels (other sizes are refused, not resized); c
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "predict", help="classify your images with a trained network (classes + softmax, CSV/JSON)",
+        "predict", help=HELP["predict"],
         description="Classify images with a trained network: a run folder of 'spykehw run', a state "
                     "file or an export folder. Images: a folder of PNG/JPEG files (name order), one "
                     "picture, an .npy/.npz array or an IDX file. " + POLICY + " Output: one row per "

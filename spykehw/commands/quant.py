@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..argtypes import count, nonneg_int, output_dir, workers
 from ..options_args import add_options_arguments
+from . import HELP
 
 __all__ = ["register"]
 
@@ -37,7 +38,7 @@ A sweep file (TOML) takes the same settings as the flags (flags win):
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "quant", help="sweep number formats of the integer model (accuracy vs bits), on Dask",
+        "quant", help=HELP["quant"],
         description="Run the integer pipeline (encoder, STDP Conv1, features, classifier trained in "
                     "float then quantized) at many number formats and the float pipeline as the "
                     "baseline, on one or more datasets, in parallel on Dask. Finished points are "

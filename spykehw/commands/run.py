@@ -7,13 +7,14 @@ from pathlib import Path
 
 from ..argtypes import count, output_dir, seed
 from ..options_args import add_options_arguments
+from . import HELP
 
 __all__ = ["register"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "run", help="the whole flow on a dataset (default: the embedded MNIST sample)",
+        "run", help=HELP["run"],
         description="STDP-train Conv1, extract features, train and test the classifier, for the float "
                     "reference and the integer golden model; then generate the RTL and co-simulate a "
                     "few test images. Prints a short report; files go to a run folder with a manifest.")

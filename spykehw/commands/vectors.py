@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..argtypes import count, existing_file, output_dir, seed
+from . import HELP
 
 __all__ = ["register"]
 
@@ -56,7 +57,7 @@ def _classifier(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("vectors", help="make golden test vectors for an RTL block",
+    p = subparsers.add_parser("vectors", help=HELP["vectors"],
                               description="Run inputs through the integer golden model and write "
                                           "self-describing vector files (vectors/README.md).")
     sub = p.add_subparsers(dest="block", metavar="BLOCK", required=True)

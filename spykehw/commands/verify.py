@@ -8,13 +8,14 @@ import sys
 from pathlib import Path
 
 from ..argtypes import count, output_dir
+from . import HELP
 
 __all__ = ["register"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "verify", help="the same images through float, int, Amaranth, Verilator, Icarus: where do they differ?",
+        "verify", help=HELP["verify"],
         description="Run the same images through each level of the verification ladder and compare "
                     "with the integer golden model: float (agreement rate; not meant to be equal), "
                     "int (the reference), amaranth (Amaranth simulator), verilator and icarus "
