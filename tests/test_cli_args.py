@@ -121,11 +121,10 @@ def test_data_info_verify_exit_status_follows_its_errors(tmp_path, capsys):
 
 def test_bench_prints_before_saving(tmp_path, monkeypatch, capsys):
     """The JSON goes to stdout before the save that can fail, so a measurement is never lost."""
-    import spykehw.bench as bench
     import spykehw.commands.bench as command
 
-    monkeypatch.setattr(bench, "run_benchmarks", lambda *a, **k: {"ok": True, "results": {}})
-    monkeypatch.setattr(bench, "resolve_dataset", lambda d, dd: ("mnist-sample", None))
+    monkeypatch.setattr(command, "run_benchmarks", lambda *a, **k: {"ok": True, "results": {}})
+    monkeypatch.setattr(command, "resolve_dataset", lambda d, dd: ("mnist-sample", None))
 
     def refuse(*a, **k):
         raise OSError(28, "No space left on device", str(tmp_path / "b.json"))

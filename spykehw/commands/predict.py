@@ -8,7 +8,10 @@ import json
 import sys
 from pathlib import Path
 
+from ..api import load
 from ..argtypes import output_file
+from ..images import read_images
+from ..output import atomic_write
 from . import HELP
 
 __all__ = ["register", "format_csv", "format_json"]
@@ -63,10 +66,6 @@ def format_json(names: list[str], pred, source: str, model_name: str) -> str:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from ..api import load
-    from ..images import read_images
-    from ..output import atomic_write
-
     net = load(args.source)
     names, images = read_images(args.images)
     pred = net.predict(images, model=args.model)

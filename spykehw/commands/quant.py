@@ -4,10 +4,26 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 from ..argtypes import count, nonneg_int, output_dir, workers
+from ..golden.progress import format_duration
 from ..options_args import add_options_arguments
+from ..output import RunFolder
+from ..quant.points import (
+    Sweep,
+    SweepError,
+    build_points,
+    network_options,
+    parse_int_list,
+    parse_lut,
+    parse_overrides,
+    parse_str_list,
+    sweep_from_toml,
+)
+from ..quant.report import report_meta, run_lines, write_report
+from ..quant.sweep import load_saved, parse_injection, plan_sweep, run_sweep, save_plan
 from . import HELP
 
 __all__ = ["register"]
@@ -99,16 +115,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_main)
 
 
-def _sweep(args: argparse.Namespace):
-    from ..quant.points import (
-        Sweep,
-        parse_int_list,
-        parse_lut,
-        parse_overrides,
-        parse_str_list,
-        sweep_from_toml,
-    )
-
+def _sweep(args: argparse.Namespace) -> Sweep:
     values = sweep_from_toml(args.sweep) if args.sweep else {}
     flags = {
         "datasets": (args.dataset, lambda v: parse_str_list(v, "--dataset")),
@@ -138,20 +145,6 @@ def _sweep(args: argparse.Namespace):
 
 
 def _main(args: argparse.Namespace) -> int:
-    import tempfile
-
-    from ..golden.progress import format_duration
-    from ..output import RunFolder
-    from ..quant.points import SweepError, build_points
-    from ..quant.report import report_meta, run_lines, write_report
-    from ..quant.sweep import (
-        load_saved,
-        parse_injection,
-        plan_sweep,
-        run_sweep,
-        save_plan,
-    )
-
     if args.report_only:
         if args.dir is None:
             raise SweepError("--report-only: needs --dir, the sweep folder to report on")
@@ -167,7 +160,6 @@ def _main(args: argparse.Namespace) -> int:
         return 0
 
     sweep = _sweep(args)
-    from ..quant.points import network_options
     for ds in sweep.datasets:  # a bad options file fails here, with one line naming the key
         network_options(sweep, ds, 0)
     points = build_points(sweep)  # impossible combinations fail here, before any work

@@ -6,14 +6,16 @@ import argparse
 from pathlib import Path
 
 from ..argtypes import count, existing_file, output_dir, seed
+from ..golden.formats import DEFAULT_PRESET, load_formats
+from ..output import RunFolder
+from ..sim.framework.vectors import read_vectors
 from . import HELP
 
 __all__ = ["register"]
 
 
 def _conv(args: argparse.Namespace) -> int:
-    from ..golden.formats import DEFAULT_PRESET, load_formats
-    from ..output import RunFolder
+    # hw extra: the vector generators build the RTL's configuration (Amaranth)
     from ..sim.conv.vector_gen import (
         COMMITTED,
         conv1_weights,
@@ -45,8 +47,7 @@ def _conv(args: argparse.Namespace) -> int:
 
 
 def _classifier(args: argparse.Namespace) -> int:
-    from ..sim.classifier.vector_gen import COMMITTED, write_committed
-    from ..sim.framework.vectors import read_vectors
+    from ..sim.classifier.vector_gen import COMMITTED, write_committed  # hw extra: Amaranth
 
     names = list(COMMITTED) if args.only == "all" else [args.only]
     for name in names:
@@ -84,7 +85,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
     c.set_defaults(func=_conv)
 
-    from ..sim.classifier.vector_gen import COMMITTED
+    from ..sim.classifier.vector_gen import COMMITTED  # hw extra: Amaranth
     k = sub.add_parser("classifier", help="classifier vectors (the committed sets, rebuilt)",
                        description="Classifier vectors: the adversarial, extreme and real sets that "
                                    "vectors/classifier holds, rebuilt from their seeds (the real "

@@ -7,7 +7,11 @@ import json
 import sys
 from pathlib import Path
 
+from ..api import load
 from ..argtypes import count, output_dir
+from ..data import load_sample
+from ..images import read_images
+from ..verify import VerifyError, agreement, available_levels, first_difference, verify
 from . import HELP
 
 __all__ = ["register"]
@@ -63,17 +67,6 @@ def _table(rows: list[dict]) -> list[str]:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from ..api import load
-    from ..data import load_sample
-    from ..images import read_images
-    from ..verify import (
-        VerifyError,
-        agreement,
-        available_levels,
-        first_difference,
-        verify,
-    )
-
     net = load(args.source)
     if args.images_from is not None:
         names, images = read_images(args.images_from)
