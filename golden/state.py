@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from .classifier import ClassifierParams
+from .classifier_params import ClassifierParams
 from .errors import SpykehwError
 from .files import atomic_write
 from .formats import NumberFormats

@@ -25,9 +25,9 @@ from .export.loader import load_export
 from .export.source import STATE_IN_RUN, read_source
 from .export.writer import MAP_FILE, write_export
 from .flow import RunConfig, run_flow
-from .golden.classifier import ClassifierParams
 from .golden.classifier import predict as float_predict
 from .golden.classifier_int import IntClassifier, forward_int
+from .golden.classifier_params import ClassifierParams
 from .golden.errors import SpykehwError
 from .golden.formats import DEFAULT_PRESET, NumberFormats, preset
 from .golden.options import NetworkOptions, classifier_defaults

@@ -55,7 +55,8 @@ import numpy as np
 from .data import load_dataset
 from .data.datasets import MNIST_STEMS
 from .data.locate import DatasetError, find_dataset_files, search_dataset
-from .golden.classifier import TrainState, evaluate, init_params, run_epochs, split_validation
+from .golden.classifier import TrainState, evaluate, run_epochs
+from .golden.classifier_params import init_params, split_validation
 from .golden.conv import train_conv
 from .golden.errors import SpykehwError
 from .golden.formats import load_formats
