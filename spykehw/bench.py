@@ -57,7 +57,7 @@ from .data.datasets import MNIST_STEMS
 from .data.locate import DatasetError, find_dataset_files, search_dataset
 from .golden.classifier import TrainState, evaluate, run_epochs
 from .golden.classifier_params import init_params, split_validation
-from .golden.conv import train_conv
+from .golden.conv_training import train_conv
 from .golden.errors import SpykehwError
 from .golden.formats import load_formats
 from .golden.option_sets import apply_settings, load_options

@@ -11,7 +11,7 @@ where the map wants an ON-centre spike, blue where it wants an OFF one, white wh
 are equal (at initialisation everything is 0.8 - 0.8 = 0). ``mode="on_off"`` draws the ON
 (top) and OFF (bottom) kernels of each map in grey, 0 = black, 1 = white, split by an orange
 line. Weights must be
-fractions of 1 (:meth:`~spykehw.golden.conv.TrainTrace.to_unit` converts integer weights).
+fractions of 1 (:meth:`~spykehw.golden.conv_training.TrainTrace.to_unit` converts integer weights).
 """
 
 from __future__ import annotations

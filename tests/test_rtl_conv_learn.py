@@ -2,7 +2,7 @@
 """The learning ConvCore (``ConvCoreConfig(learning=True)``) in the Amaranth simulator.
 
 Oracles: one STDP step worked out by hand (docstring of ``test_hand_stdp_step``), and the golden
-integer model (:func:`spykehw.golden.conv.train_conv`, itself tested in ``test_conv.py``):
+integer model (:func:`spykehw.golden.conv_training.train_conv`, itself tested in ``test_conv.py``):
 random sequences on a tiny layer (every rounding mode, lane groups, homeostasis and learning-rate
 changes that the golden model confirms happen) and the committed ``conv-learn`` files, which are
 also regenerated from their stored source images and compared. Every comparison is exact.

@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 
 from ...golden.arithmetic import int_arithmetic
-from ...golden.conv import train_conv
+from ...golden.conv_training import train_conv
 from ...golden.formats import NumberFormats
 from ...golden.options import TIME_STEPS, ConvOptions
 from ...golden.spikes import SpikeEvents
