@@ -19,7 +19,7 @@ from spykehw.golden.options import CONV1, CONV2, ConvOptions
 from spykehw.rtl.conv_config import ConvCoreConfig, ConvCoreError
 from spykehw.rtl.conv_core import ConvCore
 from spykehw.rtl.conv_learning import suppression_count
-from spykehw.sim.conv.vector_gen import canonical_events
+from spykehw.sim.conv.cases import canonical_events
 from spykehw.sim.learning.expected import golden_training
 from spykehw.sim.learning.harness import simulate_learning
 from spykehw.sim.learning.vector_gen import (

@@ -17,7 +17,7 @@ from ...rtl.conv_config import ConvCoreConfig
 from ..conv.cosim import ConvCosimResult, build_conv_cosim
 from ..conv.harness import LONG_RUN_DEPTHS
 from ..conv.tb import ENV_STATS
-from ..conv.vector_gen import encode_cases
+from ..conv.cases import encode_cases
 from ..framework.cocotb_support import ENV_STALL
 from ..framework.images import mnist_train_images
 from ..framework.runners import CosimFailure, run_tests, tb_env

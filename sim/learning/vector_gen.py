@@ -50,7 +50,7 @@ from ...golden.options import CONV1, CONV2, TIME_STEPS, ConvOptions, EncoderOpti
 from ...golden.pipeline import initial_conv1_weights
 from ...golden.spikes import SpikeEvents
 from ...rtl.conv_config import ConvCoreConfig
-from ..conv.vector_gen import (
+from ..conv.cases import (
     STDP_TRAIN_IMAGES,
     canonical_events,
     encode_cases,

@@ -16,13 +16,8 @@ __all__ = ["register"]
 
 def _conv(args: argparse.Namespace) -> int:
     # hw extra: the vector generators build the RTL's configuration (Amaranth)
-    from ..sim.conv.vector_gen import (
-        COMMITTED,
-        conv1_weights,
-        source_vectors,
-        write_committed,
-        write_vector_set,
-    )
+    from ..sim.conv.committed import COMMITTED, write_committed
+    from ..sim.conv.vector_gen import conv1_weights, source_vectors, write_vector_set
 
     if args.source == "committed":
         names = [n for n in COMMITTED]
