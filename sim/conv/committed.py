@@ -18,7 +18,7 @@ from ...golden.formats import preset
 from ...golden.options import CONV1, CONV2
 from ...golden.spikes import SpikeEvents
 from ..framework.images import emnist_test_images, mnist_test_images, mnist_train_images
-from ..framework.vectors import VECTORS_DIR, VectorSet, read_vectors
+from ..framework.vectors import VECTORS_DIR, VectorSet, ragged, read_vectors
 from .cases import (
     STDP_TRAIN_IMAGES,
     ConvCase,
@@ -106,10 +106,7 @@ def committed_set(name: str, *, images: np.ndarray | None = None) -> VectorSet:
         sources["pattern"] = "pattern_weights(CONV2): structured, so that the file stays small"
         sources["events"] = "Pool1 spikes of golden Conv1 (stdp weights) on the real images"
         c1 = encode_cases(images, labels, fmt)
-        counts = [len(c.events) for c in c1]
-        ev = SpikeEvents(np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
-                         np.concatenate([c.events for c in c1]).astype(np.int16).reshape(-1, 4),
-                         steps, (2, 27, 27))
+        ev = SpikeEvents(*ragged([c.events for c in c1]), steps, (2, 27, 27))
         run = run_conv(ev, conv1_w, CONV1, int_arithmetic(CONV1, fmt), record=True)
         pooled = pool_events([run.spike_list(i) for i in range(len(c1))], CONV1, steps)
         cases = [ConvCase(c.name, p, 0, c.image) for c, p in zip(c1, pooled)]

@@ -48,7 +48,7 @@ from ...golden.state import load_state
 from ...rtl.conv_config import ConvCoreConfig
 from ..framework.images import emnist_test_images, mnist_test_images, mnist_train_images
 from ..framework.vector_checks import check_conv_infer
-from ..framework.vectors import ArraySpec, KindSpec, VectorSet, register_kind, write_vectors
+from ..framework.vectors import ArraySpec, KindSpec, VectorSet, ragged, register_kind, write_vectors
 from .cases import (
     STDP_TRAIN_IMAGES,
     ConvCase,
@@ -62,6 +62,7 @@ from .cases import (
 
 __all__ = [
     "KIND",
+    "LAYER_OPTIONS",
     "CONV_INFER",
     "ConvVectorError",
     "image_events",
@@ -69,6 +70,7 @@ __all__ = [
     "layer_options",
     "core_config",
     "check_drives",
+    "layer_header",
     "make_conv_vectors",
     "write_vector_set",
     "SOURCES",
@@ -77,6 +79,11 @@ __all__ = [
 ]
 
 KIND = "conv-infer"
+
+LAYER_OPTIONS = ("layer", "conv", "encoder", "steps", "max_spikes_per_input", "threshold",
+                 "potential_bits")
+"""The options every conv vector file (``conv-infer``, ``conv-learn``) records about its layer
+(:func:`layer_header`)."""
 
 
 CONV_INFER = register_kind(KindSpec(
@@ -93,8 +100,7 @@ CONV_INFER = register_kind(KindSpec(
         "spikes": ArraySpec("int16", ("NS", "Q"), "expected conv spikes (t, m, u, v), golden order"),
         "features": ArraySpec("uint8", ("N", "F"), "expected pool features, 0/1"),
     },
-    options=("layer", "conv", "encoder", "steps", "max_spikes_per_input", "threshold",
-             "potential_bits", "cases", "weight_sets", "sources"),
+    options=(*LAYER_OPTIONS, "cases", "weight_sets", "sources"),
     check=check_conv_infer,
 ))
 
@@ -119,14 +125,15 @@ def layer_options(vs: VectorSet) -> ConvOptions:
     return ConvOptions(**vs.options["conv"])
 
 
-def core_config(vs: VectorSet, parallelism: int | None = None):
-    """The :class:`~spykehw.rtl.conv_core.ConvCoreConfig` a vector set needs (``parallelism``
-    defaults to all maps)."""
+def core_config(vs: VectorSet, parallelism: int | None = None, *, learning: bool = False):
+    """The :class:`~spykehw.rtl.conv_core.ConvCoreConfig` a conv vector set needs (``parallelism``
+    defaults to all maps; ``learning`` for a ``conv-learn`` set)."""
 
     opts = layer_options(vs)
     return ConvCoreConfig(options=opts, formats=vs.formats, steps=int(vs.options["steps"]),
                           parallelism=opts.maps if parallelism is None else parallelism,
-                          max_spikes_per_input=int(vs.options["max_spikes_per_input"]))
+                          max_spikes_per_input=int(vs.options["max_spikes_per_input"]),
+                          learning=learning)
 
 
 def check_drives(vs: VectorSet, cfg) -> None:
@@ -147,6 +154,21 @@ def check_drives(vs: VectorSet, cfg) -> None:
 
 
 # ----- generation ----------------------------------------------------------------------------------
+
+def layer_header(formats: NumberFormats, opts: ConvOptions, *, layer: str, steps: int,
+                 max_spikes_per_input: int, encoder: EncoderOptions | None = None) -> dict[str, Any]:
+    """The :data:`LAYER_OPTIONS` of a conv vector file (threshold and potential width derived
+    from ``formats``, for readers)."""
+    return {
+        "layer": layer,
+        "conv": dataclasses.asdict(opts),
+        "encoder": dataclasses.asdict(encoder or EncoderOptions()),
+        "steps": steps,
+        "max_spikes_per_input": max_spikes_per_input,
+        "threshold": formats.threshold_int(opts.threshold),
+        "potential_bits": formats.potential_bits(opts.in_channels, opts.kernel, max_spikes_per_input),
+    }
+
 
 def _check_case(case: ConvCase, opts: ConvOptions, steps: int, max_spikes: int, n_sets: int) -> None:
     ev = case.events
@@ -195,10 +217,8 @@ def make_conv_vectors(formats: NumberFormats, opts: ConvOptions, weight_sets: Se
         idx = [i for i, c in enumerate(cases) if c.weight_set == k]
         if not idx:
             continue
-        counts = [len(cases[i].events) for i in idx]
-        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        ev = np.concatenate([cases[i].events for i in idx]).astype(np.int16).reshape(-1, 4)
-        run = run_conv(SpikeEvents(offsets, ev, steps, (C, S, S)), W[k], opts, arith, record=True)
+        events = SpikeEvents(*ragged([cases[i].events for i in idx]), steps, (C, S, S))
+        run = run_conv(events, W[k], opts, arith, record=True)
         for j, i in enumerate(idx):
             spikes[i] = run.spike_list(j)
             features[i] = run.features[j]
@@ -206,19 +226,14 @@ def make_conv_vectors(formats: NumberFormats, opts: ConvOptions, weight_sets: Se
     for i, c in enumerate(cases):
         if c.image is not None:
             images[i] = c.image
-    ev_counts = [len(c.events) for c in cases]
-    sp_counts = [len(s) for s in spikes]
+    event_offsets, events = ragged([c.events for c in cases])
+    spike_offsets, spike_rows = ragged(spikes)
     return VectorSet(
         kind=KIND,
         formats=formats,
         options={
-            "layer": layer,
-            "conv": dataclasses.asdict(opts),
-            "encoder": dataclasses.asdict(encoder or EncoderOptions()),
-            "steps": steps,
-            "max_spikes_per_input": max_spikes_per_input,
-            "threshold": formats.threshold_int(opts.threshold),
-            "potential_bits": formats.potential_bits(opts.in_channels, opts.kernel, max_spikes_per_input),
+            **layer_header(formats, opts, layer=layer, steps=steps,
+                           max_spikes_per_input=max_spikes_per_input, encoder=encoder),
             "cases": [c.name for c in cases],
             "weight_sets": [name for name, _ in weight_sets],
             "sources": dict(sources or {}),
@@ -229,10 +244,10 @@ def make_conv_vectors(formats: NumberFormats, opts: ConvOptions, weight_sets: Se
             "weights": W,
             "weight_set": np.array([c.weight_set for c in cases], dtype=np.int64),
             "images": images,
-            "event_offsets": np.concatenate([[0], np.cumsum(ev_counts)]).astype(np.int64),
-            "events": (np.concatenate([c.events for c in cases]) if N else np.zeros((0, 4))).astype(np.int16),
-            "spike_offsets": np.concatenate([[0], np.cumsum(sp_counts)]).astype(np.int64),
-            "spikes": (np.concatenate(spikes) if N else np.zeros((0, 4))).astype(np.int16),
+            "event_offsets": event_offsets,
+            "events": events,
+            "spike_offsets": spike_offsets,
+            "spikes": spike_rows,
             "features": features,
         },
     )

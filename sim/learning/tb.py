@@ -35,6 +35,7 @@ from ..conv.packing import (
     weight_words,
 )
 from ..conv.tb import ENV_STATS, _child, load_weights, read_weights
+from ..conv.vector_gen import image_events
 from ..framework.batches import plan_batches
 from ..framework.cocotb_support import (
     ENV_REPORT,
@@ -50,7 +51,7 @@ from ..framework.cocotb_support import (
 )
 from ..framework.vectors import read_vectors
 from .harness import winners_by_image, words_to_weights
-from .vector_gen import KIND, image_events, image_winners
+from .vector_gen import KIND, image_winners
 
 __all__ = ["learning_matches_vectors", "ENV_LEARN_IMAGES", "ENV_LEARN_EVERY", "learn_batches"]
 
