@@ -1,7 +1,8 @@
 """How the numbers of a conv layer work: float (the reference) or integer (the golden model).
 
 The conv dynamics (integration, threshold, lateral inhibition, STDP competition) are one
-numba kernel for both models (:mod:`spykehw.golden.conv`); what differs is the weight dtype, the
+numba kernel for both models (:mod:`spykehw.golden.conv`, :mod:`spykehw.golden.conv_training`);
+what differs is the weight dtype, the
 threshold and the two weight updates, which live here as small njit functions with the same
 signature. The kernel calls :func:`stdp_update` and :func:`homeostasis_decay`, which numba
 resolves at compile time by the weights' dtype (float -> reference, integer -> golden model),

@@ -38,7 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
-from .classifier import ClassifierError, ClassifierParams, add_rows, check_binary
+from .classifier_kernels import add_rows
+from .classifier_params import ClassifierError, ClassifierParams, check_binary
 from .errors import SpykehwError
 from .fixed import accumulator_range, quantize, signed_range, signed_width
 from .formats import NumberFormats

@@ -61,6 +61,7 @@ from .errors import SpykehwError
 from .exp_lut import exp_lut
 from .fixed import round_half_up
 from .names import UnsafeName, check_safe_name
+from .options import dotted_keys
 
 __all__ = [
     "EncoderFormat",
@@ -399,19 +400,9 @@ def _named(fmt: NumberFormats, name: Any, base: Any) -> NumberFormats:
     check_safe_name(name, "name")
     known = PRESETS.get(name)
     if known is not None and known.digest() != digest:
-        changed = [k for k, v in _flat(fmt.to_dict()).items()
-                   if k != "name" and _flat(known.to_dict()).get(k) != v]
+        changed = [k for k, v in dotted_keys(fmt.to_dict()).items()
+                   if k != "name" and dotted_keys(known.to_dict()).get(k) != v]
         raise FormatError(f"name: {name!r} is a preset's name but the config differs from it "
                           f"({', '.join(changed)}); remove 'name' (the config is then called "
                           f"{name}-custom-{digest[:8]}) or choose another")
     return fmt
-
-
-def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out

@@ -9,7 +9,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from .options import NetworkOptions, OptionsError, typed_value, classifier_defaults
+from .options import NetworkOptions, OptionsError, classifier_defaults, dotted_keys, typed_value
 
 __all__ = [
     "OPTION_PRESETS",
@@ -82,20 +82,9 @@ def option_keys() -> dict[str, str]:
     return out
 
 
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
-
-
 def changed_keys(opts: NetworkOptions, base: NetworkOptions) -> dict[str, Any]:
     """Dotted keys whose value in ``opts`` differs from ``base`` (-> the value in ``opts``)."""
-    a, b = _flatten(opts.to_dict()), _flatten(base.to_dict())
+    a, b = dotted_keys(opts.to_dict()), dotted_keys(base.to_dict())
     return {k: v for k, v in a.items() if b.get(k) != v}
 
 
@@ -124,7 +113,7 @@ def load_options(spec: str | Path, dataset: str = "mnist") -> NetworkOptions:
         if not isinstance(base_name, str) or base_name not in OPTION_PRESETS:
             raise OptionsError(f"preset: expected one of {', '.join(OPTION_PRESETS)}, found {base_name!r}")
         base = options_preset(base_name, dataset)
-        flat = _flatten(data)
+        flat = dotted_keys(data)
         keys = option_keys()
         for k in flat:
             if k not in keys:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 from .errors import SpykehwError
 
@@ -24,6 +24,7 @@ __all__ = [
     "CONV1",
     "CONV2",
     "OptionsError",
+    "dotted_keys",
 ]
 
 
@@ -294,6 +295,18 @@ class NetworkOptions:
                 raise OptionsError(f"{dotted}: unknown option")
             node[last] = value
         return NetworkOptions.from_dict(d)
+
+
+def dotted_keys(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested settings dict as ``{"section.field": value}``: the keys of ``--set``, of options
+    files and of error messages (also for number formats and vector-file headers)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, Mapping):
+            out.update(dotted_keys(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
 
 
 def _type_error(key: str, want: str, value: Any) -> OptionsError:

@@ -11,14 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from .arithmetic import Arithmetic, float_arithmetic, int_arithmetic
-from .conv import (
-    ConvRun,
-    TrainTrace,
-    init_weights,
-    quantize_weights,
-    run_conv,
-    train_conv,
-)
+from .conv import ConvRun, init_weights, quantize_weights, run_conv
+from .conv_training import TrainTrace, train_conv
 from .encoding import encode_float, encode_int
 from .formats import NumberFormats
 from .options import ConvOptions, EncoderOptions, NetworkOptions

@@ -17,22 +17,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .classifier import (
-    ClassifierError,
-    ClassifierParams,
-    TrainResult,
-    TrainState,
-    check_binary,
-    check_labels,
-    run_epochs,
-    softmax_ce,
-)
+from .classifier import TrainResult, TrainState, run_epochs, softmax_ce
 from .classifier_int import (
     forward_int,
     quant_table,
     quantize_classifier,
     require_binary_hidden,
 )
+from .classifier_params import ClassifierError, ClassifierParams, check_binary, check_labels
 from .fixed import signed_range
 from .formats import NumberFormats
 from .options import ClassifierOptions

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from .classifier import ClassifierParams
+from .classifier_params import ClassifierParams
 from .errors import SpykehwError
 from .files import atomic_write
 from .formats import NumberFormats
@@ -140,7 +140,7 @@ def make_state(trace, options: NetworkOptions, formats: NumberFormats | None, *,
                classifier_int: dict[str, np.ndarray] | None = None,
                provenance: dict[str, Any] | None = None,
                results: dict[str, Any] | None = None) -> TrainedState:
-    """A :class:`TrainedState` from a :class:`~spykehw.golden.conv.TrainTrace` and the rest."""
+    """A :class:`TrainedState` from a :class:`~spykehw.golden.conv_training.TrainTrace` and the rest."""
     return TrainedState(
         model="float" if formats is None else "int", options=options.to_dict(),
         formats=None if formats is None else formats.to_dict(),

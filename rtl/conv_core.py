@@ -1,6 +1,6 @@
 """The conv/inhibition core for inference: bit-exact with the golden ``run_conv`` (as a set per step).
 
-What it computes (the module docstring of :mod:`spykehw.golden.conv`, inference part): per
+What it computes (the module docstring of :mod:`spykehw.golden.conv`): per
 image, per step ``t``, every input spike ``(c, y, x)`` of the step adds ``W[m, c, kr, kc]`` to
 ``V[m, u, v]`` for ``(u, v) = (y - kr, x - kc)`` inside the ``H x H`` output (potentials start at
 0 for each image, never leak, never reset); at the end of the step every position that has not

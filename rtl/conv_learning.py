@@ -4,8 +4,8 @@
 (the inference datapath is reused as is: integration, firing, pool features); with
 ``learning=False`` nothing here exists and the core is the inference core, unchanged.
 
-What it computes: the training part of :mod:`spykehw.golden.conv` (``_train_kernel`` with the
-integer :mod:`spykehw.golden.arithmetic`), bit for bit, for ``competition="greedy"`` (the
+What it computes: :mod:`spykehw.golden.conv_training` (``_train_kernel`` with the integer
+:mod:`spykehw.golden.arithmetic`), bit for bit, for ``competition="greedy"`` (the
 authors' code; ``per_map`` is refused by :class:`ConvCoreConfig` with a ConvCoreError). After the
 firing stage of every step ``t`` of an image:
 

@@ -19,7 +19,7 @@ def __getattr__(name: str):
     # The API (and with it the golden model: numpy, numba) is imported on first use, so
     # `import spykehw` and `spykehw --help` stay fast; hardware parts load when called.
     if name in _API:
-        from . import api
+        from . import api  # on first use: `import spykehw` stays light (see above)
         return getattr(api, name)
     raise AttributeError(f"module 'spykehw' has no attribute {name!r}")
 

@@ -10,7 +10,7 @@ Everything here wires existing parts together (DESIGN.md: the API holds no logic
 :mod:`spykehw.golden` computes, :func:`spykehw.flow.run_flow` trains, :mod:`spykehw.export`
 writes the weights, :mod:`spykehw.hardware` generates and co-simulates the RTL. Importing this
 module imports the golden model (numpy, numba) only; Amaranth and cocotb are imported when a
-hardware method is called.
+hardware method is called (by :mod:`spykehw.hardware`).
 """
 
 from __future__ import annotations
@@ -23,15 +23,17 @@ import numpy as np
 
 from .export.loader import load_export
 from .export.source import STATE_IN_RUN, read_source
-from .export.writer import MAP_FILE
-from .golden.classifier import ClassifierParams
+from .export.writer import MAP_FILE, write_export
+from .flow import RunConfig, run_flow
 from .golden.classifier import predict as float_predict
 from .golden.classifier_int import IntClassifier, forward_int
+from .golden.classifier_params import ClassifierParams
 from .golden.errors import SpykehwError
-from .golden.formats import NumberFormats
-from .golden.options import NetworkOptions
+from .golden.formats import DEFAULT_PRESET, NumberFormats, preset
+from .golden.options import NetworkOptions, classifier_defaults
 from .golden.pipeline import extract_features
 from .golden.state import load_state
+from .hardware import cosimulate_network, generate_network
 from .images import as_images, read_images
 
 __all__ = ["ApiError", "Prediction", "Network", "load", "train", "FLOAT_STATE", "INT_STATE"]
@@ -219,8 +221,6 @@ class Network:
         dict
             The memory map written to ``memory_map.json``.
         """
-        from .export.writer import write_export
-
         self.integer_model("export")
         if self._int_state is None:
             raise ApiError(f"{self.source}: already an export; export from its run folder or state file")
@@ -248,8 +248,6 @@ class Network:
         dict
             ``{"conv_core": GeneratedVerilog, "classifier": GeneratedVerilog}``.
         """
-        from .hardware import generate_network
-
         _, q = self.integer_model("verilog")
         return generate_network(self.options, self.formats, q, out_dir, conv_lanes=conv_lanes,
                                 classifier_lanes=classifier_lanes, w2_on_chip=w2_on_chip)
@@ -274,8 +272,6 @@ class Network:
             The RTL's classes, softmax words and features, and ``passed`` (every output equal to
             the integer golden model's).
         """
-        from .hardware import cosimulate_network
-
         w, q = self.integer_model("cosimulate")
         return cosimulate_network(self.options, self.formats, w, q, _images(images), simulator=simulator,
                                   folder=folder, conv_lanes=conv_lanes, classifier_lanes=classifier_lanes)
@@ -378,9 +374,6 @@ def train(dataset: str = "mnist-sample", *, options: NetworkOptions | None = Non
     Network
         The trained network, loaded from its run folder (``net.source``).
     """
-    from .flow import RunConfig, classifier_defaults, run_flow
-    from .golden.formats import DEFAULT_PRESET, preset
-
     if options is None:
         options = NetworkOptions(classifier=classifier_defaults(dataset))
     cfg = RunConfig(dataset=dataset, data_dir=None if data_dir is None else Path(data_dir), seed=seed,

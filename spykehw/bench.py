@@ -49,9 +49,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import numba
 import numpy as np
 
+from .data import load_dataset
+from .data.datasets import MNIST_STEMS
+from .data.locate import DatasetError, find_dataset_files, search_dataset
+from .golden.classifier import TrainState, evaluate, run_epochs
+from .golden.classifier_params import init_params, split_validation
+from .golden.conv_training import train_conv
 from .golden.errors import SpykehwError
+from .golden.formats import load_formats
+from .golden.option_sets import apply_settings, load_options
+from .golden.pipeline import (
+    conv1_arithmetic,
+    encode,
+    encode_events,
+    extract_features,
+    initial_conv1_weights,
+    train_conv1,
+)
 
 __all__ = ["BENCHMARKS", "TARGETS", "BenchConfig", "BenchError", "quick_config",
            "resolve_dataset", "run_benchmarks", "run_one", "to_json"]
@@ -111,9 +128,6 @@ def quick_config(**changes: Any) -> BenchConfig:
 def resolve_dataset(requested: str, data_dir: str | Path | None) -> tuple[str, str | None]:
     """``(dataset to use, note)``: ``mnist`` if its files are found, else the embedded sample
     with a note saying why (the note is None when nothing was substituted)."""
-    from .data.datasets import MNIST_STEMS
-    from .data.locate import DatasetError, find_dataset_files, search_dataset
-
     if requested == "mnist-sample":
         return "mnist-sample", None
     if requested != "mnist":
@@ -192,8 +206,6 @@ def _source(ds, n: int, first: str) -> str:
 
 
 def _setup(cfg: BenchConfig, model: str):
-    from .data import load_dataset
-    from .golden.formats import load_formats
     ds = load_dataset(cfg.dataset, cfg.data_dir)
     fmt = None if model == "float" else load_formats(cfg.formats)
     return ds, bench_options(cfg), fmt
@@ -201,8 +213,6 @@ def _setup(cfg: BenchConfig, model: str):
 
 def bench_options(cfg: BenchConfig):
     """The algorithm options of every benchmark: ``cfg.options`` for MNIST, then ``cfg.settings``."""
-    from .golden.option_sets import apply_settings, load_options
-
     return apply_settings(load_options(cfg.options, "mnist"), [tuple(kv) for kv in cfg.settings])
 
 
@@ -211,8 +221,6 @@ def _rate(n: int, r: dict[str, Any]) -> dict[str, Any]:
 
 
 def _bench_encode(cfg: BenchConfig, model: str) -> dict[str, Any]:
-    from .golden.pipeline import encode
-
     ds, opts, fmt = _setup(cfg, model)
     x, _ = _images(ds, cfg.encode_images, "test")
     encode(x[:cfg.warmup_images], opts.encoder, fmt)
@@ -226,9 +234,6 @@ def _weights_file(cfg: BenchConfig, model: str) -> Path | None:
 
 
 def _bench_stdp(cfg: BenchConfig, model: str) -> dict[str, Any]:
-    from .golden.conv import train_conv
-    from .golden.pipeline import conv1_arithmetic, encode_events, initial_conv1_weights
-
     ds, opts, fmt = _setup(cfg, model)
     x, _ = _images(ds, cfg.stdp_images, "train")
     t0 = time.perf_counter()
@@ -254,14 +259,11 @@ def _conv1_weights(cfg: BenchConfig, model: str, ds, opts, fmt) -> tuple[np.ndar
     wf = _weights_file(cfg, model)
     if wf is not None and wf.is_file():
         return np.load(wf), f"trained by stdp_{model} ({cfg.stdp_images} images requested)"
-    from .golden.pipeline import train_conv1
     x, _ = _images(ds, cfg.stdp_images, "train")
     return train_conv1(x, opts, fmt).weights, f"trained here on {len(x)} images (untimed)"
 
 
 def _bench_extract(cfg: BenchConfig, model: str) -> dict[str, Any]:
-    from .golden.pipeline import extract_features
-
     ds, opts, fmt = _setup(cfg, model)
     w, how = _conv1_weights(cfg, model, ds, opts, fmt)
     x, _ = _images(ds, cfg.encode_images, "test")
@@ -275,15 +277,6 @@ def _bench_extract(cfg: BenchConfig, model: str) -> dict[str, Any]:
 
 
 def _bench_classifier(cfg: BenchConfig, model: str) -> dict[str, Any]:
-    from .golden.classifier import (
-        TrainState,
-        evaluate,
-        init_params,
-        run_epochs,
-        split_validation,
-    )
-    from .golden.pipeline import extract_features
-
     ds, opts, _ = _setup(cfg, "float")
     w, how = _conv1_weights(cfg, "float", ds, opts, None)
     x, y = _images(ds, cfg.classifier_images, "train")
@@ -327,8 +320,6 @@ _FUNCS: dict[str, tuple[Callable[[BenchConfig, str], dict[str, Any]], str]] = {
 
 def run_one(name: str, cfg: BenchConfig) -> dict[str, Any]:
     """Run one benchmark in this process (the benchmark process calls this)."""
-    import numba
-
     if cfg.threads is not None:
         numba.set_num_threads(min(cfg.threads, numba.config.NUMBA_NUM_THREADS))
     fn, model = _FUNCS[name]
@@ -418,8 +409,6 @@ def run_benchmarks(cfg: BenchConfig, names: tuple[str, ...] = BENCHMARKS, *, qui
     if unknown:
         raise BenchError(f"unknown benchmark {', '.join(unknown)} (known: {', '.join(BENCHMARKS)})")
     names = tuple(n for n in BENCHMARKS if n in names)
-    import numba
-
     report: dict[str, Any] = {
         "command": "spykehw bench",
         "started_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),

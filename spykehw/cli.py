@@ -2,7 +2,8 @@
 
 Each subcommand lives in :mod:`spykehw.commands` as a module with ``register(subparsers)``
 that adds its parser and sets ``func`` (called with the parsed arguments, returning an exit
-status).
+status). :func:`main` imports only the module of the command it runs (``spykehw --help`` none):
+a command module imports what its command needs (the golden model, Dask, Amaranth) at its top.
 
 Every way a command ends is decided here, once: input errors (:class:`SpykehwError`, and the
 operating system's refusals such as a missing or unreadable file) are one line and exit status
@@ -19,30 +20,44 @@ import signal
 import sys
 import threading
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from . import __version__
 from .argtypes import OneLineParser
 from .cli_flags import add_common_flags, run_command
+from .commands import HELP
 from .golden.errors import SpykehwError
 from .output import close_open_folders
 
 __all__ = ["main", "build_parser"]
 
 # Subcommand modules in the order --help lists them.
-COMMANDS = ("run", "predict", "verify", "data", "bench", "quant", "vectors", "verilog", "cosim", "fpga", "export")
+COMMANDS = tuple(HELP)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: Iterable[str] = COMMANDS) -> argparse.ArgumentParser:
+    """The parser, with ``commands`` in full (their modules imported) and the others as their
+    line in the listing only."""
     parser = OneLineParser(
         prog="spykehw",
         description="SpykeFlow in hardware: float reference, integer golden model, RTL and co-simulation.")
     parser.add_argument("--version", action="version", version=f"spykehw {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    full = set(commands)
     for name in COMMANDS:
-        importlib.import_module(f"spykehw.commands.{name}").register(sub)
+        if name in full:
+            importlib.import_module(f"spykehw.commands.{name}").register(sub)
+        else:
+            sub.add_parser(name, help=HELP[name])
     add_common_flags(parser)        # --quiet, --json, --debug on every subcommand
     return parser
+
+
+def _command(argv: list[str]) -> list[str]:
+    """The command ``argv`` runs, as a list (empty for ``--help``, ``--version`` or a typo):
+    the first word that is not an option (the top level's options take no value)."""
+    word = next((a for a in argv if not a.startswith("-")), None)
+    return [word] if word in COMMANDS else []
 
 
 class Terminated(KeyboardInterrupt):
@@ -75,8 +90,8 @@ def _error_line(e: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(_command(argv)).parse_args(argv)
     try:
         with _sigterm_interrupts():
             status = run_command(args)

@@ -35,6 +35,7 @@ from .golden.options import NetworkOptions, classifier_defaults
 from .golden.pipeline import encode, extract_features, model_name, train_conv1
 from .golden.progress import Progress, format_duration
 from .golden.state import make_state, save_state
+from .hw_flow import run_hardware_stage
 from .output import RunFolder
 
 __all__ = ["RunConfig", "run_flow", "ModelResult"]
@@ -182,7 +183,7 @@ def _int_arrays(q) -> dict[str, np.ndarray] | None:
 
 def _plots(folder: RunFolder, tag: str, trace, run, ds: Dataset, pred: np.ndarray,
            result: TrainResult) -> None:
-    from . import plots  # matplotlib is slow to import; only when plotting
+    from . import plots  # matplotlib: slow to import, and only when plotting
     n = len(ds.classes)
     plots.write_all_plots(folder, trace=trace, run=run, labels=ds.test_labels, classes=ds.classes,
                           confusion=metrics.confusion_matrix(ds.test_labels, pred, n),
@@ -201,15 +202,6 @@ def _compare(f: ModelResult, i: ModelResult, report: _Report) -> None:
     report.result("compare", {"identical_encodings": float(same_lat.mean()),
                               "identical_features": float(same_feat.mean()),
                               "same_prediction": float(same_pred.mean()), "accuracy_gap_points": gap})
-
-
-def _hardware(cfg: RunConfig, ints: ModelResult, ds: Dataset, folder: RunFolder, report: _Report) -> None:
-    try:
-        from .hw_flow import run_hardware_stage
-    except ImportError as e:  # the hardware extras (amaranth, cocotb) are optional
-        report.say(f"[hardware] skipped: {e}")
-        return
-    run_hardware_stage(cfg, ints, ds, folder, report)
 
 
 def run_flow(cfg: RunConfig) -> RunFolder:
@@ -236,7 +228,7 @@ def run_flow(cfg: RunConfig) -> RunFolder:
         ints = _run_model(ds, cfg, cfg.formats, folder, report)
         _compare(flt, ints, report)
         if cfg.hardware:
-            _hardware(cfg, ints, ds, folder, report)
+            run_hardware_stage(cfg, ints, ds, folder, report)
     total = time.perf_counter() - t0
     report.say(f"done in {format_duration(total)}; results, plots and trained states in {folder.path} "
                f"(manifest.json lists every file)")

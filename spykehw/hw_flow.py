@@ -27,6 +27,10 @@ from typing import Any
 
 import numpy as np
 
+from .golden.state import load_state
+from .hardware import generate_network
+from .sim.framework.toolchain import find_verilator, missing_reason
+
 __all__ = ["IMAGES", "LANES", "CONV_PARALLELISM", "run_hardware_stage"]
 
 IMAGES = 8
@@ -37,7 +41,6 @@ CONV_PARALLELISM = 30
 
 
 def _simulator() -> str | None:
-    from .sim.framework.toolchain import missing_reason
     for name in ("verilator", "icarus"):
         if not missing_reason(name):
             return name
@@ -45,16 +48,18 @@ def _simulator() -> str | None:
 
 
 def run_hardware_stage(cfg, ints, ds, folder, report) -> None:
-    """Generate, lint and co-simulate (see the module docstring); results under ``hardware``."""
-    from .golden.state import load_state
-    from .hardware import generate_network
-    from .rtl.classifier import ClassifierConfig
-    from .rtl.conv_config import ConvCoreConfig
-    from .sim.classifier.cosim import build_chain, run_chain
-    from .sim.classifier.vector_gen import chain_vectors, write_vector_set
-    from .sim.conv.vector_gen import write_vector_set as write_conv_vectors
-    from .sim.framework.lint import lint
-    from .sim.framework.toolchain import find_verilator
+    """Generate, lint and co-simulate (see the module docstring); results under ``hardware``;
+    skipped, with a line saying why, without the ``hw`` extra."""
+    try:  # hw extra: Amaranth, cocotb (optional; the models run without them)
+        from .rtl.classifier import ClassifierConfig
+        from .rtl.conv_config import ConvCoreConfig
+        from .sim.classifier.cosim import build_chain, run_chain
+        from .sim.classifier.vector_gen import chain_vectors, write_vector_set
+        from .sim.conv.vector_gen import write_vector_set as write_conv_vectors
+        from .sim.framework.lint import lint
+    except ImportError as e:
+        report.say(f"[hardware] skipped: {e}")
+        return
 
     t_start = time.perf_counter()
     seconds: dict[str, float] = {}

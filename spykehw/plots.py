@@ -11,7 +11,7 @@ where the map wants an ON-centre spike, blue where it wants an OFF one, white wh
 are equal (at initialisation everything is 0.8 - 0.8 = 0). ``mode="on_off"`` draws the ON
 (top) and OFF (bottom) kernels of each map in grey, 0 = black, 1 = white, split by an orange
 line. Weights must be
-fractions of 1 (:meth:`~spykehw.golden.conv.TrainTrace.to_unit` converts integer weights).
+fractions of 1 (:meth:`~spykehw.golden.conv_training.TrainTrace.to_unit` converts integer weights).
 """
 
 from __future__ import annotations
@@ -20,10 +20,12 @@ import math
 from pathlib import Path
 from typing import Sequence
 
+import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from .golden.classifier import best_epoch_index
 from .output import RunFolder, atomic_write
 
 __all__ = [
@@ -115,8 +117,6 @@ def _mosaic(tiles: list[list[np.ndarray | None]], gap: int) -> tuple[np.ndarray,
 
 def _draw_kernels(ax, tiles, mode: str, gap: int = 1):
     """imshow of the mosaic of ``tiles``; returns the image and the tile pitch."""
-    import matplotlib
-
     img, ph, pw = _mosaic(tiles, gap)
     name, lo, hi = ("RdBu_r", -1.0, 1.0) if mode == "on_minus_off" else ("gray", 0.0, 1.0)
     # Gaps in a colour no weight has, so that equal tiles (white, or all 1) stay apart.
@@ -438,8 +438,6 @@ def classifier_history_plot(history: Sequence[dict], path: str | Path, *,
     """Train and validation accuracy per epoch (``TrainResult.history``: entry ``e`` is
     evaluated after ``e`` training epochs), the best-validation epoch marked (default: the
     first strictly best validation accuracy, as training picks it)."""
-    from .golden.classifier import best_epoch_index
-
     if not history:
         raise ValueError("history: no epochs")
     ep = np.array([h["epoch"] for h in history])

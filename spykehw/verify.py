@@ -21,6 +21,8 @@ import numpy as np
 
 from .api import Network
 from .golden.errors import SpykehwError
+from .hardware import cosimulate_network, simulate_network_amaranth
+from .sim.framework.toolchain import missing_reason
 
 __all__ = ["LEVELS", "VerifyError", "LevelResult", "available_levels", "verify", "first_difference",
            "agreement", "corrupted"]
@@ -73,7 +75,6 @@ def available_levels(net: Network) -> list[str]:
         return out
     if find_spec("amaranth") is not None:
         out.append("amaranth")
-        from .sim.framework.toolchain import missing_reason
         out += [s for s in ("verilator", "icarus") if not missing_reason(s)]
     return out
 
@@ -102,8 +103,6 @@ def corrupted(weights: np.ndarray, index: Sequence[int], weight_bits: int) -> np
 
 def _hardware(net: Network, level: str, images: np.ndarray, folder: Path | None,
               corrupt: Sequence[int] | None, waves: bool) -> LevelResult:
-    from .hardware import cosimulate_network, simulate_network_amaranth
-
     w, q = net.integer_model(level)
     if corrupt is not None:
         w = corrupted(w, corrupt, net.formats.conv.weight_bits)

@@ -1,6 +1,7 @@
 """The classifier's training kernel as it was before the sparse-row speed-up (issue 15, item 7),
-kept verbatim (from commit 77a9362, ``golden/classifier.py``) as the reference that
-``tests/test_classifier_fast.py`` compares the current kernel with. Not used by the package."""
+kept verbatim (from commit 77a9362, ``golden/classifier.py``; its helpers are now in
+``golden/classifier_kernels.py``) as the reference that ``tests/test_classifier_fast.py``
+compares the current kernel with. Not used by the package."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import math
 
 import numpy as np
 from numba import njit
-from spykehw.golden.classifier import (
+from spykehw.golden.classifier_kernels import (
     SG1,
     _activate,
     _clip_shadow,

@@ -1,13 +1,16 @@
 """The project's import graph, read from the source (not by importing it).
 
 Every ``import``/``from ... import`` statement of the package's modules, at module level or inside
-a function, resolved to the absolute ``spykehw...`` module it names. Used by
+a function, resolved to the absolute ``spykehw...`` module it names (with ``external=True`` also
+the other packages', named by their top-level name: ``amaranth``, ``numpy``). Used by
 ``tests/test_layering.py``; kept separate so the rules and the reading can be tested apart.
 """
 
 from __future__ import annotations
 
 import ast
+import io
+import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,10 +23,12 @@ PACKAGE_DIRS = {"golden": "spykehw.golden", "rtl": "spykehw.rtl", "sim": "spykeh
 @dataclass(frozen=True)
 class Import:
     source: str      # importing module
-    target: str      # imported module (ours, absolute)
+    target: str      # imported module (ours, absolute; or another package's top-level name)
     line: int
     in_function: bool
     path: Path
+    function: str = ""      # the enclosing function's qualified name ("" at module level)
+    end_line: int = 0       # the statement's last line
 
 
 def module_name(path: Path, root: Path = ROOT) -> tuple[str, bool]:
@@ -54,20 +59,25 @@ def _resolve(module: str, is_package: bool, level: int, name: str | None) -> str
 
 
 class _Visitor(ast.NodeVisitor):
-    def __init__(self, module: str, is_package: bool, known: set[str], path: Path) -> None:
+    def __init__(self, module: str, is_package: bool, known: set[str], path: Path,
+                 external: bool) -> None:
         self.module, self.is_package, self.known, self.path = module, is_package, known, path
-        self.depth = 0
+        self.external = external
+        self.functions: list[str] = []
         self.found: list[Import] = []
 
     def _add(self, target: str, node: ast.AST) -> None:
-        if target == "spykehw" or target.startswith("spykehw."):
-            # "from pkg import name" names a module when pkg.name is one.
-            self.found.append(Import(self.module, target, node.lineno, self.depth > 0, self.path))
+        if not (target == "spykehw" or target.startswith("spykehw.")):
+            if not self.external or not target:
+                return
+            target = target.split(".")[0]
+        self.found.append(Import(self.module, target, node.lineno, bool(self.functions), self.path,
+                                 ".".join(self.functions), node.end_lineno or node.lineno))
 
     def visit_FunctionDef(self, node) -> None:
-        self.depth += 1
+        self.functions.append(node.name)
         self.generic_visit(node)
-        self.depth -= 1
+        self.functions.pop()
 
     visit_AsyncFunctionDef = visit_FunctionDef
 
@@ -78,6 +88,7 @@ class _Visitor(ast.NodeVisitor):
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         base = _resolve(self.module, self.is_package, node.level, node.module)
         for alias in node.names:
+            # "from pkg import name" names a module when pkg.name is one.
             full = f"{base}.{alias.name}"
             self._add(full if full in self.known else base, node)
 
@@ -91,16 +102,23 @@ class _Visitor(ast.NodeVisitor):
         self.generic_visit(node)
 
 
-def read_graph(root: Path = ROOT) -> list[Import]:
+def read_graph(root: Path = ROOT, external: bool = False) -> list[Import]:
+    """Every import of ours; with ``external``, the other packages' too."""
     files = source_files(root)
     known = {module_name(p, root)[0] for p in files}
     found: list[Import] = []
     for path in files:
         module, is_package = module_name(path, root)
-        visitor = _Visitor(module, is_package, known, path)
+        visitor = _Visitor(module, is_package, known, path, external)
         visitor.visit(ast.parse(path.read_text(), str(path)))
         found += visitor.found
     return found
+
+
+def comment_lines(path: Path) -> set[int]:
+    """The lines of ``path`` that hold a comment."""
+    tokens = tokenize.generate_tokens(io.StringIO(path.read_text()).readline)
+    return {t.start[0] for t in tokens if t.type == tokenize.COMMENT}
 
 
 def cycles(edges: list[Import]) -> list[list[str]]:

@@ -9,7 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
-from spykehw.golden.classifier import ClassifierParams
+from spykehw.golden.classifier_params import ClassifierParams
 from spykehw.golden.classifier_int import IntClassifier, quantize_classifier
 from spykehw.golden.conv import quantize_weights
 from spykehw.golden.formats import preset

@@ -249,7 +249,7 @@ def test_presets_equal_the_formats_recorded_in_the_committed_vectors():
 # ----- the integer classifier: shapes, the hidden bit at zero, no images, error at the edge ---
 
 def test_inconsistent_shapes_are_refused():
-    from spykehw.golden.classifier import ClassifierError
+    from spykehw.golden.classifier_params import ClassifierError
     fmt, z = preset("fpga-16"), np.zeros
     good = dict(W2q=z((3, 2), np.int64), b2q=z(2, np.int64), W3q=z((2, 4), np.int64), b3q=z(4, np.int64))
     IntClassifier(**good, formats=fmt)

@@ -6,22 +6,23 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from spykehw.golden.classifier import (
-    ClassifierParams,
     TrainResult,
     best_epoch_index,
-    check_binary,
-    dropout_masks,
     evaluate,
     forward,
-    gradients,
-    init_params,
     predict,
     run_epochs,
-    split_validation,
     train_classifier,
     train_steps,
-    train_steps_dense,
 )
+from spykehw.golden.classifier_params import (
+    ClassifierParams,
+    check_binary,
+    dropout_masks,
+    init_params,
+    split_validation,
+)
+from spykehw.golden.classifier_reference import gradients, train_steps_dense
 from spykehw.golden.errors import SpykehwError
 from spykehw.golden.options import ClassifierOptions
 

@@ -13,13 +13,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from classifier_previous import previous_train_kernel
-from spykehw.golden.classifier import (
-    _MODES,
-    ClassifierParams,
-    TrainState,
-    dropout_masks,
-    init_params,
-)
+from spykehw.golden.classifier import TrainState
+from spykehw.golden.classifier_kernels import MODES
+from spykehw.golden.classifier_params import ClassifierParams, dropout_masks, init_params
 from spykehw.golden.options import ClassifierOptions
 
 NAMES = ("W2", "b2", "W3", "b3")
@@ -48,7 +44,7 @@ def _previous(state: TrainState, x, y, opts, masks):
     qat = state.qp is not None
     qp = state.qp if qat else np.ones((4, 3))
     previous_train_kernel(*state.shadow, *state.fwd, x, y, 0, len(x) // opts.batch, opts.batch,
-                          masks, float(opts.eta), _MODES[opts.gradient], opts.cost == "quadratic",
+                          masks, float(opts.eta), MODES[opts.gradient], opts.cost == "quadratic",
                           float(opts.sg1_window), qat, qp, np.zeros((F, opts.batch), np.bool_),
                           np.full(F, -1, np.int64), np.empty(F, np.int64))
 

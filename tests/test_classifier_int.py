@@ -9,12 +9,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from spykehw.golden.classifier import (
-    ClassifierParams,
-    TrainState,
-    dropout_masks,
-    gradients,
-)
+from spykehw.golden.classifier import TrainState
+from spykehw.golden.classifier_params import ClassifierParams, dropout_masks
+from spykehw.golden.classifier_reference import gradients
 from spykehw.golden.classifier_int import (
     IntClassifier,
     QuantizationError,

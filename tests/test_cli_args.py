@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 
 import pytest
 
 from spykehw import argtypes
 from spykehw.cli import build_parser, main
+from spykehw.commands import HELP
 
 VALIDATED = {argtypes.count, argtypes.count_list, argtypes.nonneg_int, argtypes.seed,
              argtypes.workers, argtypes.positive_float, argtypes.existing_file, argtypes.output_dir,
@@ -120,11 +123,10 @@ def test_data_info_verify_exit_status_follows_its_errors(tmp_path, capsys):
 
 def test_bench_prints_before_saving(tmp_path, monkeypatch, capsys):
     """The JSON goes to stdout before the save that can fail, so a measurement is never lost."""
-    import spykehw.bench as bench
     import spykehw.commands.bench as command
 
-    monkeypatch.setattr(bench, "run_benchmarks", lambda *a, **k: {"ok": True, "results": {}})
-    monkeypatch.setattr(bench, "resolve_dataset", lambda d, dd: ("mnist-sample", None))
+    monkeypatch.setattr(command, "run_benchmarks", lambda *a, **k: {"ok": True, "results": {}})
+    monkeypatch.setattr(command, "resolve_dataset", lambda d, dd: ("mnist-sample", None))
 
     def refuse(*a, **k):
         raise OSError(28, "No space left on device", str(tmp_path / "b.json"))
@@ -152,3 +154,29 @@ def test_more_training_images_than_the_data_holds_is_an_error(tmp_path, capsys):
                "--train-images", "30", "--data-dir", str(tmp_path)])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "has 20 training images, not 30" in err and len(err.splitlines()) == 1
+
+
+def test_the_listing_shows_each_commands_own_help_line():
+    """``spykehw --help`` lists the commands from :data:`spykehw.commands.HELP` without importing
+    them; each command's module must register the same line."""
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert {a.dest: a.help for a in sub._choices_actions} == HELP
+
+
+_LOADED = ("import sys\nfrom spykehw.cli import main\n"
+           "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+           "print(' '.join(m for m in ('numba', 'amaranth', 'cocotb', 'dask', 'matplotlib') "
+           "if m in sys.modules), file=sys.stderr)")
+
+
+@pytest.mark.parametrize("argv, allowed", [
+    (["--help"], set()),                        # the listing imports no command
+    (["data", "info", "--help"], set()),
+    (["run", "--help"], {"numba"}),             # the golden model, never the hardware
+    (["predict", "--help"], {"numba"}),
+])
+def test_help_and_commands_without_hardware_import_no_amaranth(argv, allowed):
+    out = subprocess.run([sys.executable, "-c", _LOADED, *argv], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert set(out.stderr.split()) <= allowed

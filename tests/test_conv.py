@@ -4,7 +4,8 @@ event-driven numba kernel against the dense transcription of the authors' code o
 import numpy as np
 import pytest
 from spykehw.golden.arithmetic import float_arithmetic, int_arithmetic
-from spykehw.golden.conv import init_weights, quantize_weights, run_conv, train_conv
+from spykehw.golden.conv import init_weights, quantize_weights, run_conv
+from spykehw.golden.conv_training import train_conv
 from spykehw.golden.conv_dense import dense_conv
 from spykehw.golden.fixed import lfsr_step
 from spykehw.golden.formats import preset

@@ -161,7 +161,7 @@ def test_end_to_end_committed_images(require_simulator, tmp_path, simulator):
         small_classifier,
         write_vector_set,
     )
-    from spykehw.sim.conv.vector_gen import committed_path as conv_path
+    from spykehw.sim.conv.committed import committed_path as conv_path
     from spykehw.sim.conv.vector_gen import write_vector_set as write_conv
 
     from spykehw.data import load_dataset

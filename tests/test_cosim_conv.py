@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from spykehw.sim.conv.vector_gen import KIND, committed_path, core_config
+from spykehw.sim.conv.committed import committed_path
+from spykehw.sim.conv.vector_gen import KIND, core_config
 from spykehw.sim.framework.toolchain import SIMULATORS, require_simulator
 from spykehw.sim.framework.vectors import read_vectors, write_vectors
 

@@ -14,11 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from spykehw.sim.framework.vectors import write_vectors
-from spykehw.sim.learning.vector_gen import (
-    committed_path,
-    core_config,
-    read_learn_vectors,
-)
+from spykehw.sim.conv.vector_gen import core_config
+from spykehw.sim.learning.vector_gen import committed_path, read_learn_vectors
 
 
 def _build(name, parallelism, simulator, folder, require_simulator):
@@ -26,7 +23,7 @@ def _build(name, parallelism, simulator, folder, require_simulator):
 
     require_simulator(simulator)
     vs = read_learn_vectors(committed_path(name))
-    return build_learn_cosim(core_config(vs, parallelism), simulator, folder)
+    return build_learn_cosim(core_config(vs, parallelism, learning=True), simulator, folder)
 
 
 @pytest.mark.sim

@@ -83,9 +83,9 @@ def test_hardware_stage_end_to_end(tmp_path, small_model, monkeypatch, require_s
 
 def test_hardware_stage_without_simulators(tmp_path, small_model, monkeypatch):
     """No simulator: the Verilog is still written, the co-simulation is reported as skipped."""
-    from spykehw.sim.framework import toolchain
+    from spykehw import hw_flow
 
-    monkeypatch.setattr(toolchain, "find_verilator", lambda: None)
+    monkeypatch.setattr(hw_flow, "find_verilator", lambda: None)
     folder, report = run_stage(tmp_path, small_model, monkeypatch, None)
     hw = report.results["hardware"]
     assert hw["cosim"] is None and hw["lint"] == {}

@@ -52,7 +52,9 @@ def _run(env_dir: Path, cwd: Path, *args: str, timeout: int = 900) -> subprocess
 
 def test_package_comes_from_the_wheel_with_its_data(installed, tmp_path):
     code = ("import spykehw, json; from spykehw.sim.framework.vectors import VECTORS_DIR; "
-            "from spykehw.sim.conv.vector_gen import read_vectors, committed_path, KIND; "
+            "from spykehw.sim.framework.vectors import read_vectors; "
+            "from spykehw.sim.conv.committed import committed_path; "
+            "from spykehw.sim.conv.vector_gen import KIND; "
             "vs = read_vectors(committed_path('fpga-16'), kind=KIND); "
             "from spykehw.data import load_dataset; ds = load_dataset('mnist-sample'); "
             "print(json.dumps([spykehw.__file__, str(VECTORS_DIR), len(vs['weight_set']), len(ds.test_images)]))")

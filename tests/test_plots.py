@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
-from spykehw.golden.conv import ConvRun, TrainTrace
+from spykehw.golden.conv import ConvRun
+from spykehw.golden.conv_training import TrainTrace
 
 from spykehw import plots
 from spykehw.data import EMNIST_47_CLASSES

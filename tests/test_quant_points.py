@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from spykehw.golden.classifier import ClassifierParams
+from spykehw.golden.classifier_params import ClassifierParams
 from spykehw.golden.formats import FormatError, preset
 
 from spykehw.cli import main

@@ -39,15 +39,8 @@ from spykehw.sim.conv.packing import (
     weight_words,
 )
 from spykehw.sim.conv.pysim import simulate_core
-from spykehw.sim.conv.vector_gen import (
-    COMMITTED,
-    KIND,
-    committed_path,
-    committed_set,
-    image_events,
-    image_spikes,
-    write_vector_set,
-)
+from spykehw.sim.conv.committed import COMMITTED, committed_path, committed_set
+from spykehw.sim.conv.vector_gen import KIND, image_events, image_spikes, write_vector_set
 from spykehw.sim.framework.images import mnist_test_images
 from spykehw.sim.framework.lint import lint
 from spykehw.sim.framework.vectors import read_vectors

@@ -2,7 +2,7 @@
 """The learning ConvCore (``ConvCoreConfig(learning=True)``) in the Amaranth simulator.
 
 Oracles: one STDP step worked out by hand (docstring of ``test_hand_stdp_step``), and the golden
-integer model (:func:`spykehw.golden.conv.train_conv`, itself tested in ``test_conv.py``):
+integer model (:func:`spykehw.golden.conv_training.train_conv`, itself tested in ``test_conv.py``):
 random sequences on a tiny layer (every rounding mode, lane groups, homeostasis and learning-rate
 changes that the golden model confirms happen) and the committed ``conv-learn`` files, which are
 also regenerated from their stored source images and compared. Every comparison is exact.
@@ -19,15 +19,14 @@ from spykehw.golden.options import CONV1, CONV2, ConvOptions
 from spykehw.rtl.conv_config import ConvCoreConfig, ConvCoreError
 from spykehw.rtl.conv_core import ConvCore
 from spykehw.rtl.conv_learning import suppression_count
-from spykehw.sim.conv.vector_gen import canonical_events
+from spykehw.sim.conv.cases import canonical_events
 from spykehw.sim.learning.expected import golden_training
 from spykehw.sim.learning.harness import simulate_learning
+from spykehw.sim.conv.vector_gen import core_config, image_events
 from spykehw.sim.learning.vector_gen import (
     COMMITTED,
     committed_path,
     committed_set,
-    core_config,
-    image_events,
     image_winners,
     read_learn_vectors,
 )
@@ -213,7 +212,7 @@ def test_committed_vectors_cover_the_issue():
 def _check_file(name: str, L: int, n: int | None = None) -> None:
     vs = read_learn_vectors(committed_path(name))
     N = len(vs.options["cases"]) if n is None else n
-    run = simulate_learning(core_config(vs, L), vs["weights0"], [image_events(vs, i) for i in range(N)])
+    run = simulate_learning(core_config(vs, L, learning=True), vs["weights0"], [image_events(vs, i) for i in range(N)])
     assert_run_matches(run, [image_winners(vs, i) for i in range(N)], vs["weights"], N)
 
 

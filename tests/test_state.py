@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from spykehw.golden.classifier import ClassifierParams
+from spykehw.golden.classifier_params import ClassifierParams
 from spykehw.golden.errors import SpykehwError
 from spykehw.golden.formats import preset
 from spykehw.golden.options import NetworkOptions

@@ -58,7 +58,8 @@ from ...golden.stored import (
     stable_key,
     write_checked_npz,
 )
-from ..conv.vector_gen import encode_cases, make_conv_vectors
+from ..conv.cases import encode_cases
+from ..conv.vector_gen import make_conv_vectors
 from ..framework.images import data_code_files, load_dataset
 from ..framework.objcache import cache_root
 from ..framework.vector_checks import check_classifier

@@ -54,7 +54,8 @@ from .packing import (
 )
 from .vector_gen import KIND, image_events, image_spikes
 
-__all__ = ["conv_matches_vectors", "ENV_IMAGES", "ENV_STATS", "check_design_matches", "plan_conv_batches"]
+__all__ = ["conv_matches_vectors", "ENV_IMAGES", "ENV_STATS", "check_design_matches", "plan_conv_batches",
+           "run_batch", "write_stats"]
 
 ENV_IMAGES = "SPYKEHW_CONV_IMAGES"
 ENV_STATS = "SPYKEHW_CONV_STATS"
@@ -113,6 +114,33 @@ async def load_weights(dut, params: dict, words: list[int], clk) -> list[int]:
     return await read_weights(dut, len(words), clk)
 
 
+async def run_batch(dut, harness, clk, words: list[int], n_tokens: int, n_images: int,
+                    bound: int) -> float:
+    """Write a batch's packed token words into the harness's event memory (idle: all at once),
+    start it and wait for ``done``, at most ``bound`` cycles (10 ns each); the seconds the
+    simulation took."""
+    mem = harness.ev_mem
+    for k, w in enumerate(words):
+        mem[k].set(Immediate(w))
+    await FallingEdge(clk)
+    dut.n_tokens.value = n_tokens
+    dut.n_images.value = n_images
+    dut.start.value = 1
+    await FallingEdge(clk)
+    dut.start.value = 0
+    t_sim = time.perf_counter()
+    await with_timeout(RisingEdge(dut.done), bound * 10, "ns")
+    await ReadOnly()
+    return time.perf_counter() - t_sim
+
+
+def write_stats(stats: dict) -> None:
+    """The run's statistics as JSON into ``$SPYKEHW_CONV_STATS``, when set."""
+    path = env_path(ENV_STATS, required=False)
+    if path is not None:
+        path.write_text(json.dumps(stats, indent=1) + "\n")
+
+
 def _child(handle, name: str):
     try:
         return getattr(handle, name)
@@ -169,23 +197,11 @@ async def conv_matches_vectors(dut):
             loaded = ws
         flat = [w for i in batch for w in tokens[i]]
         t0 = time.perf_counter()
-        mem = harness.ev_mem
-        words = pack_words(flat, tok_bits, pk["ev"])
-        for k, w in enumerate(words):   # the harness is idle: write at once, no scheduling
-            mem[k].set(Immediate(w))
-        await FallingEdge(clk)
-        dut.n_tokens.value = len(flat)
-        dut.n_images.value = len(batch)
-        dut.start.value = 1
-        await FallingEdge(clk)
-        dut.start.value = 0
         bound = sum(len(tokens[i]) * params["kernel"] ** 2 * params["groups"] + params["steps"]
                     * (params["out_size"] ** 2 * params["groups"] + 16) for i in batch)
         bound = bound * (4 if prob > 0 else 1) + 1000
-        t_sim = time.perf_counter()
-        await with_timeout(RisingEdge(dut.done), bound * 10, "ns")
-        await ReadOnly()
-        t_sim = time.perf_counter() - t_sim
+        t_sim = await run_batch(dut, harness, clk, pack_words(flat, tok_bits, pk["ev"]), len(flat),
+                                len(batch), bound)
         n_spk, n_ft = int(dut.spike_count.value), int(dut.feature_count.value)
         cycles = int(dut.cycles.value)
         overflow = int(dut.overflow.value)
@@ -210,7 +226,5 @@ async def conv_matches_vectors(dut):
                                                    cases[i]))
         await FallingEdge(clk)
     stats["wall_s"] = time.perf_counter() - t_start
-    stats_path = env_path(ENV_STATS, required=False)
-    if stats_path is not None:
-        stats_path.write_text(json.dumps(stats, indent=1) + "\n")
+    write_stats(stats)
     checker.finish()

@@ -39,13 +39,14 @@ import zlib
 from dataclasses import dataclass, field
 from importlib import metadata, resources
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from ...golden.errors import SpykehwError
 from ...golden.files import atomic_write, json_default
 from ...golden.formats import FormatError, NumberFormats
+from ...golden.options import dotted_keys
 from ...golden.stored import arrays_digest
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "KINDS",
     "register_kind",
     "VectorSet",
+    "ragged",
     "write_vectors",
     "read_vectors",
     "to_readmemh",
@@ -204,7 +206,7 @@ class VectorSet:
         for attr in ("kind", "version", "seed", "description"):
             if getattr(self, attr) != getattr(other, attr):
                 out.append(f"{attr}: {getattr(self, attr)!r} != {getattr(other, attr)!r}")
-        mine, theirs = _flat(self.formats.to_dict()), _flat(other.formats.to_dict())
+        mine, theirs = dotted_keys(self.formats.to_dict()), dotted_keys(other.formats.to_dict())
         for key in sorted(set(mine) | set(theirs)):
             if mine.get(key) != theirs.get(key):
                 out.append(f"formats.{key}: {mine.get(key)!r} != {theirs.get(key)!r}")
@@ -219,16 +221,6 @@ class VectorSet:
             elif not np.array_equal(a, b):
                 out.append(f"array {name}: {int(np.sum(a != b))} values differ")
         return out
-
-
-def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, Mapping):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def _canonical(obj: Any) -> str:
@@ -277,6 +269,17 @@ def _kind(where: str, kind: str) -> KindSpec:
     except KeyError:
         raise VectorError(f"{where}: unknown kind {kind!r} (known: {', '.join(sorted(KINDS))}; "
                           "kinds are registered in spykehw.sim.framework.vectors)") from None
+
+
+def ragged(rows: Sequence[Any], dtype: Any = np.int16, width: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Per-item row lists packed the way vector files (and :class:`~spykehw.golden.spikes.SpikeEvents`)
+    hold them: ``(offsets, packed)``, item ``n``'s rows being ``packed[offsets[n]:offsets[n + 1]]``;
+    ``offsets`` int64 ``(N+1,)``, ``packed`` ``(R, width)`` of ``dtype``."""
+    parts = [np.asarray(r).reshape(-1, width) for r in rows]
+    offsets = np.zeros(len(parts) + 1, dtype=np.int64)
+    np.cumsum([len(p) for p in parts], out=offsets[1:])
+    packed = np.concatenate(parts) if parts else np.zeros((0, width))
+    return offsets, packed.astype(dtype)
 
 
 def write_vectors(path: str | Path, kind: str, arrays: Mapping[str, Any], *, formats: NumberFormats,

@@ -16,14 +16,14 @@ from ...golden.options import CONV1
 from ...rtl.conv_config import ConvCoreConfig
 from ..conv.cosim import ConvCosimResult, build_conv_cosim
 from ..conv.harness import LONG_RUN_DEPTHS
+from ..conv.cases import encode_cases
 from ..conv.tb import ENV_STATS
-from ..conv.vector_gen import encode_cases
+from ..conv.vector_gen import core_config
 from ..framework.cocotb_support import ENV_STALL
 from ..framework.images import mnist_train_images
 from ..framework.runners import CosimFailure, run_tests, tb_env
 from .tb import ENV_LEARN_EVERY, ENV_LEARN_IMAGES
 from .vector_gen import (
-    core_config,
     initial_weights,
     make_learn_vectors,
     write_vector_set,
@@ -110,7 +110,7 @@ def long_run(n_images: int = 500, *, simulator: str = "verilator", parallelism: 
     try:
         path = write_vector_set(folder / "long.npz", vs)
         t1 = time.perf_counter()
-        cosim = build_learn_cosim(core_config(vs, parallelism), simulator, folder / "build",
+        cosim = build_learn_cosim(core_config(vs, parallelism, learning=True), simulator, folder / "build",
                                   optimize=optimize and simulator == "verilator", long=True)
         t_build = time.perf_counter() - t1
         res = run_learn_cosim(cosim, path, folder / "run", every_image=False, check=False)

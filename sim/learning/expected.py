@@ -10,10 +10,11 @@ from typing import Sequence
 import numpy as np
 
 from ...golden.arithmetic import int_arithmetic
-from ...golden.conv import train_conv
+from ...golden.conv_training import train_conv
 from ...golden.formats import NumberFormats
 from ...golden.options import TIME_STEPS, ConvOptions
 from ...golden.spikes import SpikeEvents
+from ..framework.vectors import ragged
 
 __all__ = [
     "LearnExpectation",
@@ -39,11 +40,8 @@ def golden_training(events: Sequence[np.ndarray], weights0: np.ndarray, opts: "C
     ``(k, 4)`` rows ``(t, c, y, x)`` in the golden order) from ``weights0``."""
 
     S, C = opts.in_size, opts.in_channels
-    counts = [len(e) for e in events]
-    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    ev = (np.concatenate(events) if len(events) else np.zeros((0, 4))).astype(np.int16).reshape(-1, 4)
     arith = int_arithmetic(opts, formats, max_spikes_per_input=max_spikes_per_input)
-    tr = train_conv(SpikeEvents(offsets, ev, steps, (C, S, S)), np.asarray(weights0, dtype=np.int64),
+    tr = train_conv(SpikeEvents(*ragged(events), steps, (C, S, S)), np.asarray(weights0, dtype=np.int64),
                     opts, arith, trace_weights=True)
     win = np.asarray(tr.winners, dtype=np.int64).reshape(-1, 4)
     per = []

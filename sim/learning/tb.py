@@ -18,13 +18,11 @@ image. Each difference names the file, image, step (or weight ``map/c/kr/kc``), 
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
 import cocotb
-from cocotb.handle import Immediate
-from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge, with_timeout
+from cocotb.triggers import FallingEdge
 
 from ..conv.packing import (
     image_tokens,
@@ -34,7 +32,8 @@ from ..conv.packing import (
     unpack_words,
     weight_words,
 )
-from ..conv.tb import ENV_STATS, _child, load_weights, read_weights
+from ..conv.tb import _child, load_weights, read_weights, run_batch, write_stats
+from ..conv.vector_gen import image_events
 from ..framework.batches import plan_batches
 from ..framework.cocotb_support import (
     ENV_REPORT,
@@ -50,7 +49,7 @@ from ..framework.cocotb_support import (
 )
 from ..framework.vectors import read_vectors
 from .harness import winners_by_image, words_to_weights
-from .vector_gen import KIND, image_events, image_winners
+from .vector_gen import KIND, image_winners
 
 __all__ = ["learning_matches_vectors", "ENV_LEARN_IMAGES", "ENV_LEARN_EVERY", "learn_batches"]
 
@@ -119,23 +118,12 @@ async def learning_matches_vectors(dut):
     for batch in learn_batches(params, n, [len(t) for t in tokens], every):
         flat = [w for i in batch for w in tokens[i]]
         t0 = time.perf_counter()
-        mem = harness.ev_mem
-        for k, w in enumerate(pack_words(flat, tok_bits, pk["ev"])):
-            mem[k].set(Immediate(w))
-        await FallingEdge(clk)
-        dut.n_tokens.value = len(flat)
-        dut.n_images.value = len(batch)
-        dut.start.value = 1
-        await FallingEdge(clk)
-        dut.start.value = 0
         per_image = (params["steps"] * (params["out_size"] ** 2 + 2) * (M + 2)
                      + params["steps"] * 2 * M * (C * K * K + 4) + 1000)
         bound = sum(len(tokens[i]) * K * K * params["groups"] + per_image for i in batch)
         bound = bound * (4 if prob > 0 else 1) + 1000
-        t_sim = time.perf_counter()
-        await with_timeout(RisingEdge(dut.done), bound * 10, "ns")
-        await ReadOnly()
-        t_sim = time.perf_counter() - t_sim
+        t_sim = await run_batch(dut, harness, clk, pack_words(flat, tok_bits, pk["ev"]), len(flat),
+                                len(batch), bound)
         n_win = int(dut.winner_count.value)
         cycles = int(dut.cycles.value)
         overflow = int(dut.overflow.value)
@@ -175,7 +163,5 @@ async def learning_matches_vectors(dut):
         stats["cycles"] += cycles
         stats["sim_s"] += t_sim
     stats["wall_s"] = time.perf_counter() - t_start
-    stats_path = env_path(ENV_STATS, required=False)
-    if stats_path is not None:
-        stats_path.write_text(json.dumps(stats, indent=1) + "\n")
+    write_stats(stats)
     checker.finish()

@@ -49,14 +49,14 @@ from ...golden.formats import NumberFormats, preset
 from ...golden.options import CONV1, CONV2, TIME_STEPS, ConvOptions, EncoderOptions
 from ...golden.pipeline import initial_conv1_weights
 from ...golden.spikes import SpikeEvents
-from ...rtl.conv_config import ConvCoreConfig
-from ..conv.vector_gen import (
+from ..conv.cases import (
     STDP_TRAIN_IMAGES,
     canonical_events,
     encode_cases,
     pool_events,
     stdp_weights,
 )
+from ..conv.vector_gen import LAYER_OPTIONS, layer_header
 from ..framework.images import mnist_train_images
 from ..framework.vector_checks import check_conv_learn
 from ..framework.vectors import (
@@ -64,6 +64,7 @@ from ..framework.vectors import (
     ArraySpec,
     KindSpec,
     VectorSet,
+    ragged,
     read_vectors,
     register_kind,
     write_vectors,
@@ -78,10 +79,7 @@ __all__ = [
     "VECTORS_DIR",
     "committed_path",
     "read_learn_vectors",
-    "image_events",
     "image_winners",
-    "layer_options",
-    "core_config",
     "make_learn_vectors",
     "committed_set",
     "write_committed",
@@ -102,8 +100,7 @@ CONV_LEARN = register_kind(KindSpec(
         "winners": ArraySpec("int16", ("NW", "Q"), "expected STDP winners (t, m, r, c), golden order"),
         "weights": ArraySpec("int64", ("N", "M", "C", "K", "K"), "expected weights after each image"),
     },
-    options=("layer", "conv", "encoder", "steps", "max_spikes_per_input", "threshold",
-             "potential_bits", "cases", "sources", "final_level", "homeostasis_matters", "rounding"),
+    options=(*LAYER_OPTIONS, "cases", "sources", "final_level", "homeostasis_matters", "rounding"),
     check=check_conv_learn,
 ))
 
@@ -118,29 +115,9 @@ def read_learn_vectors(path: str | Path) -> VectorSet:
     return read_vectors(path, kind=KIND)
 
 
-def image_events(vs: VectorSet, n: int) -> np.ndarray:
-    o = vs["event_offsets"]
-    return np.asarray(vs["events"][o[n]:o[n + 1]], dtype=np.int64)
-
-
 def image_winners(vs: VectorSet, n: int) -> np.ndarray:
     o = vs["winner_offsets"]
     return np.asarray(vs["winners"][o[n]:o[n + 1]], dtype=np.int64)
-
-
-def layer_options(vs: VectorSet) -> ConvOptions:
-    return ConvOptions(**vs.options["conv"])
-
-
-def core_config(vs: VectorSet, parallelism: int | None = None):
-    """The learning :class:`~spykehw.rtl.conv_core.ConvCoreConfig` a file needs
-    (``parallelism`` defaults to all maps)."""
-
-    opts = layer_options(vs)
-    return ConvCoreConfig(options=opts, formats=vs.formats, steps=int(vs.options["steps"]),
-                          parallelism=opts.maps if parallelism is None else parallelism,
-                          max_spikes_per_input=int(vs.options["max_spikes_per_input"]),
-                          learning=True)
 
 
 def initial_weights(opts: ConvOptions, formats: NumberFormats) -> np.ndarray:
@@ -177,16 +154,13 @@ def make_learn_vectors(formats: NumberFormats, opts: ConvOptions, weights0: np.n
         matters = bool(len(ev)) and not np.array_equal(off.weights[-1], exp.weights[-1])
     N = len(ev)
     imgs = np.zeros((N, 28, 28), dtype=np.uint8) if images is None else np.asarray(images, np.uint8)
+    event_offsets, events = ragged(ev)
+    winner_offsets, winners = ragged(exp.winners)
     return VectorSet(
         kind=KIND, formats=formats,
         options={
-            "layer": layer,
-            "conv": dataclasses.asdict(opts),
-            "encoder": dataclasses.asdict(encoder or EncoderOptions()),
-            "steps": steps,
-            "max_spikes_per_input": max_spikes_per_input,
-            "threshold": formats.threshold_int(opts.threshold),
-            "potential_bits": formats.potential_bits(opts.in_channels, opts.kernel, max_spikes_per_input),
+            **layer_header(formats, opts, layer=layer, steps=steps,
+                           max_spikes_per_input=max_spikes_per_input, encoder=encoder),
             "cases": list(labels),
             "sources": dict(sources or {}),
             "final_level": level,
@@ -197,10 +171,10 @@ def make_learn_vectors(formats: NumberFormats, opts: ConvOptions, weights0: np.n
         arrays={
             "weights0": w0,
             "images": imgs,
-            "event_offsets": np.concatenate([[0], np.cumsum([len(e) for e in ev])]).astype(np.int64),
-            "events": (np.concatenate(ev) if N else np.zeros((0, 4))).astype(np.int16).reshape(-1, 4),
-            "winner_offsets": np.concatenate([[0], np.cumsum([len(w) for w in exp.winners])]).astype(np.int64),
-            "winners": (np.concatenate(exp.winners) if N else np.zeros((0, 4))).astype(np.int16).reshape(-1, 4),
+            "event_offsets": event_offsets,
+            "events": events,
+            "winner_offsets": winner_offsets,
+            "winners": winners,
             "weights": exp.weights,
         },
     )
@@ -275,10 +249,7 @@ def committed_set(name: str, *, images: np.ndarray | None = None) -> VectorSet:
 
         opts = dataclasses.replace(CONV2, **dict(spec.changes))
         conv1_w = stdp_weights(mnist_train_images()[:STDP_TRAIN_IMAGES], fmt)
-        counts = [len(c.events) for c in cases]
-        ev = SpikeEvents(np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
-                         np.concatenate([c.events for c in cases]).astype(np.int16).reshape(-1, 4),
-                         12, (2, 27, 27))
+        ev = SpikeEvents(*ragged([c.events for c in cases]), 12, (2, 27, 27))
         run = run_conv(ev, conv1_w, CONV1, int_arithmetic(CONV1, fmt), record=True)
         events = pool_events([run.spike_list(i) for i in range(len(cases))], CONV1, 12)
         max_spikes = 4

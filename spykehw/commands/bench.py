@@ -8,25 +8,25 @@ import sys
 from pathlib import Path
 
 from ..argtypes import count, output_file, workers
+from ..bench import (
+    BENCHMARKS,
+    BenchConfig,
+    BenchError,
+    bench_options,
+    quick_config,
+    resolve_dataset,
+    run_benchmarks,
+    to_json,
+)
 from ..golden.files import atomic_write
+from ..golden.formats import load_formats
 from ..options_args import add_options_arguments
+from . import HELP
 
 __all__ = ["register"]
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from spykehw.bench import (
-        BENCHMARKS,
-        BenchConfig,
-        BenchError,
-        bench_options,
-        quick_config,
-        resolve_dataset,
-        run_benchmarks,
-        to_json,
-    )
-    from spykehw.golden.formats import load_formats
-
     load_formats(args.config)  # a bad preset or file fails here, not in every child
     names = tuple(n.strip() for n in args.only.split(",") if n.strip()) if args.only else BENCHMARKS
     unknown = [n for n in names if n not in BENCHMARKS]
@@ -61,10 +61,8 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from spykehw.bench import BENCHMARKS
-
     p = subparsers.add_parser(
-        "bench", help="images/s and peak memory of the golden models, as JSON",
+        "bench", help=HELP["bench"],
         description="Benchmark the golden models on real MNIST (the embedded sample if MNIST is "
                     "not found): encoding, Conv1 STDP training and feature extraction for the "
                     "float and integer models, and one classifier epoch. Each benchmark runs in "

@@ -7,12 +7,17 @@ import sys
 from pathlib import Path
 
 from ..argtypes import count, output_dir, seed
+from ..data.fetch import default_dest, fetch
+from ..data.info import describe, format_report
+from ..data.locate import candidate_data_dirs
+from ..data.registry import DATASET_SOURCES
+from ..data.sample import make_sample
+from . import HELP
 
 __all__ = ["register"]
 
 
 def _info(args: argparse.Namespace) -> int:
-    from spykehw.data.info import describe, format_report
     report = describe(args.data_dir, verify=args.verify, seed=args.seed)
     print(format_report(report))
     # An error printed in the report is an error: the exit status says so (scripts check it).
@@ -26,9 +31,6 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _fetch(args: argparse.Namespace) -> int:
-    from spykehw.data.fetch import default_dest, fetch
-    from spykehw.data.locate import candidate_data_dirs
-    from spykehw.data.registry import DATASET_SOURCES
     dest = args.out if args.out is not None else default_dest()
     paths = fetch(args.dataset, dest, base_url=args.base_url, keep_archive=args.keep_archive,
                   attempts=args.attempts, progress=not args.quiet)
@@ -43,7 +45,6 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def _make_sample(args: argparse.Namespace) -> int:
-    from spykehw.data.sample import make_sample
     for p in make_sample(args.data_dir, args.out):
         print(p)
     return 0
@@ -51,7 +52,7 @@ def _make_sample(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "data", help="datasets: list what is where, download, rebuild the embedded sample",
+        "data", help=HELP["data"],
         description="Datasets. `info` lists what is found where; `fetch` downloads the official "
                     "MNIST or EMNIST files (resumable, verified); `make-sample` rebuilds the "
                     "MNIST sample embedded in the package.")

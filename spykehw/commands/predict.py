@@ -8,7 +8,11 @@ import json
 import sys
 from pathlib import Path
 
+from ..api import load
 from ..argtypes import output_file
+from ..images import read_images
+from ..output import atomic_write
+from . import HELP
 
 __all__ = ["register", "format_csv", "format_json"]
 
@@ -22,7 +26,7 @@ POLICY = ("Images must be 28x28 pixels (other sizes are refused, not resized); c
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "predict", help="classify your images with a trained network (classes + softmax, CSV/JSON)",
+        "predict", help=HELP["predict"],
         description="Classify images with a trained network: a run folder of 'spykehw run', a state "
                     "file or an export folder. Images: a folder of PNG/JPEG files (name order), one "
                     "picture, an .npy/.npz array or an IDX file. " + POLICY + " Output: one row per "
@@ -62,10 +66,6 @@ def format_json(names: list[str], pred, source: str, model_name: str) -> str:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from ..api import load
-    from ..images import read_images
-    from ..output import atomic_write
-
     net = load(args.source)
     names, images = read_images(args.images)
     pred = net.predict(images, model=args.model)

@@ -4,10 +4,27 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 from ..argtypes import count, count_list, nonneg_int, output_dir, workers
+from ..golden.progress import format_duration
 from ..options_args import add_options_arguments
+from ..output import RunFolder
+from ..quant.points import (
+    Sweep,
+    SweepError,
+    build_points,
+    network_options,
+    parse_int_list,
+    parse_lut,
+    parse_overrides,
+    parse_str_list,
+    sweep_from_toml,
+)
+from ..quant.report import report_meta, report_sections, run_lines, write_report
+from ..quant.sweep import load_saved, parse_injection, plan_sweep, run_sweep, save_plan
+from . import HELP
 
 __all__ = ["register"]
 
@@ -40,7 +57,7 @@ A sweep file (TOML) takes the same settings as the flags (flags win):
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "quant", help="sweep number formats of the integer model (accuracy vs bits), on Dask",
+        "quant", help=HELP["quant"],
         description="Run the integer pipeline (encoder, STDP Conv1, features, classifier trained in "
                     "float then quantized) at many number formats and the float pipeline as the "
                     "baseline, on one or more datasets, in parallel on Dask. Finished points are "
@@ -103,16 +120,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_main)
 
 
-def _sweep(args: argparse.Namespace):
-    from ..quant.points import (
-        Sweep,
-        parse_int_list,
-        parse_lut,
-        parse_overrides,
-        parse_str_list,
-        sweep_from_toml,
-    )
-
+def _sweep(args: argparse.Namespace) -> Sweep:
     values = sweep_from_toml(args.sweep) if args.sweep else {}
     flags = {
         "datasets": (args.dataset, lambda v: parse_str_list(v, "--dataset")),
@@ -142,20 +150,6 @@ def _sweep(args: argparse.Namespace):
 
 
 def _main(args: argparse.Namespace) -> int:
-    import tempfile
-
-    from ..golden.progress import format_duration
-    from ..output import RunFolder
-    from ..quant.points import SweepError, build_points
-    from ..quant.report import report_meta, report_sections, run_lines, write_report
-    from ..quant.sweep import (
-        load_saved,
-        parse_injection,
-        plan_sweep,
-        run_sweep,
-        save_plan,
-    )
-
     if args.report_only:
         if args.dir is None:
             raise SweepError("--report-only: needs --dir, the sweep folder to report on")
@@ -171,7 +165,6 @@ def _main(args: argparse.Namespace) -> int:
         return 0
 
     sweep = _sweep(args)
-    from ..quant.points import network_options
     for ds in sweep.datasets:  # a bad options file fails here, with one line naming the key
         for h in sweep.hidden or (None,):
             network_options(sweep, ds, 0, h)

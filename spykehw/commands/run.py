@@ -6,14 +6,18 @@ import argparse
 from pathlib import Path
 
 from ..argtypes import count, output_dir, seed
-from ..options_args import add_options_arguments
+from ..flow import RunConfig, run_flow
+from ..golden.formats import DEFAULT_PRESET, load_formats
+from ..options_args import add_options_arguments, describe_options, options_from_args
+from ..seeds import run_seeds
+from . import HELP
 
 __all__ = ["register"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "run", help="the whole flow on a dataset (default: the embedded MNIST sample)",
+        "run", help=HELP["run"],
         description="STDP-train Conv1, extract features, train and test the classifier, for the float "
                     "reference and the integer golden model; then generate the RTL and co-simulate a "
                     "few test images. Prints a short report; files go to a run folder with a manifest.")
@@ -49,10 +53,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from ..flow import RunConfig, run_flow
-    from ..golden.formats import DEFAULT_PRESET, load_formats
-    from ..options_args import describe_options, options_from_args
-
     opts = options_from_args(args, args.dataset, [
         ("classifier.gradient", args.gradient), ("classifier.epochs", args.epochs),
         ("classifier.hidden", args.hidden), ("stdp_images", args.stdp_images)])
@@ -63,7 +63,6 @@ def _main(args: argparse.Namespace) -> int:
                     test_limit=args.test_limit, out_root=args.out, progress=not args.quiet,
                     options_source=describe_options(args.options, args.settings))
     if args.seeds is not None:
-        from ..seeds import run_seeds
         run_seeds(cfg, args.seeds)
     else:
         run_flow(cfg)

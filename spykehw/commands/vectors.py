@@ -6,20 +6,18 @@ import argparse
 from pathlib import Path
 
 from ..argtypes import count, existing_file, output_dir, seed
+from ..golden.formats import DEFAULT_PRESET, load_formats
+from ..output import RunFolder
+from ..sim.framework.vectors import read_vectors
+from . import HELP
 
 __all__ = ["register"]
 
 
 def _conv(args: argparse.Namespace) -> int:
-    from ..golden.formats import DEFAULT_PRESET, load_formats
-    from ..output import RunFolder
-    from ..sim.conv.vector_gen import (
-        COMMITTED,
-        conv1_weights,
-        source_vectors,
-        write_committed,
-        write_vector_set,
-    )
+    # hw extra: the vector generators build the RTL's configuration (Amaranth)
+    from ..sim.conv.committed import COMMITTED, write_committed
+    from ..sim.conv.vector_gen import conv1_weights, source_vectors, write_vector_set
 
     if args.source == "committed":
         names = [n for n in COMMITTED]
@@ -44,8 +42,7 @@ def _conv(args: argparse.Namespace) -> int:
 
 
 def _classifier(args: argparse.Namespace) -> int:
-    from ..sim.classifier.vector_gen import COMMITTED, write_committed
-    from ..sim.framework.vectors import read_vectors
+    from ..sim.classifier.vector_gen import COMMITTED, write_committed  # hw extra: Amaranth
 
     names = list(COMMITTED) if args.only == "all" else [args.only]
     for name in names:
@@ -56,7 +53,7 @@ def _classifier(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("vectors", help="make golden test vectors for an RTL block",
+    p = subparsers.add_parser("vectors", help=HELP["vectors"],
                               description="Run inputs through the integer golden model and write "
                                           "self-describing vector files (vectors/README.md).")
     sub = p.add_subparsers(dest="block", metavar="BLOCK", required=True)
@@ -83,7 +80,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
     c.set_defaults(func=_conv)
 
-    from ..sim.classifier.vector_gen import COMMITTED
+    from ..sim.classifier.vector_gen import COMMITTED  # hw extra: Amaranth
     k = sub.add_parser("classifier", help="classifier vectors (the committed sets, rebuilt)",
                        description="Classifier vectors: the adversarial, extreme and real sets that "
                                    "vectors/classifier holds, rebuilt from their seeds (the real "

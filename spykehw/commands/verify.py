@@ -7,14 +7,19 @@ import json
 import sys
 from pathlib import Path
 
+from ..api import load
 from ..argtypes import count, output_dir
+from ..data import load_sample
+from ..images import read_images
+from ..verify import VerifyError, agreement, available_levels, first_difference, verify
+from . import HELP
 
 __all__ = ["register"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "verify", help="the same images through float, int, Amaranth, Verilator, Icarus: where do they differ?",
+        "verify", help=HELP["verify"],
         description="Run the same images through each level of the verification ladder and compare "
                     "with the integer golden model: float (agreement rate; not meant to be equal), "
                     "int (the reference), amaranth (Amaranth simulator), verilator and icarus "
@@ -62,17 +67,6 @@ def _table(rows: list[dict]) -> list[str]:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from ..api import load
-    from ..data import load_sample
-    from ..images import read_images
-    from ..verify import (
-        VerifyError,
-        agreement,
-        available_levels,
-        first_difference,
-        verify,
-    )
-
     net = load(args.source)
     if args.images_from is not None:
         names, images = read_images(args.images_from)
