@@ -32,7 +32,13 @@ import numpy as np
 from numba import literally, njit
 
 from .arithmetic import Arithmetic, homeostasis_decay, stdp_update
-from .conv import fire, from_kernel_layout, integrate, next_event_block, to_kernel_layout
+from .conv import (
+    fire,
+    from_kernel_layout,
+    integrate,
+    next_event_block,
+    to_kernel_layout,
+)
 from .options import TIME_STEPS, ConvOptions
 from .spikes import SpikeEvents
 

@@ -9,7 +9,13 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from .options import NetworkOptions, OptionsError, classifier_defaults, dotted_keys, typed_value
+from .options import (
+    NetworkOptions,
+    OptionsError,
+    classifier_defaults,
+    dotted_keys,
+    typed_value,
+)
 
 __all__ = [
     "OPTION_PRESETS",

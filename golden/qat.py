@@ -24,7 +24,12 @@ from .classifier_int import (
     quantize_classifier,
     require_binary_hidden,
 )
-from .classifier_params import ClassifierError, ClassifierParams, check_binary, check_labels
+from .classifier_params import (
+    ClassifierError,
+    ClassifierParams,
+    check_binary,
+    check_labels,
+)
 from .fixed import signed_range
 from .formats import NumberFormats
 from .options import ClassifierOptions

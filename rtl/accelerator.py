@@ -70,8 +70,8 @@ from .conv_core import ConvCore
 from .design import classifier_config, conv_core_config
 from .event_checker import ERROR_BITS, ErrorFlag, EventChecker, token_beat_bits
 from .layouts import feature_layout, layout_fields, token_layout
-from .result_stream import RESULT_BEAT_BITS, ResultFormatter
 from .packing import w2_row_stride
+from .result_stream import RESULT_BEAT_BITS, ResultFormatter
 from .verilog import generate
 from .w2_axi import ADDR_BITS as AXI_ADDR_BITS
 from .w2_axi import W2AxiReader, check_row_layout

@@ -12,7 +12,12 @@ from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from .classifier_config import ClassifierConfig, TapSignature, hidden_tap_layout, logit_tap_layout
+from .classifier_config import (
+    ClassifierConfig,
+    TapSignature,
+    hidden_tap_layout,
+    logit_tap_layout,
+)
 from .layouts import feature_layout, index_bits
 from .weight_memory import RowPortSignature, WriteBusSignature, lane_init
 

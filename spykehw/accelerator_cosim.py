@@ -34,7 +34,9 @@ class AcceleratorRunError(SpykehwError, ValueError):
 def train_and_export(dataset: str, point: DesignPoint, out: Path, *, epochs: int, data_dir=None) -> Path:
     """Train Conv1 and a classifier of ``point``'s hidden size on ``dataset`` (cached) and export
     them for ``point`` into ``out``; returns ``out``."""
-    from .sim.classifier.vector_gen import real_classifier   # hw extra: the sim package needs amaranth
+    from .sim.classifier.vector_gen import (
+        real_classifier,  # hw extra: the sim package needs amaranth
+    )
 
     rc = real_classifier(dataset, point.formats, hidden=point.hidden, epochs=epochs, data_dir=data_dir)
     if rc.q.classes != point.classes:
@@ -52,7 +54,7 @@ def train_and_export(dataset: str, point: DesignPoint, out: Path, *, epochs: int
 def weight_image(export: Export):
     """The :class:`~spykehw.sim.accelerator.vectors.WeightImage` a host loads from ``export``
     (external ``W2``: ``weights.bin`` at address 0, so ``W2_BASE`` is ``W2``'s offset)."""
-    from .sim.accelerator.vectors import WeightImage   # hw extra: amaranth
+    from .sim.accelerator.vectors import WeightImage  # hw extra: amaranth
 
     if export.point.weights != "external":
         return WeightImage(window_words(export))
@@ -66,7 +68,10 @@ def cosim_export(export: Export, dataset: str, images: int, *, simulator: str, f
     """The first ``images`` test images of ``dataset`` (encoded with the export's options)
     through the accelerator of ``export``'s design point, loaded from its files; a summary with
     mismatches, cycles per image, simulated images/s, accuracy and W2 traffic."""
-    from .sim.accelerator.runner import build_accelerator, cosim_images   # hw extra: amaranth, cocotb
+    from .sim.accelerator.runner import (  # hw extra: amaranth, cocotb
+        build_accelerator,
+        cosim_images,
+    )
     from .sim.accelerator.vectors import AcceleratorParams
 
     point = export.point

@@ -15,10 +15,13 @@ from typing import Any
 
 import numpy as np
 
+from .fusesoc import write_core
 from .golden.classifier_int import IntClassifier
 from .golden.errors import SpykehwError
 from .golden.formats import NumberFormats
 from .golden.options import ConvOptions, EncoderOptions, NetworkOptions
+from .sim.framework.lint_waivers import write_vlt
+from .sim.framework.toolchain import find_simulator, missing_reason
 
 __all__ = ["HardwareError", "CosimResult", "generate_network", "cosimulate_network"]
 
@@ -32,6 +35,7 @@ class HardwareError(SpykehwError):
 
 def _configs(options: NetworkOptions, formats: NumberFormats, q: IntClassifier, conv_lanes: int,
              classifier_lanes: int | None, w2_on_chip: bool = False):
+    # hw extra (Amaranth, cocotb): loaded only when this runs
     from .rtl.classifier import ClassifierConfig
     from .rtl.conv_config import ConvCoreConfig
 
@@ -66,11 +70,10 @@ def generate_network(options: NetworkOptions, formats: NumberFormats, q: IntClas
     dict
         ``{"conv_core": GeneratedVerilog, "classifier": GeneratedVerilog}``.
     """
-    from .fusesoc import write_core
+    # hw extra (Amaranth, cocotb): loaded only when this runs
     from .rtl.classifier import generate_classifier
     from .rtl.conv_core import ConvCore
     from .rtl.verilog import generate
-    from .sim.framework.lint_waivers import write_vlt
 
     conv_cfg, clf_cfg = _configs(options, formats, q, conv_lanes, classifier_lanes, w2_on_chip)
     out = Path(out_dir).resolve()
@@ -141,10 +144,10 @@ def cosimulate_network(options: NetworkOptions, formats: NumberFormats, conv_wei
     -------
     CosimResult
     """
+    # hw extra (Amaranth, cocotb): loaded only when this runs
     from .sim.classifier.cosim import build_chain, run_chain
     from .sim.classifier.vector_gen import chain_vectors, write_vector_set
     from .sim.conv.vector_gen import write_vector_set as write_conv_vectors
-    from .sim.framework.toolchain import find_simulator, missing_reason
 
     if find_simulator(simulator) is None:
         raise HardwareError(f"simulator: {simulator} unavailable ({missing_reason(simulator)})")
@@ -194,6 +197,7 @@ def simulate_network_amaranth(options: NetworkOptions, formats: NumberFormats, c
 
     Parameters and result as for :func:`cosimulate_network` (``folder`` is None, cycles 0).
     """
+    # hw extra (Amaranth, cocotb): loaded only when this runs
     from .sim.classifier.pysim import run_pysim
     from .sim.classifier.vector_gen import chain_vectors
     from .sim.conv.pysim import simulate_core

@@ -48,89 +48,6 @@ LAZY_ALLOWED = {
         "`import spykehw` stays light (no numpy, test_api): the API's names load on first use",
 }
 
-# NOT CLEANED YET (issue 16): these modules are being rewritten by another change and keep
-# function-level imports of light modules for now. Remove a pair when its last such import is
-# hoisted (the test fails on a pair that no longer occurs); add none.
-PENDING = frozenset({
-    ("spykehw.commands.cosim", "spykehw.commands.verilog"),
-    ("spykehw.commands.cosim", "spykehw.golden.progress"),
-    ("spykehw.commands.cosim", "spykehw.output"),
-    ("spykehw.commands.cosim", "spykehw.sim.framework.toolchain"),
-    ("spykehw.commands.cosim", "spykehw.sim.framework.vectors"),
-    ("spykehw.commands.cosim", "spykehw.sim.toolchain"),    # no such module (sim.framework.toolchain)
-    ("spykehw.commands.export", "spykehw.export"),
-    ("spykehw.commands.export", "spykehw.golden.formats"),
-    ("spykehw.commands.fpga", "spykehw.fpga.bench"),
-    ("spykehw.commands.fpga", "spykehw.fpga.blocks"),
-    ("spykehw.commands.fpga", "spykehw.fpga.devices"),
-    ("spykehw.commands.fpga", "spykehw.fpga.reports"),
-    ("spykehw.commands.fpga", "spykehw.fpga.sweep"),
-    ("spykehw.commands.fpga", "spykehw.fpga.tools"),
-    ("spykehw.commands.fpga", "spykehw.golden.errors"),
-    ("spykehw.commands.fpga", "spykehw.golden.formats"),
-    ("spykehw.commands.fpga", "spykehw.golden.progress"),
-    ("spykehw.commands.fpga", "spykehw.output"),
-    ("spykehw.commands.fpga", "spykehw.quant.store"),
-    ("spykehw.commands.verilog", "spykehw.fusesoc"),
-    ("spykehw.commands.verilog", "spykehw.golden.design_point"),
-    ("spykehw.commands.verilog", "spykehw.golden.formats"),
-    ("spykehw.commands.verilog", "spykehw.golden.options"),
-    ("spykehw.commands.verilog", "spykehw.output"),
-    ("spykehw.commands.verilog", "spykehw.sim.framework.lint_waivers"),
-    ("spykehw.fpga.blocks", "spykehw.golden.classifier_int"),
-    ("spykehw.fpga.blocks", "spykehw.golden.formats"),
-    ("spykehw.fpga.blocks", "spykehw.golden.options"),
-    ("spykehw.fpga.flow", "spykehw.fpga.blocks"),
-    ("spykehw.fpga.flow", "spykehw.fpga.reports"),
-    ("spykehw.fpga.sweep", "spykehw.fpga"),
-    ("spykehw.fpga.sweep", "spykehw.fpga.bench"),
-    ("spykehw.fpga.sweep", "spykehw.fpga.blocks"),
-    ("spykehw.fpga.sweep", "spykehw.fpga.devices"),
-    ("spykehw.fpga.sweep", "spykehw.fpga.tools"),
-    ("spykehw.fpga.sweep", "spykehw.golden"),
-    ("spykehw.fpga.sweep", "spykehw.golden.formats"),
-    ("spykehw.fpga.sweep", "spykehw.output"),
-    ("spykehw.fpga.sweep", "spykehw.quant.cluster"),
-    ("spykehw.fpga.sweep", "spykehw.quant.store"),
-    ("spykehw.fpga.sweep", "spykehw.rtl"),
-    ("spykehw.hardware", "spykehw.fusesoc"),
-    ("spykehw.hardware", "spykehw.sim.framework.lint_waivers"),
-    ("spykehw.hardware", "spykehw.sim.framework.toolchain"),
-    ("spykehw.quant.points", "spykehw.golden.option_sets"),
-    ("spykehw.quant.report", "spykehw.golden.option_sets"),
-    ("spykehw.quant.report", "spykehw.golden.progress"),
-    ("spykehw.quant.report", "spykehw.quant.cluster"),
-    ("spykehw.quant.report", "spykehw.quant.points"),
-    ("spykehw.quant.rules", "spykehw.golden.classifier_int"),
-    ("spykehw.quant.stages", "spykehw.data"),
-    ("spykehw.quant.stages", "spykehw.data.datasets"),
-    ("spykehw.quant.stages", "spykehw.golden"),
-    ("spykehw.quant.stages", "spykehw.golden.classifier"),
-    ("spykehw.quant.stages", "spykehw.golden.classifier_int"),
-    ("spykehw.quant.stages", "spykehw.golden.pipeline"),
-    ("spykehw.quant.stages", "spykehw.golden.qat"),
-    ("spykehw.quant.stages", "spykehw.quant"),
-    ("spykehw.quant.stages", "spykehw.quant.rules"),
-    ("spykehw.quant.sweep", "spykehw.quant.cluster"),
-})
-
-# Modules whose function-level imports do not carry their reason comment yet (the same change).
-PENDING_COMMENTS = frozenset({
-    "spykehw.commands.cosim",
-    "spykehw.commands.fpga",
-    "spykehw.commands.verilog",
-    "spykehw.fpga.blocks",
-    "spykehw.fpga.flow",
-    "spykehw.fpga.sweep",
-    "spykehw.hardware",
-    "spykehw.quant.points",
-    "spykehw.quant.report",
-    "spykehw.quant.rules",
-    "spykehw.quant.stages",
-    "spykehw.quant.sweep",
-})
-
-
 def tier(module: str) -> str:
     for name in ("golden", "rtl", "sim"):
         if module == f"spykehw.{name}" or module.startswith(f"spykehw.{name}."):
@@ -196,13 +113,13 @@ def light_lazy_imports(edges: list[Import]) -> list[Import]:
             and e.target not in heavy]
 
 
-def lazy_import_violations(edges: list[Import], allowed=frozenset(LAZY_ALLOWED) | PENDING) -> list[str]:
+def lazy_import_violations(edges: list[Import], allowed=frozenset(LAZY_ALLOWED)) -> list[str]:
     return [f"{e.path.name}:{e.line}: {e.source} -> {e.target} (loads nothing optional: import "
             f"it at the top of the module)"
             for e in light_lazy_imports(edges) if (e.source, e.target) not in allowed]
 
 
-def uncommented_lazy_imports(edges: list[Import], exempt=PENDING_COMMENTS) -> list[tuple[str, str]]:
+def uncommented_lazy_imports(edges: list[Import], exempt=frozenset()) -> list[tuple[str, str]]:
     """``(module, message)`` of each function of the top tier that imports our modules without a
     comment saying why (on the line before the first such import, or on a line of them)."""
     spans: dict[tuple[Path, str, str], tuple[int, int]] = {}
@@ -246,9 +163,7 @@ def test_imports_inside_functions_say_why(full_graph):
 def test_the_allow_lists_hold_no_stale_entries(full_graph):
     # An entry that no longer excuses anything goes (and with it the chance to add one back).
     light = {(e.source, e.target) for e in light_lazy_imports(full_graph)}
-    assert sorted((set(LAZY_ALLOWED) | PENDING) - light) == []
-    uncommented = {source for source, _ in uncommented_lazy_imports(full_graph, exempt=frozenset())}
-    assert sorted(PENDING_COMMENTS - uncommented) == []
+    assert sorted(set(LAZY_ALLOWED) - light) == []
 
 
 def test_graph_sees_the_known_arrows(graph):

@@ -24,7 +24,14 @@ from ...rtl.accelerator import Accelerator
 from ...rtl.design import classifier_config
 from ...rtl.verilog import GeneratedVerilog, generate
 from ..framework.runners import CocotbResult, SimBuild, cached_build, run_tests, tb_env
-from .vectors import AcceleratorParams, Job, WeightImage, make_job, malformed_frames, write_job
+from .vectors import (
+    AcceleratorParams,
+    Job,
+    WeightImage,
+    make_job,
+    malformed_frames,
+    write_job,
+)
 
 __all__ = ["TB_MODULE", "TOP", "AcceleratorCosim", "build_accelerator", "run_job", "cosim_images"]
 

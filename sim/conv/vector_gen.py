@@ -48,7 +48,14 @@ from ...golden.state import load_state
 from ...rtl.conv_config import ConvCoreConfig
 from ..framework.images import emnist_test_images, mnist_test_images, mnist_train_images
 from ..framework.vector_checks import check_conv_infer
-from ..framework.vectors import ArraySpec, KindSpec, VectorSet, ragged, register_kind, write_vectors
+from ..framework.vectors import (
+    ArraySpec,
+    KindSpec,
+    VectorSet,
+    ragged,
+    register_kind,
+    write_vectors,
+)
 from .cases import (
     STDP_TRAIN_IMAGES,
     ConvCase,

@@ -198,7 +198,7 @@ def toolchain_identity(simulator: str) -> str:
     """What a build links against besides its sources: the simulator (path and version), the
     Python and cocotb's libraries. A cached build made with another venv or simulator would
     load libraries that may be gone (``libcocotbvpi_verilator.so: cannot open``)."""
-    from cocotb_tools.config import libs_dir     # hw extra: cocotb
+    from cocotb_tools.config import libs_dir  # hw extra: cocotb
 
     tool = _tool(simulator)
     return "\0".join([str(tool.executable), tool.version, sys.executable, str(Path(libs_dir).resolve())])

@@ -14,9 +14,9 @@ from typing import Any
 from ...golden.formats import DEFAULT_PRESET, load_formats
 from ...golden.options import CONV1
 from ...rtl.conv_config import ConvCoreConfig
+from ..conv.cases import encode_cases
 from ..conv.cosim import ConvCosimResult, build_conv_cosim
 from ..conv.harness import LONG_RUN_DEPTHS
-from ..conv.cases import encode_cases
 from ..conv.tb import ENV_STATS
 from ..conv.vector_gen import core_config
 from ..framework.cocotb_support import ENV_STALL

@@ -97,6 +97,7 @@ def _conv(args: argparse.Namespace) -> int:
 
 
 def _classifier(args: argparse.Namespace) -> int:
+    # hw extra (Amaranth, cocotb): loaded only when this runs
     from ..sim.classifier.long_run import long_run_chain, long_run_classifier
 
     if _missing(args.simulator):

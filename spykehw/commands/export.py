@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 
 from ..argtypes import count, output_dir
+from ..export import read_source, write_export
+from ..golden.formats import load_formats
 
 __all__ = ["register"]
 
@@ -36,8 +38,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _main(args: argparse.Namespace) -> int:
     # Imported here: the golden model (numba) takes seconds to import, `spykehw --help` should not.
-    from ..export import read_source, write_export
-    from ..golden.formats import load_formats
 
     fmt = None if args.config is None else load_formats(args.config)
     source = read_source(args.source, formats=fmt, conv_lanes=args.conv_lanes,

@@ -15,6 +15,34 @@ import argparse
 import shlex
 from pathlib import Path
 
+from spykehw.fpga.bench import bench_key, read_bench
+from spykehw.fpga.blocks import (
+    BLOCK_CHOICES,
+    DEFAULT_ACTIVE_FEATURES,
+    VARIANTS,
+    BlockSettings,
+    build_blocks,
+)
+from spykehw.fpga.devices import TARGETS, device
+from spykehw.fpga.reports import (
+    render_sweep_csv,
+    render_sweep_markdown,
+    summary_line,
+    sweep_row,
+)
+from spykehw.fpga.sweep import (
+    code_version,
+    point_key,
+    read_accuracy,
+    run_points,
+    sweep_points,
+)
+from spykehw.fpga.tools import Stages
+from spykehw.golden.formats import load_formats
+from spykehw.golden.progress import Progress
+from spykehw.output import RunFolder
+from spykehw.quant.store import Store
+
 from ..argtypes import count, existing_dir, output_dir, positive_float, workers
 from ..export import load_export
 from ..golden.errors import SpykehwError
@@ -37,6 +65,7 @@ def _ints(text: str, option: str, *, zero: bool = False) -> list[int]:
 
 
 def _ram_styles(items: list[str] | None) -> tuple[tuple[str, str], ...]:
+    # hw extra (Amaranth, cocotb): loaded only when this runs
     from spykehw.fpga.flow import RAM_STYLES
 
     out = []
@@ -86,14 +115,8 @@ def _status_code(reports: list[dict], allow_no_fit: bool) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from spykehw.fpga.blocks import BlockSettings, build_blocks
-    from spykehw.fpga.devices import device
+    # hw extra (Amaranth, cocotb): loaded only when this runs
     from spykehw.fpga.flow import DEFAULT_FREQ_MHZ, FlowOptions, implement
-    from spykehw.fpga.reports import summary_line
-    from spykehw.fpga.sweep import sweep_points
-    from spykehw.fpga.tools import Stages
-    from spykehw.golden.formats import load_formats
-    from spykehw.output import RunFolder
 
     dev = device(args.target)
     configs = [c.strip() for c in args.config.split(",") if c.strip()]
@@ -111,7 +134,6 @@ def _main(args: argparse.Namespace) -> int:
                        pnr_timeout_s=args.pnr_timeout, router=args.router)
     accuracy = None
     if args.accuracy is not None:
-        from spykehw.fpga.sweep import read_accuracy
         accuracy = read_accuracy(args.accuracy)
     stages = Stages(enabled=not args.quiet)
     command = _command(args, freq)
@@ -119,7 +141,6 @@ def _main(args: argparse.Namespace) -> int:
 
     bench = None
     if args.bench:
-        from spykehw.fpga.bench import read_bench
         bench = read_bench(args.bench)
 
     export = None
@@ -150,18 +171,6 @@ def _main(args: argparse.Namespace) -> int:
 
 def _sweep(args, dev, configs, parallelisms, lanes, opts, accuracy, settings_for, stages, command,
            record, bench) -> int:
-    from spykehw.fpga.bench import bench_key
-    from spykehw.fpga.blocks import build_blocks
-    from spykehw.fpga.reports import (
-        render_sweep_csv,
-        render_sweep_markdown,
-        summary_line,
-        sweep_row,
-    )
-    from spykehw.fpga.sweep import code_version, point_key, run_points, sweep_points
-    from spykehw.golden.progress import Progress
-    from spykehw.output import RunFolder
-    from spykehw.quant.store import Store
 
     points = sweep_points(args.block, dev.name, configs, parallelisms, lanes)
     for p in points:        # every point's settings are checked before any work starts
@@ -218,8 +227,7 @@ def _sweep(args, dev, configs, parallelisms, lanes, opts, accuracy, settings_for
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from spykehw.fpga.blocks import BLOCK_CHOICES, DEFAULT_ACTIVE_FEATURES, VARIANTS
-    from spykehw.fpga.devices import TARGETS
+    # hw extra (Amaranth, cocotb): loaded only when this runs
     from spykehw.fpga.flow import RAM_STYLES, ROUTERS
 
     p = subparsers.add_parser(

@@ -42,7 +42,10 @@ def _conv(args: argparse.Namespace) -> int:
 
 
 def _classifier(args: argparse.Namespace) -> int:
-    from ..sim.classifier.vector_gen import COMMITTED, write_committed  # hw extra: Amaranth
+    from ..sim.classifier.vector_gen import (  # hw extra: Amaranth
+        COMMITTED,
+        write_committed,
+    )
 
     names = list(COMMITTED) if args.only == "all" else [args.only]
     for name in names:

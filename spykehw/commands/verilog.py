@@ -12,6 +12,7 @@ from ..golden.design_point import DesignPoint
 from ..golden.formats import DEFAULT_PRESET, load_formats
 from ..golden.options import CONV1, CONV2, TIME_STEPS
 from ..output import RunFolder
+from ..sim.framework.lint_waivers import write_vlt
 
 __all__ = ["register"]
 
@@ -22,7 +23,9 @@ MAX_SPIKES = {"conv1": 1, "conv2": 4}     # Conv2's inputs are Pool1 neurons (sp
 
 def conv_config(preset_or_toml: str | None, layer: str, parallelism: int | None, steps: int):
     """The ConvCoreConfig the ``conv`` subcommands build (shared with ``cosim``)."""
-    from ..rtl.conv_config import ConvCoreConfig   # hw extra: amaranth (all rtl/sim imports here)
+    from ..rtl.conv_config import (
+        ConvCoreConfig,  # hw extra: amaranth (all rtl/sim imports here)
+    )
 
     fmt = load_formats(preset_or_toml or DEFAULT_PRESET)
     opts = CONV1 if layer == "conv1" else CONV2
@@ -34,8 +37,8 @@ def conv_config(preset_or_toml: str | None, layer: str, parallelism: int | None,
 def _emit(g, folder, args: argparse.Namespace, headline: str) -> int:
     """Record the generated files in the run folder, print the ports, lint and (optionally) the
     Yosys statistics: the same for every block. Returns the exit status (1 on lint warnings)."""
+    # hw extra (Amaranth, cocotb): loaded only when this runs
     from ..sim.framework.lint import lint, yosys_stat
-    from ..sim.framework.lint_waivers import write_vlt
 
     vlt = write_vlt(g.verilog_path)
     core = write_core(g, vlt=vlt)
@@ -64,6 +67,7 @@ def _emit(g, folder, args: argparse.Namespace, headline: str) -> int:
 
 
 def _conv(args: argparse.Namespace) -> int:
+    # hw extra (Amaranth, cocotb): loaded only when this runs
     from ..rtl.conv_core import ConvCore
     from ..rtl.verilog import generate
 
@@ -80,6 +84,7 @@ def _conv(args: argparse.Namespace) -> int:
 
 
 def _classifier(args: argparse.Namespace) -> int:
+    # hw extra (Amaranth, cocotb): loaded only when this runs
     from ..rtl.classifier import DEFAULT_SHAPE, ClassifierConfig, generate_classifier
 
     def opt(name):
@@ -121,6 +126,7 @@ ACCELERATOR_PRESET = "fpga-8"
 
 
 def _accelerator(args: argparse.Namespace) -> int:
+    # hw extra (Amaranth, cocotb): loaded only when this runs
     from ..rtl.accelerator import generate_accelerator
 
     weights, source = None, "memories empty (load them over AXI4-Lite)"
@@ -152,6 +158,7 @@ def _common_arguments(c: argparse.ArgumentParser, name: str) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    # hw extra (Amaranth, cocotb): loaded only when this runs
     from ..rtl.classifier import DEFAULT_SHAPE
 
     p = subparsers.add_parser("verilog", help="generate the Verilog of an RTL block (+ JSON, lint)",

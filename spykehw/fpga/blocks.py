@@ -26,9 +26,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from ..export.host import window_words
+from ..golden.classifier_int import IntClassifier
 from ..golden.design_point import DesignPoint
 from ..golden.errors import SpykehwError
-from ..golden.formats import NumberFormats
+from ..golden.formats import NumberFormats, preset
+from ..golden.options import CONV1
 
 __all__ = [
     "BLOCKS",
@@ -150,7 +152,6 @@ def softmax_logit_bits(formats: NumberFormats, hidden: int) -> int:
     units active with extreme output weights and bias, shifted by ``output_weight_frac``)."""
     import numpy as np
 
-    from ..golden.classifier_int import IntClassifier
 
     # The logit width depends only on H and the formats; one feature row is enough.
     zeros = IntClassifier(np.zeros((1, hidden), np.int64), np.zeros(hidden, np.int64),
@@ -161,6 +162,7 @@ def softmax_logit_bits(formats: NumberFormats, hidden: int) -> int:
 def _softmax(s: BlockSettings) -> Block:
     from amaranth.hdl import Fragment
 
+    # hw extra (Amaranth, cocotb): loaded only when this runs
     from ..rtl.softmax import SoftmaxUnit
 
     unit = SoftmaxUnit(classes=s.classes, logit_bits=softmax_logit_bits(s.formats, s.hidden),
@@ -196,11 +198,11 @@ def conv_cycles_bound(cfg: Any) -> int:
 
 def _conv(s: BlockSettings) -> Block:
     try:
+        # hw extra (Amaranth, cocotb): loaded only when this runs
         from ..rtl.conv_config import ConvCoreConfig
         from ..rtl.conv_core import ConvCore
     except ModuleNotFoundError as e:   # the hw extra (Amaranth) is optional
         raise BlockUnavailable(f"conv: {e} (install spykehw[hw])") from None
-    from ..golden.options import CONV1
 
     try:
         cfg = ConvCoreConfig(options=s.conv_options or CONV1, formats=s.formats, steps=s.steps,
@@ -241,11 +243,11 @@ def classifier_cycles_model(cfg: Any, active: int) -> tuple[int, str]:
 
 def _classifier(s: BlockSettings) -> Block:
     try:
+        # hw extra (Amaranth, cocotb): loaded only when this runs
         from ..rtl.classifier import Classifier, ClassifierConfig
     except ModuleNotFoundError as e:   # the hw extra (Amaranth) is optional
         raise BlockUnavailable(f"classifier: {e} (install spykehw[hw])") from None
 
-    from ..golden.options import CONV1
 
     # Its input is the conv layer's pooled features (Conv1: 30 maps x 11 x 11 = 3630).
     features = (s.conv_options or CONV1).features
@@ -264,7 +266,6 @@ def _classifier(s: BlockSettings) -> Block:
         cycles = Figure(float(exact["cycles_per_image"]), "measured", where + ", steady state")
         # The rows fetched per image do not depend on the formats, their width does: scale the
         # benchmark's bytes by this study's row size over the benchmark preset's.
-        from ..golden.formats import preset
         bench_row = ClassifierConfig(features, s.hidden, s.classes, preset("fpga-16"), lanes=s.lanes).bytes_per_row
         scale = "" if cfg.bytes_per_row == bench_row else f", scaled by {cfg.bytes_per_row:g}/{bench_row:g} bytes per row"
         ext = Figure(float(exact["bytes_per_image"]) * cfg.bytes_per_row / bench_row, "measured",
@@ -289,13 +290,15 @@ def _classifier(s: BlockSettings) -> Block:
 
 def _accelerator(s: BlockSettings) -> Block:
     try:
+        # hw extra (Amaranth, cocotb): loaded only when this runs
         from ..rtl.accelerator import Accelerator
         from ..rtl.design import classifier_config, conv_core_config
     except ModuleNotFoundError as e:   # the hw extra (Amaranth) is optional
         raise BlockUnavailable(f"accelerator: {e} (install spykehw[hw])") from None
     try:
         point = s.design_point()
-        conv_cfg, clf_cfg = conv_core_config(point), classifier_config(point)
+        conv_core_config(point)             # refuses a conv part the core cannot build
+        clf_cfg = classifier_config(point)
     except SpykehwError as e:
         raise BlockError(f"accelerator: {e}") from None
     init = None if s.export is None else window_words(s.export)

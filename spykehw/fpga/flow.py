@@ -39,9 +39,10 @@ from ..golden.errors import SpykehwError
 from ..output import RunFolder
 from ..rtl.verilog import GeneratedVerilog, generate
 from . import parse
-from .blocks import Block, BlockSet, BlockSettings, images_per_second
+from .blocks import Block, BlockSet, BlockSettings, build_blocks, images_per_second
 from .devices import Device
 from .memories import memory_bound_table
+from .reports import render_markdown, summary_line
 from .tools import Stages, run_tool, tool_version
 from .wrapper import PINS, TOP_NAME, StudyWrapper
 
@@ -407,8 +408,6 @@ def implement(block: str, settings: BlockSettings, opts: FlowOptions, folder: Ru
               stages: Stages, command: str | None = None) -> dict[str, Any]:
     """Build the blocks, run the flow and write ``report.json`` and ``report.md`` (last, so a
     folder with ``report.json`` holds a finished run); returns the report."""
-    from .blocks import build_blocks
-    from .reports import render_markdown, summary_line
 
     blocks = build_blocks(block, settings)
     for kind, why in blocks.missing.items():

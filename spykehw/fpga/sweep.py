@@ -35,9 +35,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from .. import fpga, golden, rtl
 from ..golden.errors import SpykehwError
-from ..golden.formats import NumberFormats
+from ..golden.formats import NumberFormats, load_formats
 from ..inputs import read_text
+from ..output import RunFolder
+from ..quant.cluster import dask_client
+from ..quant.store import stable_key
+from .bench import read_bench
+from .blocks import BlockSettings
+from .devices import device
+from .tools import Stages
 
 __all__ = ["SweepPoint", "sweep_points", "point_key", "code_version", "Accuracy", "read_accuracy",
            "AccuracyError", "run_points", "run_point", "KEY_COLUMNS", "ACC_COLUMNS"]
@@ -97,7 +105,6 @@ def code_version() -> str:
     """SHA-256 (12 hex) of the sources an FPGA result depends on: the RTL generators, the
     number-format config, exp LUT and layer options, and the modules of this package that
     build, synthesise and measure (:data:`_RESULT_MODULES`)."""
-    from .. import fpga, golden, rtl
 
     paths = sorted(Path(rtl.__file__).parent.glob("*.py"))
     paths += [Path(fpga.__file__).parent / f for f in _RESULT_MODULES]
@@ -112,7 +119,6 @@ def code_version() -> str:
 def point_key(p: SweepPoint, settings: dict[str, Any], code: str) -> str:
     """A readable folder name (the settings that matter for the block) plus a hash of
     everything the result depends on."""
-    from ..quant.store import stable_key
 
     cfg = Path(p.config).stem if p.config.endswith(".toml") else p.config
     name = f"{p.block}_{p.target}_{cfg}"
@@ -203,13 +209,8 @@ def run_point(spec: dict[str, Any]) -> dict[str, Any]:
     ``ram_styles``, ``route``, ``pnr_timeout_s``, ``router``, ``classes``, ``hidden``, ``active_features``,
     ``bench`` (benchmark JSON paths), ``command``, ``args``, ``quiet``.
     """
-    from ..golden.formats import load_formats
-    from ..output import RunFolder
-    from .bench import read_bench
-    from .blocks import BlockSettings
-    from .devices import device
+    # hw extra (Amaranth, cocotb): loaded only when this runs
     from .flow import FlowOptions, implement
-    from .tools import Stages
 
     p = spec["point"]
     bench = read_bench(spec["bench"]) if spec.get("bench") else None
@@ -257,7 +258,6 @@ def run_points(points: list[SweepPoint], store: Any, keys: dict[SweepPoint, str]
     if todo and (workers > 1 or scheduler):
         from distributed import as_completed
 
-        from ..quant.cluster import dask_client
 
         with dask_client(scheduler, workers) as client:
             futures = {client.submit(runner, spec_for(p), key=f"fpga-{keys[p]}", pure=False): p

@@ -43,6 +43,7 @@ from typing import Any
 
 from ..golden.errors import SpykehwError
 from ..golden.formats import ROUNDING_MODES, FormatError, NumberFormats, load_formats
+from ..golden.option_sets import apply_settings, load_options
 from ..golden.options import NetworkOptions
 from ..inputs import read_toml
 from .rules import FRAC_RULES, provisional_classifier_formats
@@ -302,7 +303,6 @@ def network_options(sweep: Sweep, dataset: str, repeat: int, hidden: int | None 
     dataset (the authors' classifier per task by default), the sweep's epochs, STDP images and
     ``hidden`` (default: the sweep's first hidden size, else the options'), the ``--set``
     changes, and the repeat as the Conv1 and classifier seed."""
-    from ..golden.option_sets import apply_settings, load_options
 
     if hidden is None and sweep.hidden:
         hidden = sweep.hidden[0]

@@ -36,7 +36,9 @@ from typing import Any, Iterable
 import numpy as np
 
 from ..golden.option_sets import changed_keys, options_preset
+from ..golden.progress import format_duration
 from ..output import RunFolder
+from .cluster import usable_cpus
 from .plots import write_plots
 from .points import network_options
 
@@ -391,8 +393,6 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
 
 def run_lines(outcome, scheduler: str | None, workers: int | None) -> list[str]:
     """What a run computed, where, and how long its stages took (for ``results.md``)."""
-    from ..golden.progress import format_duration
-    from .cluster import usable_cpus
 
     res = outcome.results
 

@@ -24,6 +24,7 @@ import math
 
 import numpy as np
 
+from ..golden.classifier_int import quant_table
 from ..golden.fixed import signed_range
 from ..golden.formats import NumberFormats
 
@@ -102,7 +103,6 @@ def provisional_classifier_formats(base: NumberFormats, bits: int, rule: str,
 
 def saturation_counts(params, fmt: NumberFormats) -> dict[str, int]:
     """How many values of W2, b2, W3, b3 fall outside their format (and so saturate)."""
-    from ..golden.classifier_int import quant_table
 
     out = {}
     for name, (frac, bits) in quant_table(fmt).items():

@@ -39,12 +39,20 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .. import data, golden, quant
+from ..data import load_dataset
+from ..data.datasets import limit_rows
 from ..golden import metrics
+from ..golden.classifier import ClassifierParams, predict, train_classifier
+from ..golden.classifier_int import forward_int, quantize_classifier
 from ..golden.errors import SpykehwError
 from ..golden.formats import NumberFormats
 from ..golden.options import NetworkOptions
+from ..golden.pipeline import extract_features, model_name, train_conv1
+from ..golden.qat import qat_finetune
 from ..golden.stored import code_digest
 from .points import Keys
+from .rules import classifier_formats, saturation_counts
 from .store import Store
 
 __all__ = ["PointTask", "InjectedFailure", "DatasetMismatch", "PROGRESS_TOPIC", "code_version",
@@ -96,7 +104,6 @@ def code_version() -> str:
     """SHA-256 (16 hex) of the code that computes a result: every golden model module, this
     module, the fraction rules and the dataset loaders, as syntax trees without comments and
     docstrings. Any code change there gives new keys, so no stale result is ever reused."""
-    from .. import data, golden, quant
 
     roots = {"golden": Path(golden.__file__).parent, "quant": Path(quant.__file__).parent,
              "data": Path(data.__file__).parent}
@@ -119,8 +126,6 @@ def dataset_identity(ds, train_limit: int | None, test_limit: int | None) -> dic
 @lru_cache(maxsize=2)
 def load_limited(name: str, data_dir: str | None, train_limit: int | None, test_limit: int | None):
     """The dataset with only its first ``train_limit`` / ``test_limit`` rows (cached per process)."""
-    from ..data import load_dataset
-    from ..data.datasets import limit_rows
 
     return limit_rows(load_dataset(name, data_dir, seed=0), train_limit, test_limit)
 
@@ -217,7 +222,6 @@ def _info(stage: str, key: str, computed: bool, meta: dict[str, Any], seconds: f
 
 def conv1_stage(task: PointTask, *, force: bool = False) -> dict[str, Any]:
     """Train Conv1 and extract the features of every image, unless the store has them."""
-    from ..golden.pipeline import extract_features, model_name, train_conv1
 
     store, key, t0 = Store(task.store), task.keys.conv1, time.perf_counter()
     if not force and store.has_artifact("conv1", key):
@@ -276,7 +280,6 @@ def _split(d: dict[str, Any], opts: NetworkOptions):
 def classifier_stage(task: PointTask, conv1_info: dict | None = None, *,
                      force: bool = False) -> dict[str, Any]:
     """Train the float classifier on the Conv1 stage's features, unless the store has it."""
-    from ..golden.classifier import train_classifier
 
     store, key, t0 = Store(task.store), task.keys.classifier, time.perf_counter()
     if not force and store.has_artifact("classifier", key):
@@ -299,7 +302,6 @@ def classifier_stage(task: PointTask, conv1_info: dict | None = None, *,
 
 
 def _classifier_data(task: PointTask) -> dict[str, Any]:
-    from ..golden.classifier import ClassifierParams, predict
 
     store, key = Store(task.store), task.keys.classifier
 
@@ -347,9 +349,6 @@ def _fail(task: PointTask) -> None:
 
 def point_stage(task: PointTask, classifier_info: dict | None = None) -> dict[str, Any]:
     """Quantize, (fine-tune,) and test one point; the result is stored before it is returned."""
-    from ..golden.classifier import predict
-    from ..golden.classifier_int import forward_int, quantize_classifier
-    from .rules import classifier_formats, saturation_counts
 
     store, key, t0 = Store(task.store), task.keys.point, time.perf_counter()
     done = store.load_point(key)
@@ -375,7 +374,6 @@ def point_stage(task: PointTask, classifier_info: dict | None = None) -> dict[st
         out["acc_ptq"] = metrics.accuracy(y, fw.classes)
         out["acc_qat"] = None
         if task.qat:
-            from ..golden.qat import qat_finetune
             trx, try_, vax, vay = _split(d, opts)
             with _epoch_progress(task, "QAT") as on_worker:
                 r = qat_finetune(params, fmt, trx, try_, vax, vay, opts.classifier, task.qat,

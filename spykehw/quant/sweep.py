@@ -22,6 +22,7 @@ from typing import Any, TextIO
 from ..data.datasets import check_split_sizes
 from ..golden.progress import format_duration
 from ..inputs import read_json
+from .cluster import dask_client
 from .points import (
     Point,
     Sweep,
@@ -120,7 +121,6 @@ def _point_line(r: dict[str, Any]) -> str:
 def run_sweep(plan: Plan, *, scheduler: str | None = None, workers: int | None = None,
               retries: int = 2, progress: bool = True, stream: TextIO = sys.stdout) -> SweepOutcome:
     """Run every point of ``plan`` not yet in the store (see the module docstring)."""
-    from .cluster import dask_client
 
     t_start = time.perf_counter()
     store = plan.store
