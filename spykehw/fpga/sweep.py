@@ -27,7 +27,6 @@ above 1), several rows per preset averaged. Without it the column is blank.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import itertools
 import re
@@ -38,6 +37,7 @@ from typing import Any, Callable
 from .. import fpga, golden, rtl
 from ..golden.errors import SpykehwError
 from ..golden.formats import NumberFormats, load_formats
+from ..golden.stored import code_digest
 from ..inputs import read_text
 from ..output import RunFolder
 from ..quant.cluster import dask_client
@@ -102,18 +102,14 @@ _RESULT_MODULES = ("blocks.py", "devices.py", "flow.py", "memories.py", "parse.p
 
 
 def code_version() -> str:
-    """SHA-256 (12 hex) of the sources an FPGA result depends on: the RTL generators, the
-    number-format config, exp LUT and layer options, and the modules of this package that
-    build, synthesise and measure (:data:`_RESULT_MODULES`)."""
-
+    """SHA-256 (16 hex, :func:`~spykehw.golden.stored.code_digest`: syntax trees without
+    comments and docstrings, as the quantization store keys its results) of the sources an FPGA
+    result depends on: the RTL generators, the number-format config, exp LUT and layer options,
+    and the modules of this package that build, synthesise and measure (:data:`_RESULT_MODULES`)."""
     paths = sorted(Path(rtl.__file__).parent.glob("*.py"))
     paths += [Path(fpga.__file__).parent / f for f in _RESULT_MODULES]
     paths += [Path(golden.__file__).parent / f for f in ("formats.py", "exp_lut.py", "options.py")]
-    h = hashlib.sha256()
-    for p in paths:
-        h.update(f"{p.parent.name}/{p.name}\0".encode())
-        h.update(p.read_bytes())
-    return h.hexdigest()[:12]
+    return code_digest([(f"{p.parent.name}/{p.name}", p) for p in paths])
 
 
 def point_key(p: SweepPoint, settings: dict[str, Any], code: str) -> str:
