@@ -528,3 +528,15 @@ def test_export_needs_neither_amaranth_nor_a_simulator(trained, tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert int(done.stdout) == load_export(tmp_path).point.id32
+
+
+def test_cli_verilog_accelerator_from_an_export(exported, tmp_path, capsys):
+    """``spykehw verilog accelerator --export DIR``: the export's design point (its POINT_ID) and
+    every on-chip memory initialised with its words (W2 too: the export is on chip)."""
+    pytest.importorskip("amaranth")
+    out, mm = exported
+    assert main(["verilog", "accelerator", "--export", str(out), "--out", str(tmp_path / "hw"), "--no-lint"]) == 0
+    doc = json.loads((tmp_path / "hw" / "accelerator.json").read_text())
+    assert doc["params"]["point_id"] == mm["id32"]
+    assert doc["params"]["initial_weights"] == ["W2", "W3", "b2", "b3", "conv"]
+    assert "memories initialised from" in capsys.readouterr().out
