@@ -64,10 +64,12 @@ def weight_image(export: Export):
 
 def cosim_export(export: Export, dataset: str, images: int, *, simulator: str, folder: Path,
                  stall: float = 0.1, chunk: int = 0, malformed: bool = False, optimize: bool = True,
-                 data_dir=None, progress=None) -> dict[str, Any]:
+                 data_dir=None, progress=None, preloaded: bool = False) -> dict[str, Any]:
     """The first ``images`` test images of ``dataset`` (encoded with the export's options)
-    through the accelerator of ``export``'s design point, loaded from its files; a summary with
-    mismatches, cycles per image, simulated images/s, accuracy and W2 traffic."""
+    through the accelerator of ``export``'s design point, loaded from its files (``preloaded``:
+    its memories initialised with them at generation, as ``verilog accelerator --export``
+    builds it, instead of writes through the weight window); a summary with mismatches, cycles
+    per image, simulated images/s, accuracy and W2 traffic."""
     from .sim.accelerator.runner import (  # hw extra: amaranth, cocotb
         build_accelerator,
         cosim_images,
@@ -85,15 +87,17 @@ def cosim_export(export: Export, dataset: str, images: int, *, simulator: str, f
     events = [spikes.image(i) for i in range(n)]
     t_encode = time.perf_counter() - t0
     t0 = time.perf_counter()
-    cosim = build_accelerator(point, simulator, folder / "rtl", optimize=optimize)
+    image = weight_image(export)
+    cosim = build_accelerator(point, simulator, folder / "rtl", optimize=optimize,
+                              weights=image.words if preloaded else None)
     t_build = time.perf_counter() - t0
     params = AcceleratorParams(export.conv_weights, export.classifier)
-    summary = cosim_images(cosim, params, events, folder / "runs", weights=weight_image(export), stall=stall,
-                           chunk=chunk, malformed=malformed, progress=progress)
+    summary = cosim_images(cosim, params, events, folder / "runs", weights=image, stall=stall,
+                           chunk=chunk, malformed=malformed, progress=progress, preloaded=preloaded)
     rtl, golden = np.asarray(summary.pop("rtl_classes")), np.asarray(summary.pop("golden_classes"))
     labels = np.asarray(ds.test_labels[:n])
     summary.update({
-        "dataset": dataset, "images": n, "export": str(export.path), "formats": point.formats.name,
+        "dataset": dataset, "images": n, "export": str(export.path), "preloaded": preloaded, "formats": point.formats.name,
         "design_point": point.to_dict(), "shape": [point.features, point.hidden, point.classes],
         "seconds": {"encode": round(t_encode, 1), "build": round(t_build, 1)},
         "rtl_class_equals_golden": int(np.sum(rtl == golden)) if len(rtl) == len(golden) else 0,

@@ -101,11 +101,12 @@ def run_job(cosim: AcceleratorCosim, job: Job, folder: str | Path, *, testcase: 
 
 def cosim_images(cosim: AcceleratorCosim, params: AcceleratorParams, events: Sequence[np.ndarray],
                  folder: str | Path, *, weights: WeightImage | None = None, stall: float = 0.25, seed: int = 1,
-                 malformed: bool = False, chunk: int = 0, progress=None) -> dict[str, Any]:
+                 malformed: bool = False, chunk: int = 0, progress=None, preloaded: bool = False) -> dict[str, Any]:
     """Every image of ``events`` through the top loaded with ``weights`` (default: built from
     ``params``), in chunks of ``chunk`` images per simulator run (0 = one run), compared with the
     golden model of ``params``; with ``malformed`` the malformed variants of the first image are
-    interleaved. Returns a summary."""
+    interleaved. ``preloaded``: ``cosim`` was built with ``weights`` in its memories (no window
+    writes). Returns a summary."""
     folder = Path(folder)
     n = len(events)
     chunk = chunk or max(1, n)
@@ -125,7 +126,8 @@ def cosim_images(cosim: AcceleratorCosim, params: AcceleratorParams, events: Seq
             bad = [(min(len(ev), 1 + 2 * i), name, beats, flags) for i, (name, beats, flags) in enumerate(frames)]
             if progress is not None:
                 progress.total += len(bad)          # the malformed frames come back too
-        job = make_job(cosim.point, params, ev, weights=weights, malformed=bad, stall=stall, seed=seed + part)
+        job = make_job(cosim.point, params, ev, weights=weights, malformed=bad, stall=stall, seed=seed + part,
+                       preloaded=preloaded)
         result, stats = run_job(cosim, job, folder / f"part{part:04d}", check=False, progress=progress)
         report = result.report or {}
         mismatches += [m["message"] for m in report.get("mismatches", [])]

@@ -127,6 +127,11 @@ def params_image(point: DesignPoint, params: AcceleratorParams) -> WeightImage:
     return WeightImage(words, bytes(image), 0)
 
 
+def preload_writes(point: DesignPoint, weights: WeightImage) -> list[tuple[int, int]]:
+    """The writes left when the on-chip memories are initialised at generation: ``W2_BASE``."""
+    return [(REG["W2_BASE"], weights.w2_base)] if point.weights == "external" else []
+
+
 def weight_writes(point: DesignPoint, weights: WeightImage) -> list[tuple[int, int]]:
     """``(byte address, 32-bit value)`` AXI4-Lite writes loading every on-chip memory of
     ``point`` through the weight window: per target ``WSEL``, ``WADDR = 0``, then each word's
@@ -214,10 +219,13 @@ class Job:
 
 def make_job(point: DesignPoint, params: AcceleratorParams, events: Sequence[np.ndarray], *,
              weights: WeightImage | None = None, malformed: Sequence[tuple[int, str, list[int], int]] = (),
-             stall: float = 0.25, seed: int = 1, shuffle: bool = True, read_errors: bool = False) -> Job:
+             stall: float = 0.25, seed: int = 1, shuffle: bool = True, read_errors: bool = False,
+             preloaded: bool = False) -> Job:
     """Good images ``events`` (golden expectations of ``params``), loaded as ``weights`` (default:
     :func:`params_image`), with ``malformed`` frames ``(position, name, beats, flags)`` inserted
-    before the good image at ``position``. With ``read_errors``
+    before the good image at ``position``. ``preloaded``: the memories hold the weights from
+    generation on (``Accelerator(weights=...)``), so no window writes (``W2_BASE`` only). With
+    ``read_errors``
     (external points) the memory answers every read with ``SLVERR``: every frame must come back
     flagged ``AXI_READ`` (each image here has active features, so each reads W2)."""
     classes, words = expected_results(point, params, events)
@@ -238,7 +246,8 @@ def make_job(point: DesignPoint, params: AcceleratorParams, events: Sequence[np.
         flags |= int(ErrorFlag.AXI_READ)
     return Job(point, frames, flags, np.asarray(exp_c, np.int64),
                np.asarray(exp_w, np.int64).reshape(len(frames), point.classes),
-               weight_writes(point, weights), names, stall, seed, weights.memory, 0 if read_errors else -1)
+               preload_writes(point, weights) if preloaded else weight_writes(point, weights), names, stall, seed,
+               weights.memory, 0 if read_errors else -1)
 
 
 def write_job(path: str | Path, job: Job) -> Path:

@@ -161,7 +161,7 @@ def _accelerator(args: argparse.Namespace) -> int:
         summary = cosim_export(export, args.dataset, args.images, simulator=args.simulator,
                                folder=folder.file("work"), stall=args.stall_rate, chunk=args.chunk or 0,
                                malformed=args.malformed, optimize=not args.no_optimize, data_dir=args.data_dir,
-                               progress=progress)
+                               progress=progress, preloaded=args.preloaded)
     folder.write_json("summary.json", summary, "mismatches, cycles per image, images/s, accuracy")
     for k in ("images", "frames_sent", "frames_compared", "mismatches", "cycles_per_image", "images_per_s_sim"):
         folder.result(k, summary[k])
@@ -254,6 +254,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="probability of a pause per cycle on each stream (default 0.1)")
     a.add_argument("--chunk", type=count, default=None,
                    help="images per simulator run (default: one run, weights loaded once)")
+    a.add_argument("--preloaded", action="store_true",
+                   help="build the top with the export's weights in its memories (as verilog "
+                        "accelerator --export does) instead of loading them over AXI4-Lite: no "
+                        "loading time per simulator run (--chunk)")
     a.add_argument("--malformed", action="store_true",
                    help="also interleave malformed frames (they must come back flagged)")
     a.add_argument("--no-optimize", action="store_true", help="Verilator: -O0 C++ (faster build)")
