@@ -197,12 +197,17 @@ def _write_stats(stats: dict) -> None:
         Path(path).write_text(json.dumps(stats, indent=1) + "\n")
 
 
-@cocotb.test()
-async def accelerator_matches_golden(dut):
+async def _start(dut) -> tuple[Job, Bench, Checker]:
+    """The job of this run, the bench (reset done) and the checker: what every test begins with."""
     job = read_job(env_path(ENV_VECTORS))
     bench = Bench(dut, job)
     await bench.start()
-    checker = _checker()
+    return job, bench, _checker()
+
+
+@cocotb.test()
+async def accelerator_matches_golden(dut):
+    job, bench, checker = await _start(dut)
     checker.check(-1, "POINT_ID", job.point.id32, await bench.reg("POINT_ID"))
     await bench.load_weights()
     checker.check(-1, "ERRORS after loading", 0, await bench.reg("ERRORS"))
@@ -232,10 +237,7 @@ async def accelerator_matches_golden(dut):
 
 @cocotb.test()
 async def registers_and_soft_reset(dut):
-    job = read_job(env_path(ENV_VECTORS))
-    bench = Bench(dut, job)
-    await bench.start()
-    checker = _checker()
+    job, bench, checker = await _start(dut)
     checker.check(-1, "MAGIC", 0x53504B48, await bench.reg("MAGIC"))
     checker.check(-1, "POINT_ID", job.point.id32, await bench.reg("POINT_ID"))
     checker.check(-1, "unmapped read resp", RESP_SLVERR, (await bench.read(0x3F0))[1])

@@ -303,6 +303,7 @@ def _accelerator(s: BlockSettings) -> Block:
         raise BlockError(f"accelerator: {e}") from None
     init = None if s.export is None else window_words(s.export)
     external = point.weights == "external"
+    on_chip = Figure(0, "exact", "every weight is in block RAM")
     measured = None if s.bench is None else s.bench.accelerator_entry(point.id32)
     if measured is not None:
         doc, path = measured
@@ -311,8 +312,7 @@ def _accelerator(s: BlockSettings) -> Block:
         cycles = Figure(float(doc["busy_cycles_per_image"]), "measured", where + "; busy cycles per image)")
         ext = (Figure(float(doc["w2_bytes_per_image"]), "measured",
                       where + f"; W2 beats counted at the AXI4 memory model, {doc['w2_bursts_per_image']:.1f} "
-                              "bursts per image)") if external else
-               Figure(0, "exact", "every weight is in block RAM"))
+                              "bursts per image)") if external else on_chip)
         bursts = float(doc.get("w2_bursts_per_image") or 0) if external else 0.0
     else:
         conv = _conv(replace(s, parallelism=point.conv_lanes, formats=point.formats)).cycles
@@ -322,7 +322,7 @@ def _accelerator(s: BlockSettings) -> Block:
                                         "the blocks work on consecutive images")
         ext = (Figure(s.active_features * clf_cfg.bytes_per_row, "model",
                       f"{s.active_features} active features (assumed) x {clf_cfg.bytes_per_row:g} bytes per W2 row")
-               if external else Figure(0, "exact", "every weight is in block RAM"))
+               if external else on_chip)
         bursts = float(s.active_features) if external else 0.0
     return Block("accelerator", "accelerator", lambda: Accelerator(point, weights=init), cycles, ext,
                  bursts_per_image=bursts)
