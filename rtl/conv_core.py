@@ -50,8 +50,8 @@ Maps are processed ``L`` at a time (``parallelism``): ``G = M / L`` groups, map 
 - **Weights**: one memory per lane, ``C*K*K*G`` words of ``B`` bits, common address: together
   the memory of ``C*K*K*G`` words of ``L*B`` bits the bus shows, with lane-granular writes.
 - **Potentials**: one memory per lane, ``H*H*G`` words of ``V`` bits, word ``(u*H + v)*G + g``,
-  common addresses, with synchronous read ports transparent to the write ports, so
-  back-to-back read-modify-writes of one word are correct. (One memory per lane rather than one
+  common addresses, with plain synchronous read ports (no transparency: the integration
+  forwards the words its reads miss). (One memory per lane rather than one
   ``L*V``-bit word: the same bits, and no wide word to split and rebuild every cycle, which made
   the Icarus simulation three times slower.) It is never cleared: a per-position *touched*
   flag (``H*H`` flip-flops, cleared in one cycle at the end of an image) makes an untouched word
@@ -61,13 +61,17 @@ Maps are processed ``L`` at a time (``parallelism``): ``G = M / L`` groups, map 
   positions that are inside the output and have not fired (from the *fired* flags, which only
   change between steps); each set bit costs ``G`` cycles, one per group, lowest bit first, and
   the next token is taken from the register in the cycle the last bit is picked (and the one
-  after it accepted), so there are no bubbles between input spikes. Fired positions cost nothing: their potential is never observed again. A
-  read-modify-write goes through four stages: P picks the bit and registers the addresses, I
-  reads the potential and weight words and the touched flag, X adds and writes back (the
-  memories' transparency covers a read in I of the word X writes) and registers the lanes'
-  threshold tests (weights are non-negative, so a potential that crosses stays above), and W
-  appends a crossed, not-yet-pending position to a *pending* list (memory of ``H*H`` entries,
-  plus ``H*H`` pending flags, read in X with W's own append forwarded). A position is
+  after it accepted), so there are no bubbles between input spikes. Fired positions cost
+  nothing: their potential is never observed again. A read-modify-write goes through five
+  stages, one item per cycle: P picks the bit and registers the addresses, I reads the
+  potential word and the touched flag, R registers the word straight from the block RAM's
+  output and reads the weight word, X adds and writes back and registers the sum and the
+  lanes' threshold tests (weights are non-negative, so a potential that crosses stays above),
+  and W appends a crossed, not-yet-pending position to a *pending* list (memory of ``H*H``
+  entries, plus ``H*H`` pending flags, read in X with W's own append forwarded). A read in I
+  misses the writes of the two items ahead of it (in X and W when it reaches R); an item
+  there with the same address forwards its sum (the newer one wins), so back-to-back
+  read-modify-writes of one word are exact in every order the stream allows. A position is
   evaluated at the end of every step it crossed in, which is exactly when the golden model
   fires it: a position whose ``max_m V`` reached the threshold was touched in that step.
 - **Firing** (after the end-of-step marker): each pending position's ``G`` words are read again,
@@ -76,7 +80,9 @@ Maps are processed ``L`` at a time (``parallelism``): ``G = M / L`` groups, map 
   spike is emitted, the position marked fired, and its pool window's flag word (a memory of
   ``P*P`` words of ``M`` bits, with per-window touched flags) says whether the feature is new.
   The pipeline takes one pending position per ``G`` cycles and stalls as a whole while an output
-  register is full. The words read are registered, then every level of the comparator tree
+  register is full. A pending entry is registered before its potential words are read (the
+  list's block RAM output never drives the potential memories' addresses directly). The words
+  read are registered, then every level of the comparator tree
   has its own registers (``D = 1 + ceil(log2 L)`` stages), with several groups a combining
   stage follows, and the last stage emits; the feature index is ``m*P*P`` from a table plus
   the window. Then the end-of-step marker (and at the last step the end-of-image marker) is
@@ -84,10 +90,10 @@ Maps are processed ``L`` at a time (``parallelism``): ``G = M / L`` groups, map 
 
 Cycles, partners never stalling: an input spike with ``n`` free output positions costs
 ``n*G`` cycles (one if ``n = 0``; the first of a step one more); the end of a step costs 5
-cycles (every step's first token spends a cycle in the token register), plus 2 when its
-marker is taken in the cycle of the step's last pick (the pick still goes through I and X
-before firing starts; 1 when it was picked one cycle earlier), plus ``n*G + 2 + ceil(log2 L)``
-when ``n`` positions fire (``n*G + 3 + ceil(log2 L)`` with several groups). Conv1 on MNIST at
+cycles (every step's first token spends a cycle in the token register), plus 3 when its
+marker is taken in the cycle of the step's last pick (the pick still goes through I, R and X
+before firing starts; 2 when it was picked one cycle earlier, and so on), plus ``n*G + 3 + ceil(log2 L)``
+when ``n`` positions fire (``n*G + 4 + ceil(log2 L)`` with several groups). Conv1 on MNIST at
 ``L = 30``: about 5,500 cycles per image (``sim/conv/bench.py``).
 
 Learning mode (``ConvCoreConfig(learning=True)``): the same datapath plus the STDP learning unit
@@ -335,7 +341,7 @@ class ConvCore(wiring.Component):
                                 init=[])
             m.submodules[f"pot_mem{lane}"] = mem
             wp = mem.write_port()
-            rp = mem.read_port(transparent_for=(wp,))
+            rp = mem.read_port()
             m.d.comb += [
                 rp.addr.eq(p_raddr), rp.en.eq(p_ren),
                 wp.addr.eq(integ.p_wr.addr), wp.en.eq(integ.p_wr.en),

@@ -1,7 +1,7 @@
 """Firing and lateral inhibition of the conv core: the pending list read back, the comparator tree
 over a word's lanes and the combination of the groups (see :mod:`spykehw.rtl.conv_core`, "Firing").
 
-:class:`Firing` is the component the core instantiates: :class:`PendingRead` (stages A and B)
+:class:`Firing` is the component the core instantiates: :class:`PendingRead` (stages A, E and B)
 feeds :class:`MapSelect` (stage C, the comparator tree's registers, the group combine, stage Z).
 Every stage moves while not ``stall`` (an output register is full and not being taken).
 """
@@ -28,22 +28,26 @@ def _idx(n: int, name: str) -> Signal:
 
 
 class PendingRead(wiring.Component):
-    """Stage A reads entry ``f_idx`` of the pending list; stage B holds it on the list's read
-    port and reads its ``G`` potential words, one per cycle (one pending position per ``G``
-    cycles).
+    """Stage A reads entry ``f_idx`` of the pending list; stage E has it on the list's read
+    port; stage B registers it and reads its ``G`` potential words, one per cycle, from its
+    own address register (one pending position per ``G`` cycles). The registers between the
+    list's block RAM and the potential memories' address inputs keep the RAM's clock-to-output
+    delay and the address fan-out to every lane's memory in different cycles.
 
     Members
     -------
     active, stall, step_clear : In(1)
         The core fires; the pipeline stalls; the step ends (``f_idx`` back to 0).
     n_pend : In(range(H*H + 1))
-    q_rd : Out(read_signature(H*H, pending_layout)) (its ``data`` is read by :class:`MapSelect`)
+    q_rd : Out(read_signature(H*H, pending_layout))
     p_en, p_addr : Out
         Read of a potential word (group ``b_g`` of the entry).
     b_valid, b_last : Out(1); b_g : Out(index_bits(G)) (absent for one group)
         Stage B: an entry's group ``b_g`` is read (the last group: ``b_last``).
+    entry : Out(pending_layout)
+        Stage B's entry.
     empty : Out(1)
-        Every entry was read and stage B is empty.
+        Every entry was read and stages E and B are empty.
     """
 
     def __init__(self, cfg: ConvCoreConfig) -> None:
@@ -53,7 +57,7 @@ class PendingRead(wiring.Component):
             "active": In(1), "stall": In(1), "step_clear": In(1), "n_pend": In(range(NPOS + 1)),
             "q_rd": Out(read_signature(NPOS, cfg.pending_layout())),
             "p_en": Out(1), "p_addr": Out(index_bits(NPOS * G)),
-            "b_valid": Out(1), "b_last": Out(1), "empty": Out(1),
+            "b_valid": Out(1), "b_last": Out(1), "entry": Out(cfg.pending_layout()), "empty": Out(1),
         }
         if G > 1:
             members["b_g"] = Out(index_bits(G))
@@ -64,28 +68,34 @@ class PendingRead(wiring.Component):
         G, NPOS = self._cfg.groups, self._cfg.out_size ** 2
         stall, q_rd, b_valid, b_last = self.stall, self.q_rd, self.b_valid, self.b_last
         f_idx = Signal(range(NPOS + 1))
+        e_valid = Signal()
         b_g = member_or_zero(self, "b_g")
         m.d.comb += b_last.eq(b_g == G - 1)
-        a_go = Signal()
+        a_go, e_move = Signal(), Signal()
         m.d.comb += [
-            a_go.eq(self.active & (f_idx < self.n_pend) & ~stall & (~b_valid | b_last)),
+            e_move.eq(e_valid & ~stall & (~b_valid | b_last)),
+            # the read port holds E's entry until it moves on
+            a_go.eq(self.active & (f_idx < self.n_pend) & ~stall & (~e_valid | e_move)),
             q_rd.addr.eq(f_idx), q_rd.en.eq(a_go),
         ]
         with m.If(a_go):
             m.d.sync += f_idx.eq(f_idx + 1)
         with m.If(self.step_clear):
             m.d.sync += f_idx.eq(0)
-        m.d.comb += self.p_en.eq(b_valid & ~stall)
         with m.If(~stall):
-            m.d.sync += b_valid.eq(a_go | (b_valid & ~b_last))
-        if G > 1:
-            b_next = _idx(NPOS * G, "b_next")     # the word of the next group
-            m.d.comb += self.p_addr.eq(Mux(b_g == 0, q_rd.data.pg, b_next))
-            with m.If(self.p_en):
-                m.d.sync += [b_g.eq(Mux(b_last, 0, b_g + 1)), b_next.eq(self.p_addr + 1)]
-        else:
-            m.d.comb += self.p_addr.eq(q_rd.data.pg)
-        m.d.comb += self.empty.eq((f_idx == self.n_pend) & ~b_valid)
+            m.d.sync += e_valid.eq(a_go | (e_valid & ~e_move))
+        m.d.comb += self.p_en.eq(b_valid & ~stall)
+        with m.If(e_move):
+            m.d.sync += [b_valid.eq(1), self.entry.eq(q_rd.data), self.p_addr.eq(q_rd.data.pg)]
+            if G > 1:
+                m.d.sync += b_g.eq(0)
+        with m.Elif(self.p_en):
+            with m.If(b_last):
+                m.d.sync += b_valid.eq(0)
+            if G > 1:
+                with m.Else():
+                    m.d.sync += [b_g.eq(b_g + 1), self.p_addr.eq(self.p_addr + 1)]
+        m.d.comb += self.empty.eq((f_idx == self.n_pend) & ~e_valid & ~b_valid)
         return m
 
 
@@ -232,7 +242,7 @@ class Firing(wiring.Component):
         m.d.comb += [rd.active.eq(self.active), rd.stall.eq(self.stall),
                      rd.step_clear.eq(self.step_clear), rd.n_pend.eq(self.n_pend),
                      sel.stall.eq(self.stall), sel.b_valid.eq(rd.b_valid), sel.b_last.eq(rd.b_last),
-                     sel.entry.eq(self.q_rd.data),
+                     sel.entry.eq(rd.entry),
                      self.p_rd.en.eq(rd.p_en), self.p_rd.addr.eq(rd.p_addr),
                      *(sel.p_data[lane].eq(self.p_rd.data[lane]) for lane in range(cfg.parallelism)),
                      self.done.eq(rd.empty & ~sel.busy)]

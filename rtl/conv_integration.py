@@ -4,7 +4,7 @@ potentials with forwarding, and the pending-list append (see :mod:`spykehw.rtl.c
 
 :class:`Integration` is the component the core instantiates; it is made of
 :class:`TokenStage` (stage T), :class:`PickStage` (stage P, registering stage I),
-:class:`Accumulate` (stages X and W) and the per-position *fired* flags with the input spike's
+:class:`Accumulate` (stages I, R, X and W) and the per-position *fired* flags with the input spike's
 :class:`~spykehw.rtl.conv_blocks.WindowMask`.
 """
 
@@ -188,114 +188,143 @@ class PickStage(wiring.Component):
 
 
 class Accumulate(wiring.Component):
-    """Stages X and W of a read-modify-write. X has the potential and weight words on the
-    memories' read ports, adds (:class:`~spykehw.rtl.conv_blocks.LaneUpdate`) and writes back
-    (the memories' transparency covers a read in I of the word X writes) and registers the
-    lanes' threshold tests; W appends a crossed, not-yet-pending position to the pending list
-    (the *pending* flags are read in X with W's own append forwarded). The *touched* flag of a
-    position is read in I and set by its group 0 in X (forwarded).
+    """Stages I, R, X and W of a read-modify-write, one item per cycle, never stalling:
+
+    I
+        reads the potential word (``p_rd``) and the position's *touched* flag, which its group
+        0 sets (groups after 0 use the flag as group 0 read it).
+    R
+        registers the potential word as the memory outputs it (nothing between the block
+        RAM's output and a register: its clock-to-output delay is a third of a 100 MHz cycle)
+        and reads the weight word (``w_rd``). The read missed the writes of the two items
+        ahead, in X (writing now) and W (written in the previous cycle): an item there with
+        the same address forwards its new word (X's before W's: it is newer).
+    X
+        adds (:class:`~spykehw.rtl.conv_blocks.LaneUpdate`, the old word read as 0 for an
+        untouched position), writes back and registers the sum and the lanes' threshold tests.
+    W
+        appends a crossed, not-yet-pending position to the pending list (the *pending* flags
+        are read in X with W's own append forwarded).
+
+    The potential memories need no transparency: every hazard is forwarded here.
 
     Members
     -------
-    i_valid, i_first, i_pg, i_paddr, i_u, i_v : In
-        Stage I.
-    p_data : In(V).array(L); w_data : In(B).array(L)
-        The potential and weight words read in I.
+    i_valid, i_first, i_pg, i_paddr, i_waddr, i_u, i_v : In
+        Stage I (registers of the pick stage).
+    p_rd : Out(read_signature(H*H*G, V, L)); w_rd : Out(read_signature(C*K*K*G, B, L))
+        The potential read (in I) and the weight read (in R).
     p_wr : Out(write_signature(H*H*G, V, L))
     q_wr : Out(write_signature(H*H, pending_layout))
     n_pend : Out(range(H*H + 1))
         Entries on the pending list.
     step_clear, image_clear : In(1)
         Empty the pending list and flags (end of a step); clear the touched flags (of an image).
-    s1_valid, w_valid : Out(1)
-        Stage X, stage W hold an item.
+    draining : Out(1); w_valid : Out(1)
+        Stage I, R or X holds an item (a write is still to come); stage W holds one.
     """
 
     def __init__(self, cfg: ConvCoreConfig) -> None:
         self._cfg = cfg
         G, L, NPOS = cfg.groups, cfg.parallelism, cfg.out_size ** 2
-        item = _item(cfg, In)
-        del item["waddr"]
         super().__init__({
-            **{f"i_{k}": v for k, v in item.items()},
-            "p_data": In(cfg.potential_bits).array(L), "w_data": In(cfg.weight_bits).array(L),
+            **{f"i_{k}": v for k, v in _item(cfg, In).items()},
+            "p_rd": Out(read_signature(NPOS * G, cfg.potential_bits, L)),
+            "w_rd": Out(read_signature(cfg.weight_words, cfg.weight_bits, L)),
             "p_wr": Out(write_signature(NPOS * G, cfg.potential_bits, L)),
             "q_wr": Out(write_signature(NPOS, cfg.pending_layout())),
             "n_pend": Out(range(NPOS + 1)),
             "step_clear": In(1), "image_clear": In(1),
-            "s1_valid": Out(1), "w_valid": Out(1),
+            "draining": Out(1), "w_valid": Out(1),
         })
 
     def elaborate(self, platform):
         m = Module()
         cfg = self._cfg
         H, P, G, L, NPOS = cfg.out_size, cfg.pool_size, cfg.groups, cfg.parallelism, cfg.out_size ** 2
-        NWIN = P * P
-        # ----- stage X: read data arrives; add and write back -------------------------------
-        s1_valid = self.s1_valid
-        s1_first = Signal()
-        s1_pg = _idx(NPOS * G, "s1_pg")
-        s1_paddr = _idx(NPOS * G, "s1_paddr")
-        s1_u = _idx(H, "s1_u")
-        s1_v = _idx(H, "s1_v")
-        m.d.sync += [s1_valid.eq(self.i_valid), s1_first.eq(self.i_first), s1_pg.eq(self.i_pg),
-                     s1_paddr.eq(self.i_paddr), s1_u.eq(self.i_u), s1_v.eq(self.i_v)]
-        # The touched flag, read in I; the item in X sets it in the same cycle (forwarded).
-        m.submodules.touched = touched = FlagGrid(rows=H, cols=H, bit_reads=1)
-        m.d.comb += [*drive(member_or_zero(touched, "bit0_row"), self.i_u),
-                     touched.bit0_col.eq(self.i_v)]
-        x_touched = Signal()        # the flag as the item in X sees it (group 0)
-        seq_touched = Signal()      # the position's touched flag, as its group 0 saw it
-        m.d.comb += [touched.set_en.eq(s1_valid & s1_first),
-                     *drive(member_or_zero(touched, "set_row"), s1_u), touched.set_col.eq(s1_v),
-                     touched.clear.eq(self.image_clear)]
-        m.d.sync += x_touched.eq(touched.bit0 | (s1_valid & s1_first & (s1_u == self.i_u)
-                                                 & (s1_v == self.i_v)))
-        with m.If(s1_valid & s1_first):
-            m.d.sync += seq_touched.eq(x_touched)
+        V, NWIN = cfg.potential_bits, P * P
 
-        m.submodules.lanes = lanes = LaneUpdate(lanes=L, pot_bits=cfg.potential_bits,
-                                                weight_bits=cfg.weight_bits, threshold=cfg.threshold)
+        def stage(name: str, touched: bool = True) -> dict:
+            regs = {"valid": Signal(name=f"{name}_valid"), "pg": _idx(NPOS * G, f"{name}_pg"),
+                    "paddr": _idx(NPOS * G, f"{name}_paddr"), "u": _idx(H, f"{name}_u"),
+                    "v": _idx(H, f"{name}_v")}
+            return {**regs, "touched": Signal(name=f"{name}_touched")} if touched else regs
+
+        def advance(dst: dict, src: dict) -> list:
+            return [dst[k].eq(src[k]) for k in dst]
+
+        # ----- stage I: the potential read; the touched flag ---------------------------------
+        m.submodules.touched = touched = FlagGrid(rows=H, cols=H, bit_reads=1)
+        seq_touched = Signal()      # the position's touched flag, as its group 0 read it
+        m.d.comb += [*drive(member_or_zero(touched, "bit0_row"), self.i_u),
+                     touched.bit0_col.eq(self.i_v),
+                     touched.set_en.eq(self.i_valid & self.i_first),
+                     *drive(member_or_zero(touched, "set_row"), self.i_u),
+                     touched.set_col.eq(self.i_v), touched.clear.eq(self.image_clear),
+                     self.p_rd.en.eq(self.i_valid), self.p_rd.addr.eq(self.i_paddr)]
+        with m.If(self.i_valid & self.i_first):
+            m.d.sync += seq_touched.eq(touched.bit0)
+        i = {"valid": self.i_valid, "pg": self.i_pg, "paddr": self.i_paddr, "u": self.i_u,
+             "v": self.i_v, "touched": Mux(self.i_first, touched.bit0, seq_touched)}
+
+        # ----- stage R: the read word is registered; the weight read; forwarding -------------
+        r, x, w = stage("r"), stage("x"), stage("w", touched=False)
+        r_waddr = _idx(cfg.weight_words, "r_waddr")
+        m.d.sync += [*advance(r, i), r_waddr.eq(self.i_waddr)]
+        m.d.comb += [self.w_rd.en.eq(r["valid"]), self.w_rd.addr.eq(r_waddr)]
+        m.submodules.lanes = lanes = LaneUpdate(lanes=L, pot_bits=V, weight_bits=cfg.weight_bits,
+                                                threshold=cfg.threshold)
+        w_new = [Signal(V, name=f"w_new{lane}") for lane in range(L)]
+        fwd_x, fwd_w = Signal(), Signal()
+        m.d.comb += [fwd_x.eq(x["valid"] & (x["paddr"] == r["paddr"])),
+                     fwd_w.eq(w["valid"] & (w["paddr"] == r["paddr"]))]
+        x_fwd = Signal()
+        x_word = [Signal(V, name=f"x_word{lane}") for lane in range(L)]
+        x_fwd_word = [Signal(V, name=f"x_fwd_word{lane}") for lane in range(L)]
+        m.d.sync += [*advance(x, r), x_fwd.eq(fwd_x | fwd_w),
+                     *(x_word[lane].eq(self.p_rd.data[lane]) for lane in range(L)),
+                     *(x_fwd_word[lane].eq(Mux(fwd_x, lanes.new[lane], w_new[lane]))
+                       for lane in range(L))]
+
+        # ----- stage X: add and write back ---------------------------------------------------
         m.d.comb += [
-            lanes.touched.eq(Mux(s1_first, x_touched, seq_touched)),
-            *(lanes.old[lane].eq(self.p_data[lane]) for lane in range(L)),
-            *(lanes.w[lane].eq(self.w_data[lane]) for lane in range(L)),
+            lanes.touched.eq(x_fwd | x["touched"]),
+            *(lanes.old[lane].eq(Mux(x_fwd, x_fwd_word[lane], x_word[lane])) for lane in range(L)),
+            *(lanes.w[lane].eq(self.w_rd.data[lane]) for lane in range(L)),
             *(self.p_wr.data[lane].eq(lanes.new[lane]) for lane in range(L)),
-            self.p_wr.addr.eq(s1_paddr), self.p_wr.en.eq(s1_valid),
+            self.p_wr.addr.eq(x["paddr"]), self.p_wr.en.eq(x["valid"]),
         ]
 
-        # ----- stage W: append to the pending list ------------------------------------------
-        w_valid = self.w_valid
+        # ----- stage W: append to the pending list -------------------------------------------
         w_crossed = Signal(L)
-        w_pg = _idx(NPOS * G, "w_pg")
-        w_u = _idx(H, "w_u")
-        w_v = _idx(H, "w_v")
         w_pending = Signal()        # already on the list (read in X, W's append forwarded)
         push = Signal()
         m.submodules.pending = pending = FlagGrid(rows=H, cols=H, bit_reads=1)
-        m.d.comb += [*drive(member_or_zero(pending, "bit0_row"), s1_u), pending.bit0_col.eq(s1_v)]
-        m.d.sync += [w_valid.eq(s1_valid), w_crossed.eq(lanes.crossed), w_pg.eq(s1_pg),
-                     w_u.eq(s1_u), w_v.eq(s1_v),
-                     w_pending.eq(pending.bit0 | (push & (w_u == s1_u) & (w_v == s1_v)))]
-        m.d.comb += push.eq(w_valid & w_crossed.any() & ~w_pending)
+        m.d.comb += [*drive(member_or_zero(pending, "bit0_row"), x["u"]), pending.bit0_col.eq(x["v"])]
+        m.d.sync += [*advance(w, x), w_crossed.eq(lanes.crossed),
+                     *(w_new[lane].eq(lanes.new[lane]) for lane in range(L)),
+                     w_pending.eq(pending.bit0 | (push & (w["u"] == x["u"]) & (w["v"] == x["v"])))]
+        m.d.comb += push.eq(w["valid"] & w_crossed.any() & ~w_pending)
         # The entry's pool window, from tables (no halving arithmetic on the fly).
         w_wrow = _idx(NWIN, "w_wrow")
         w_wcol = _idx(P, "w_wcol")
         if NWIN:
             m.d.comb += [
-                w_wrow.eq(table([(u // 2) * P if u < 2 * P else 0 for u in range(H)], w_u, len(w_wrow))),
-                w_wcol.eq(table([v // 2 if v < 2 * P else 0 for v in range(H)], w_v, len(w_wcol))),
+                w_wrow.eq(table([(u // 2) * P if u < 2 * P else 0 for u in range(H)], w["u"], len(w_wrow))),
+                w_wcol.eq(table([v // 2 if v < 2 * P else 0 for v in range(H)], w["v"], len(w_wcol))),
             ]
         q_wr = self.q_wr
         m.d.comb += [
             q_wr.addr.eq(self.n_pend),
-            q_wr.data.pg.eq(w_pg),
-            q_wr.data.u.eq(w_u), q_wr.data.v.eq(w_v),
+            q_wr.data.pg.eq(w["pg"]),
+            q_wr.data.u.eq(w["u"]), q_wr.data.v.eq(w["v"]),
             q_wr.data.win.eq(w_wrow + w_wcol),
-            q_wr.data.win_ok.eq((w_u < 2 * P) & (w_v < 2 * P)),
+            q_wr.data.win_ok.eq((w["u"] < 2 * P) & (w["v"] < 2 * P)),
             q_wr.en.eq(push),
-            pending.set_en.eq(push), *drive(member_or_zero(pending, "set_row"), w_u),
-            pending.set_col.eq(w_v), pending.clear.eq(self.step_clear),
+            pending.set_en.eq(push), *drive(member_or_zero(pending, "set_row"), w["u"]),
+            pending.set_col.eq(w["v"]), pending.clear.eq(self.step_clear),
+            self.draining.eq(self.i_valid | r["valid"] | x["valid"]),
+            self.w_valid.eq(w["valid"]),
         ]
         with m.If(push):
             m.d.sync += self.n_pend.eq(self.n_pend + 1)
@@ -318,16 +347,16 @@ class Integration(wiring.Component):
     step_clear, image_clear : In(1)
         End of a step (pending list emptied), of an image (fired and touched flags cleared).
     w_rd : Out(read_signature(C*K*K*G, B, L)); p_rd : Out(read_signature(H*H*G, V, L))
-        Stage I's weight and potential reads.
+        The weight read (stage R) and the potential read (stage I).
     p_wr : Out(write_signature(H*H*G, V, L)); q_wr : Out(write_signature(H*H, pending_layout))
         Stage X's write-back; stage W's append to the pending list.
     n_pend : Out(range(H*H + 1))
     accept : Out(1); marker : Out(1)
         A token is accepted; the end-of-step marker is taken from the token register.
     draining : Out(1)
-        Stage I or X holds an item (firing must wait).
+        Stage I, R or X holds an item (firing must wait).
     busy : Out(1)
-        Anything of an input spike is left (token register, pick, stages I, X, W).
+        Anything of an input spike is left (token register, pick, stages I, R, X, W).
     """
 
     def __init__(self, cfg: ConvCoreConfig) -> None:
@@ -364,26 +393,22 @@ class Integration(wiring.Component):
         wiring.connect(m, wiring.flipped(self.i_events), token.i_events)
         tok = self.i_events.payload
         m.d.comb += [window.y.eq(tok.y), window.x.eq(tok.x), window.load.eq(token.accept)]
-        # token register -> pick stage -> stage I -> stages X, W
+        # token register -> pick stage -> stages I, R, X, W
         m.d.comb += [token.active.eq(self.active), token.finishing.eq(pick.finishing),
                      pick.take.eq(token.take), pick.end.eq(token.end), pick.mask.eq(window.mask),
                      *(getattr(pick, k).eq(getattr(token, k)) for k in ("y", "x", "pbase", "wbase"))]
         m.d.comb += [getattr(acc, f"i_{k}").eq(getattr(pick, f"i_{k}"))
-                     for k in ("valid", "first", "pg", "paddr", "u", "v")]
-        m.d.comb += [
-            self.w_rd.en.eq(pick.i_valid), self.w_rd.addr.eq(pick.i_waddr),
-            self.p_rd.en.eq(pick.i_valid), self.p_rd.addr.eq(pick.i_paddr),
-            *(acc.p_data[lane].eq(self.p_rd.data[lane]) for lane in range(L)),
-            *(acc.w_data[lane].eq(self.w_rd.data[lane]) for lane in range(L)),
-            acc.step_clear.eq(self.step_clear), acc.image_clear.eq(self.image_clear),
-        ]
+                     for k in ("valid", "first", "pg", "paddr", "waddr", "u", "v")]
+        m.d.comb += [acc.step_clear.eq(self.step_clear), acc.image_clear.eq(self.image_clear)]
+        wiring.connect(m, acc.p_rd, wiring.flipped(self.p_rd))
+        wiring.connect(m, acc.w_rd, wiring.flipped(self.w_rd))
         wiring.connect(m, acc.p_wr, wiring.flipped(self.p_wr))
         wiring.connect(m, acc.q_wr, wiring.flipped(self.q_wr))
         m.d.comb += [
             self.n_pend.eq(acc.n_pend),
             self.accept.eq(token.accept),
             self.marker.eq(token.take & token.end),
-            self.draining.eq(pick.i_valid | acc.s1_valid),
-            self.busy.eq(token.valid | pick.busy | pick.i_valid | acc.s1_valid | acc.w_valid),
+            self.draining.eq(acc.draining),
+            self.busy.eq(token.valid | pick.busy | acc.draining | acc.w_valid),
         ]
         return m
