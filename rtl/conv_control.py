@@ -68,8 +68,8 @@ class Control(wiring.Component):
                 with m.If(self.marker):
                     m.next = "DRAIN"
             with m.State("DRAIN"):
-                # The last read-modify-writes finish: FIRE starts once nothing is left in I or
-                # X (W's last append, if any, happens in this cycle).
+                # The last read-modify-writes finish: FIRE starts once nothing is left in I, R,
+                # X or W (Q's last append, if any, happens in this cycle).
                 with m.If(~self.draining):
                     m.next = "FIRE"
             with m.State("FIRE"):

@@ -62,13 +62,14 @@ Maps are processed ``L`` at a time (``parallelism``): ``G = M / L`` groups, map 
   change between steps); each set bit costs ``G`` cycles, one per group, lowest bit first, and
   the next token is taken from the register in the cycle the last bit is picked (and the one
   after it accepted), so there are no bubbles between input spikes. Fired positions cost
-  nothing: their potential is never observed again. A read-modify-write goes through five
+  nothing: their potential is never observed again. A read-modify-write goes through six
   stages, one item per cycle: P picks the bit and registers the addresses, I reads the
   potential word and the touched flag, R registers the word straight from the block RAM's
   output and reads the weight word, X adds and writes back and registers the sum and the
   lanes' threshold tests (weights are non-negative, so a potential that crosses stays above),
-  and W appends a crossed, not-yet-pending position to a *pending* list (memory of ``H*H``
-  entries, plus ``H*H`` pending flags, read in X with W's own append forwarded). A read in I
+  W reduces the tests and reads the position's *pending* flag, and Q appends a crossed,
+  not-yet-pending position to a *pending* list (memory of ``H*H`` entries, plus ``H*H``
+  pending flags, Q's own append forwarded to W). A read in I
   misses the writes of the two items ahead of it (in X and W when it reaches R); an item
   there with the same address forwards its sum (the newer one wins), so back-to-back
   read-modify-writes of one word are exact in every order the stream allows. A position is
@@ -90,9 +91,9 @@ Maps are processed ``L`` at a time (``parallelism``): ``G = M / L`` groups, map 
 
 Cycles, partners never stalling: an input spike with ``n`` free output positions costs
 ``n*G`` cycles (one if ``n = 0``; the first of a step one more); the end of a step costs 5
-cycles (every step's first token spends a cycle in the token register), plus 3 when its
-marker is taken in the cycle of the step's last pick (the pick still goes through I, R and X
-before firing starts; 2 when it was picked one cycle earlier, and so on), plus ``n*G + 3 + ceil(log2 L)``
+cycles (every step's first token spends a cycle in the token register), plus 4 when its
+marker is taken in the cycle of the step's last pick (the pick still goes through I, R, X and
+W before firing starts; 3 when it was picked one cycle earlier, and so on), plus ``n*G + 3 + ceil(log2 L)``
 when ``n`` positions fire (``n*G + 4 + ceil(log2 L)`` with several groups). Conv1 on MNIST at
 ``L = 30``: about 5,500 cycles per image (``sim/conv/bench.py``).
 

@@ -4,7 +4,7 @@ potentials with forwarding, and the pending-list append (see :mod:`spykehw.rtl.c
 
 :class:`Integration` is the component the core instantiates; it is made of
 :class:`TokenStage` (stage T), :class:`PickStage` (stage P, registering stage I),
-:class:`Accumulate` (stages I, R, X and W) and the per-position *fired* flags with the input spike's
+:class:`Accumulate` (stages I, R, X, W and Q) and the per-position *fired* flags with the input spike's
 :class:`~spykehw.rtl.conv_blocks.WindowMask`.
 """
 
@@ -188,7 +188,7 @@ class PickStage(wiring.Component):
 
 
 class Accumulate(wiring.Component):
-    """Stages I, R, X and W of a read-modify-write, one item per cycle, never stalling:
+    """Stages I, R, X, W and Q of a read-modify-write, one item per cycle, never stalling:
 
     I
         reads the potential word (``p_rd``) and the position's *touched* flag, which its group
@@ -203,8 +203,11 @@ class Accumulate(wiring.Component):
         adds (:class:`~spykehw.rtl.conv_blocks.LaneUpdate`, the old word read as 0 for an
         untouched position), writes back and registers the sum and the lanes' threshold tests.
     W
-        appends a crossed, not-yet-pending position to the pending list (the *pending* flags
-        are read in X with W's own append forwarded).
+        reduces the tests to "a lane crossed" and reads the position's *pending* flag (with
+        Q's append forwarded).
+    Q
+        appends a crossed, not-yet-pending position to the pending list (a stage of its own:
+        the append fans out to every pending flag).
 
     The potential memories need no transparency: every hazard is forwarded here.
 
@@ -220,8 +223,9 @@ class Accumulate(wiring.Component):
         Entries on the pending list.
     step_clear, image_clear : In(1)
         Empty the pending list and flags (end of a step); clear the touched flags (of an image).
-    draining : Out(1); w_valid : Out(1)
-        Stage I, R or X holds an item (a write is still to come); stage W holds one.
+    draining : Out(1); q_valid : Out(1)
+        Stage I, R, X or W holds an item (a write or an append is still to come, and the
+        append of Q's item happens in this cycle); stage Q holds one.
     """
 
     def __init__(self, cfg: ConvCoreConfig) -> None:
@@ -235,7 +239,7 @@ class Accumulate(wiring.Component):
             "q_wr": Out(write_signature(NPOS, cfg.pending_layout())),
             "n_pend": Out(range(NPOS + 1)),
             "step_clear": In(1), "image_clear": In(1),
-            "draining": Out(1), "w_valid": Out(1),
+            "draining": Out(1), "q_valid": Out(1),
         })
 
     def elaborate(self, platform):
@@ -244,11 +248,13 @@ class Accumulate(wiring.Component):
         H, P, G, L, NPOS = cfg.out_size, cfg.pool_size, cfg.groups, cfg.parallelism, cfg.out_size ** 2
         V, NWIN = cfg.potential_bits, P * P
 
-        def stage(name: str, touched: bool = True) -> dict:
-            regs = {"valid": Signal(name=f"{name}_valid"), "pg": _idx(NPOS * G, f"{name}_pg"),
-                    "paddr": _idx(NPOS * G, f"{name}_paddr"), "u": _idx(H, f"{name}_u"),
-                    "v": _idx(H, f"{name}_v")}
-            return {**regs, "touched": Signal(name=f"{name}_touched")} if touched else regs
+        def stage(name: str, *fields: str) -> dict:
+            make = {"valid": lambda: Signal(name=f"{name}_valid"),
+                    "pg": lambda: _idx(NPOS * G, f"{name}_pg"),
+                    "paddr": lambda: _idx(NPOS * G, f"{name}_paddr"),
+                    "u": lambda: _idx(H, f"{name}_u"), "v": lambda: _idx(H, f"{name}_v"),
+                    "touched": lambda: Signal(name=f"{name}_touched")}
+            return {k: make[k]() for k in fields}
 
         def advance(dst: dict, src: dict) -> list:
             return [dst[k].eq(src[k]) for k in dst]
@@ -268,7 +274,10 @@ class Accumulate(wiring.Component):
              "v": self.i_v, "touched": Mux(self.i_first, touched.bit0, seq_touched)}
 
         # ----- stage R: the read word is registered; the weight read; forwarding -------------
-        r, x, w = stage("r"), stage("x"), stage("w", touched=False)
+        every = ("valid", "pg", "paddr", "u", "v", "touched")
+        r, x = stage("r", *every), stage("x", *every)
+        w = stage("w", "valid", "pg", "paddr", "u", "v")
+        q = stage("q", "valid", "pg", "u", "v")
         r_waddr = _idx(cfg.weight_words, "r_waddr")
         m.d.sync += [*advance(r, i), r_waddr.eq(self.i_waddr)]
         m.d.comb += [self.w_rd.en.eq(r["valid"]), self.w_rd.addr.eq(r_waddr)]
@@ -295,36 +304,40 @@ class Accumulate(wiring.Component):
             self.p_wr.addr.eq(x["paddr"]), self.p_wr.en.eq(x["valid"]),
         ]
 
-        # ----- stage W: append to the pending list -------------------------------------------
+        # ----- stage W: did a lane cross; the pending flag (Q's append forwarded) -------------
         w_crossed = Signal(L)
-        w_pending = Signal()        # already on the list (read in X, W's append forwarded)
-        push = Signal()
-        m.submodules.pending = pending = FlagGrid(rows=H, cols=H, bit_reads=1)
-        m.d.comb += [*drive(member_or_zero(pending, "bit0_row"), x["u"]), pending.bit0_col.eq(x["v"])]
         m.d.sync += [*advance(w, x), w_crossed.eq(lanes.crossed),
-                     *(w_new[lane].eq(lanes.new[lane]) for lane in range(L)),
-                     w_pending.eq(pending.bit0 | (push & (w["u"] == x["u"]) & (w["v"] == x["v"])))]
-        m.d.comb += push.eq(w["valid"] & w_crossed.any() & ~w_pending)
+                     *(w_new[lane].eq(lanes.new[lane]) for lane in range(L))]
+        m.submodules.pending = pending = FlagGrid(rows=H, cols=H, bit_reads=1)
+        m.d.comb += [*drive(member_or_zero(pending, "bit0_row"), w["u"]), pending.bit0_col.eq(w["v"])]
+
+        # ----- stage Q: append to the pending list -------------------------------------------
+        q_crossed = Signal()
+        q_pending = Signal()        # already on the list
+        push = Signal()
+        m.d.sync += [*advance(q, w), q_crossed.eq(w_crossed.any()),
+                     q_pending.eq(pending.bit0 | (push & (q["u"] == w["u"]) & (q["v"] == w["v"])))]
+        m.d.comb += push.eq(q["valid"] & q_crossed & ~q_pending)
         # The entry's pool window, from tables (no halving arithmetic on the fly).
-        w_wrow = _idx(NWIN, "w_wrow")
-        w_wcol = _idx(P, "w_wcol")
+        q_wrow = _idx(NWIN, "q_wrow")
+        q_wcol = _idx(P, "q_wcol")
         if NWIN:
             m.d.comb += [
-                w_wrow.eq(table([(u // 2) * P if u < 2 * P else 0 for u in range(H)], w["u"], len(w_wrow))),
-                w_wcol.eq(table([v // 2 if v < 2 * P else 0 for v in range(H)], w["v"], len(w_wcol))),
+                q_wrow.eq(table([(u // 2) * P if u < 2 * P else 0 for u in range(H)], q["u"], len(q_wrow))),
+                q_wcol.eq(table([v // 2 if v < 2 * P else 0 for v in range(H)], q["v"], len(q_wcol))),
             ]
         q_wr = self.q_wr
         m.d.comb += [
             q_wr.addr.eq(self.n_pend),
-            q_wr.data.pg.eq(w["pg"]),
-            q_wr.data.u.eq(w["u"]), q_wr.data.v.eq(w["v"]),
-            q_wr.data.win.eq(w_wrow + w_wcol),
-            q_wr.data.win_ok.eq((w["u"] < 2 * P) & (w["v"] < 2 * P)),
+            q_wr.data.pg.eq(q["pg"]),
+            q_wr.data.u.eq(q["u"]), q_wr.data.v.eq(q["v"]),
+            q_wr.data.win.eq(q_wrow + q_wcol),
+            q_wr.data.win_ok.eq((q["u"] < 2 * P) & (q["v"] < 2 * P)),
             q_wr.en.eq(push),
-            pending.set_en.eq(push), *drive(member_or_zero(pending, "set_row"), w["u"]),
-            pending.set_col.eq(w["v"]), pending.clear.eq(self.step_clear),
-            self.draining.eq(self.i_valid | r["valid"] | x["valid"]),
-            self.w_valid.eq(w["valid"]),
+            pending.set_en.eq(push), *drive(member_or_zero(pending, "set_row"), q["u"]),
+            pending.set_col.eq(q["v"]), pending.clear.eq(self.step_clear),
+            self.draining.eq(self.i_valid | r["valid"] | x["valid"] | w["valid"]),
+            self.q_valid.eq(q["valid"]),
         ]
         with m.If(push):
             m.d.sync += self.n_pend.eq(self.n_pend + 1)
@@ -349,14 +362,14 @@ class Integration(wiring.Component):
     w_rd : Out(read_signature(C*K*K*G, B, L)); p_rd : Out(read_signature(H*H*G, V, L))
         The weight read (stage R) and the potential read (stage I).
     p_wr : Out(write_signature(H*H*G, V, L)); q_wr : Out(write_signature(H*H, pending_layout))
-        Stage X's write-back; stage W's append to the pending list.
+        Stage X's write-back; stage Q's append to the pending list.
     n_pend : Out(range(H*H + 1))
     accept : Out(1); marker : Out(1)
         A token is accepted; the end-of-step marker is taken from the token register.
     draining : Out(1)
-        Stage I, R or X holds an item (firing must wait).
+        Stage I, R, X or W holds an item (firing must wait).
     busy : Out(1)
-        Anything of an input spike is left (token register, pick, stages I, R, X, W).
+        Anything of an input spike is left (token register, pick, stages I, R, X, W, Q).
     """
 
     def __init__(self, cfg: ConvCoreConfig) -> None:
@@ -393,7 +406,7 @@ class Integration(wiring.Component):
         wiring.connect(m, wiring.flipped(self.i_events), token.i_events)
         tok = self.i_events.payload
         m.d.comb += [window.y.eq(tok.y), window.x.eq(tok.x), window.load.eq(token.accept)]
-        # token register -> pick stage -> stages I, R, X, W
+        # token register -> pick stage -> stages I, R, X, W, Q
         m.d.comb += [token.active.eq(self.active), token.finishing.eq(pick.finishing),
                      pick.take.eq(token.take), pick.end.eq(token.end), pick.mask.eq(window.mask),
                      *(getattr(pick, k).eq(getattr(token, k)) for k in ("y", "x", "pbase", "wbase"))]
@@ -409,6 +422,6 @@ class Integration(wiring.Component):
             self.accept.eq(token.accept),
             self.marker.eq(token.take & token.end),
             self.draining.eq(acc.draining),
-            self.busy.eq(token.valid | pick.busy | acc.draining | acc.w_valid),
+            self.busy.eq(token.valid | pick.busy | acc.draining | acc.q_valid),
         ]
         return m

@@ -186,13 +186,13 @@ def conv_cycles_bound(cfg: Any) -> int:
     end of the image (firing only removes work): input ``(c, y, x)`` costs ``G`` cycles per
     output position in its window, and the windows cover ``C * (H*K)**2`` (input, position)
     pairs; ``n*G`` for the ``n`` positions fired (at most ``H*H`` over the image); and per step
-    at most ``12 + ceil(log2 L)`` (+1 with several groups): 5 for the end of the step, 3 for
-    draining the integration pipeline (stages I, R, X), ``3 + ceil(log2 L)`` (+1) for the firing pipeline (the
+    at most ``13 + ceil(log2 L)`` (+1 with several groups): 5 for the end of the step, 4 for
+    draining the integration pipeline (stages I, R, X, W), ``3 + ceil(log2 L)`` (+1) for the firing pipeline (the
     comparator tree has one register level per tree level) and 1 for the step's first token.
     """
     G, C, H, K, T = cfg.groups, cfg.channels, cfg.out_size, cfg.kernel, cfg.steps
     pairs = C * (H * K) ** 2 * cfg.max_spikes_per_input
-    per_step = 12 + (cfg.parallelism - 1).bit_length() + (1 if G > 1 else 0)
+    per_step = 13 + (cfg.parallelism - 1).bit_length() + (1 if G > 1 else 0)
     return G * (pairs + H * H) + T * per_step
 
 
