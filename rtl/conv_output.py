@@ -22,10 +22,11 @@ class FeatureOutput(wiring.Component):
     A captured spike ``(m, u, v)`` enters the ``o_spikes`` register; its pool window's flag
     word (a memory of ``P*P`` words of ``M`` bits, with per-window touched flags) says whether
     feature ``m*P*P + win`` is new, and a new one enters the ``o_features`` register (the index
-    is ``m*P*P`` from a table plus the window). The flag word is read as the item enters the
-    stage before Z (``ahead.rd_en``; transparent: it sees a capture in that cycle) and registered
-    as it enters Z (``ahead.load``, with the capture of that cycle forwarded), so Z starts from a
-    register. At ``step_end`` the end-of-step marker enters ``o_spikes`` (with ``last_step`` also
+    is ``m*P*P`` from a table plus the window). The flag word and the window's touched flag are
+    read as the item enters the stage before Z (``ahead.rd_en``) and the word is registered as
+    it enters Z (``ahead.load``); a capture in either cycle with the same window is forwarded
+    (the memory needs no transparency), so Z starts from a register and no block RAM output or
+    flag multiplexer lies on a path back into ``flags``. At ``step_end`` the end-of-step marker enters ``o_spikes`` (with ``last_step`` also
     the end-of-image marker ``o_features``, and the window flags are cleared).
 
     Members
@@ -57,26 +58,45 @@ class FeatureOutput(wiring.Component):
         cap, ahead = self.capture, self.ahead
         m.submodules.feature_flags = fmem = memory.Memory(shape=M, depth=NWIN, init=[])
         f_wr = fmem.write_port()
-        f_rd = fmem.read_port(transparent_for=(f_wr,))
+        f_rd = fmem.read_port()
         # feature flag words written in this image
         m.submodules.wtouched = wtouched = FlagGrid(rows=1, cols=NWIN, bit_reads=1)
         flags = Signal(M)       # the window's flag word as the item in Z sees it
+        # A capture in Z leaves its window's word at ``flags | bit`` whether the feature is new
+        # or not (an old one's bit is set already): forwarding that needs no ``new_feature``.
+        z_word = Signal(M)
+        m.d.comb += z_word.eq(flags | decode(m, cap.m, M, "feature_bit"))
+
+        def z_writes(win) -> Signal:
+            hit = Signal(name=f"z_writes_{win.name}")
+            m.d.comb += hit.eq(cap.en & cap.win_ok & (cap.win == win))
+            return hit
+
+        # Read (the item enters the stage before Z): the memory word, the window's touched flag
+        # and the word of a capture in this very cycle, which the read misses.
+        rd_touched = Signal()
+        rd_fwd = Signal()
+        rd_fwd_word = Signal(M)
+        rd_hit = z_writes(ahead.rd_win)
+        with m.If(ahead.rd_en):
+            m.d.sync += [rd_touched.eq(wtouched.bit0 | rd_hit), rd_fwd.eq(rd_hit),
+                         rd_fwd_word.eq(z_word)]
+        read_word = Signal(M)
+        m.d.comb += read_word.eq(Mux(rd_fwd, rd_fwd_word, Mux(rd_touched, f_rd.data, 0)))
+        # Load (the item enters Z): a capture in this cycle is forwarded too.
         with m.If(ahead.load):
-            with m.If(f_wr.en & (cap.win == ahead.load_win)):
-                m.d.sync += flags.eq(f_wr.data)
-            with m.Else():
-                m.d.sync += flags.eq(Mux(wtouched.bit0, f_rd.data, 0))
+            m.d.sync += flags.eq(Mux(z_writes(ahead.load_win), z_word, read_word))
         # The first feature index of each map (a table, no multiplier).
         map_base = Signal(index_bits(cfg.features), name="map_base")
         m.d.comb += map_base.eq(table([mm * NWIN for mm in range(M)], cap.m, len(map_base)))
         m.d.comb += [
-            wtouched.bit0_col.eq(ahead.load_win),
+            wtouched.bit0_col.eq(ahead.rd_win),
             f_rd.addr.eq(ahead.rd_win),
             f_rd.en.eq(ahead.rd_en),
             new_feature.eq(cap.win_ok & ~select_bit(m, flags, cap.m, "feature_seen")),
             feature_index.eq(map_base + cap.win),
             f_wr.addr.eq(cap.win),
-            f_wr.data.eq(flags | decode(m, cap.m, M, "feature_bit")),
+            f_wr.data.eq(z_word),
             f_wr.en.eq(cap.en & new_feature),
             wtouched.set_en.eq(cap.en & new_feature), wtouched.set_col.eq(cap.win),
             wtouched.clear.eq(self.step_end & self.last_step),
