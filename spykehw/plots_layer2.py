@@ -5,10 +5,10 @@
 - :func:`two_layer_convergence_plot`: ``C_l`` and ``TD`` of Conv1 and Conv2 on one figure
   (Figures 23-24 and 27-28);
 - :func:`conv2_features_plot` / :func:`conv2_features_gif`: the 5x5x30 Conv2 kernels, each
-  projected through the Conv1 kernels it connects to the 14x14 input patch it sees, drawn as
-  ON minus OFF (red: ON-centre input, blue: OFF), each tile scaled to its own largest
-  magnitude (the projection of a uniform kernel is the blurred sum of the Conv1 features, so
-  the tiles show where a map's weights moved away from that).
+  minus its mean weight, projected through the Conv1 kernels it connects to the 14x14 input
+  patch it sees, drawn as ON minus OFF (red: ON-centre input, blue: OFF), each tile scaled to
+  its own largest magnitude (a uniform kernel, as at initialisation, projects to nothing; the
+  tiles show what a map learned).
 
 The STDP-updates-per-map bar chart is :func:`spykehw.plots.updates_per_map_plot`. Same rules as
 :mod:`spykehw.plots`: plain arrays in, one atomically written file out, no pyplot.
@@ -48,9 +48,10 @@ def project_conv2(w2: np.ndarray, w1: np.ndarray) -> np.ndarray:
 
 
 def _tiles(w2: np.ndarray, w1: np.ndarray, cols: int) -> list[list[np.ndarray | None]]:
-    p = project_conv2(w2, w1)
+    w2 = np.asarray(w2, dtype=np.float64)
+    # deviation from the kernel's mean weight: a uniform kernel projects to nothing
+    p = project_conv2(w2 - w2.mean(axis=(1, 2, 3), keepdims=True), w1)
     diff = p[:, 0] - p[:, 1]
-    diff = diff - diff.mean(axis=(1, 2), keepdims=True)
     scale = np.abs(diff).max(axis=(1, 2), keepdims=True)
     diff = diff / np.where(scale > 0, scale, 1.0)
     M = len(diff)
@@ -73,8 +74,8 @@ def conv2_features_plot(w2: np.ndarray, w1: np.ndarray, path: str | Path, *, col
     fig = _figure(1.0 + 0.55 * cols, 1.0 + 0.55 * len(tiles))
     ax = fig.subplots()
     _draw(ax, tiles)
-    ax.set_title(title or f"Conv2 features ({len(w2)} maps, row-major) projected through Conv1: "
-                 "ON minus OFF, mean removed, each tile scaled to its largest magnitude", fontsize=9)
+    ax.set_title(title or f"Conv2 features ({len(w2)} maps, row-major): kernel minus its mean, projected "
+                 "through Conv1, ON minus OFF, each tile scaled to its largest magnitude", fontsize=9)
     return _save(fig, path)
 
 
@@ -120,11 +121,11 @@ def conv2_spikes_per_image_plot(winners_per_image: np.ndarray, path: str | Path,
             lw=1.2, label=f"running mean ({w} images)")
     ax.set_xlabel("training image (epochs concatenated)")
     ax.set_ylabel("Conv2 STDP winners in the image")
-    ax.set_ylim(bottom=0)
+    ax.set_ylim(0, 1.9 * max(k.max(), 1))  # the upper part holds the inset
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper right")
     z = min(zoom, len(k))
-    ins = ax.inset_axes([0.35, 0.45, 0.38, 0.45])
+    ins = ax.inset_axes([0.06, 0.58, 0.5, 0.36])
     ins.plot(x[:z], k[:z], color="tab:blue", lw=0.8, marker=".", ms=2)
     ins.set_title(f"first {z} images", fontsize=8)
     ins.tick_params(labelsize=7)
