@@ -154,3 +154,30 @@ def test_run_layers_2_on_the_sample(tmp_path, capsys):
     assert "compare layer2" in results
     report = (folder / "report.txt").read_text()
     assert "Pool1 (lateral inhibition, accumulation)" in report and "Conv2 STDP: 60 images x 2 epoch" in report
+
+
+@pytest.mark.parametrize("fmt_name,pool", [(None, NO), ("fpga-16", NO), ("fpga-16", INH), (None, ACC)])
+def test_conv2_training_on_pool1_trains_equals_dense_reference(fmt_name, pool):
+    """The Conv2 path end to end against the dense transcription of the authors' layer
+    (golden/conv_dense.py) on real Pool1 trains (inputs spiking several times), with the
+    integer model's Conv2 formats (``conv2_stdp``) and a schedule that fires within the run."""
+    from spykehw.golden.conv_dense import dense_conv
+
+    fmt = preset(fmt_name) if fmt_name else None
+    ds = load_dataset("mnist-sample", None)
+    opts = NetworkOptions(stdp_images=200, pool1=pool)
+    w1 = train_conv1(ds.train_images[:200], opts, fmt).weights
+    p1 = pool1_spikes(ds.train_images[200:206], w1, opts, fmt)
+    opts = dataclasses.replace(opts, conv2=dataclasses.replace(opts.conv2, lr_inc_rate=2, sample_interval=2),
+                               conv2_images=6)
+    tr = train_conv2(p1.events, opts, fmt)
+    from spykehw.golden.pipeline2 import initial_conv2_weights
+    dense = dense_conv([dense_from_events(p1.events, n) for n in range(6)], initial_conv2_weights(opts, fmt),
+                       opts.conv2, fmt=None if fmt is None else fmt.conv2_formats(), train=True)
+    assert len(tr.winners) >= 10  # about 2 per image with Pool1 inhibition, 10 without
+    assert [tuple(r) for r in tr.winners.tolist()] == [tuple(int(v) for v in r) for r in dense["winners"]]
+    np.testing.assert_array_equal(tr.final_weights, dense["weights"])
+    run = extract_conv2(p1.events, tr.final_weights, opts, fmt)
+    dense_inf = dense_conv([dense_from_events(p1.events, n) for n in range(6)], tr.final_weights, opts.conv2,
+                           fmt=None if fmt is None else fmt.conv2_formats())
+    np.testing.assert_array_equal(run.features, dense_inf["features"])
