@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gradient", choices=["sg1", "sg2", "relu"], default=None,
                    help="classifier training: surrogate gradient 1 (default), 2, or the actual "
                         "gradient of a ReLU network (float model only)")
-    p.add_argument("--layers", type=int, choices=[1, 2], default=1,
+    p.add_argument("--layers", choices=["1", "2"], default="1",
                    help="1 (default): Conv1 + Pool1 features; 2: also STDP-train Conv2 on the Pool1 "
                         "spike trains (the authors' net4/net5), extract Pool2 features and test the "
                         "classifier on Pool2 and Pool1+Pool2 features")
@@ -75,7 +75,7 @@ def _main(args: argparse.Namespace) -> int:
                     formats=load_formats(args.config or DEFAULT_PRESET), integer=integer,
                     hardware=integer and not args.no_hardware, train_limit=args.train_limit,
                     test_limit=args.test_limit, out_root=args.out, progress=not args.quiet,
-                    options_source=describe_options(args.options, args.settings), layers=args.layers)
+                    options_source=describe_options(args.options, args.settings), layers=int(args.layers))
     if args.seeds is not None:
         run_seeds(cfg, args.seeds)
     else:
