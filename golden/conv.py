@@ -160,8 +160,8 @@ def next_event_block(ev, i, end, t):
 # ----- inference ---------------------------------------------------------------------------
 
 @njit(cache=True, parallel=True)
-def _infer_batch(offsets, ev, Wk, K, M, threshold, steps, H, pool, out_t, out_m, out_u, out_v, counts,
-                 features, pool_counts, chunks, pot_dtype_probe):
+def _infer_batch(offsets, ev, Wk, K, M, threshold, steps, H, pool, out_t, out_m, out_u, out_v, out_p,
+                 counts, features, pool_counts, chunks, pot_dtype_probe):
     literally(K)
     N = len(offsets) - 1
     C = Wk.shape[0]
@@ -201,6 +201,7 @@ def _infer_batch(offsets, ev, Wk, K, M, threshold, steps, H, pool, out_t, out_m,
                         out_m[n, total] = m
                         out_u[n, total] = u
                         out_v[n, total] = v
+                        out_p[n, total] = V[u, v, m]
                     total += 1
                     pi = u // 2
                     pj = v // 2
@@ -223,7 +224,8 @@ class ConvRun:
     ``pool_counts`` (N, M): pool spikes per map summed over steps (a pool neuron spikes at a step
     if any of its inputs fired then). ``spike_counts`` (N,): conv spikes per image.
     ``spikes`` (only with ``record=True``): arrays ``t, m, u, v`` of shape (N, H*H), the first
-    ``spike_counts[n]`` entries valid, in firing order (step, then row-major).
+    ``spike_counts[n]`` entries valid, in firing order (step, then row-major), and ``p``, the
+    potential of each spiking neuron at its step (what Pool1's lateral inhibition compares).
     """
 
     features: np.ndarray
@@ -266,12 +268,13 @@ def run_conv(events: SpikeEvents, weights: np.ndarray, opts: ConvOptions, arith:
     Wk = to_kernel_layout(weights, arith.weight_dtype)
     shape = (N, H * H) if record else (0, 0)
     out = {f: np.zeros(shape, dtype=np.int16) for f in ("t", "m", "u", "v")}
+    out["p"] = np.zeros(shape, dtype=arith.potential_dtype)
     counts = np.zeros(N, dtype=np.int64)
     features = np.zeros((N, M * P * P), dtype=np.uint8)
     pool_counts = np.zeros((N, M), dtype=np.int32)
     thr = arith.potential_dtype(arith.threshold)
     _infer_batch(events.offsets, events.ev, Wk, opts.kernel, opts.maps, thr, events.steps, H, P, out["t"], out["m"],
-                 out["u"], out["v"], counts, features, pool_counts, min(_chunks(), max(N, 1)),
+                 out["u"], out["v"], out["p"], counts, features, pool_counts, min(_chunks(), max(N, 1)),
                  np.zeros(1, dtype=arith.potential_dtype))
     return ConvRun(features, pool_counts, counts, out if record else None)
 

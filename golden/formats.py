@@ -33,6 +33,13 @@ STDP
     is ``stdp_rounding``: ``truncate`` (floor), ``half_up`` (add half an LSB, then floor) or
     ``stochastic`` (add the low bits of the LFSR, then floor; see :mod:`spykehw.golden.fixed`).
     The result saturates to ``0 .. 2**weight_bits - 1``.
+Conv2
+    the same weight and potential formats as Conv1 (``conv.weight_bits``; the potential width
+    derived with inputs spiking up to 4 times without Pool1 inhibition, 12 with accumulation,
+    once with inhibition); its STDP rule is the one above with its own constants
+    ``conv2_stdp`` (A+ = 2**-12 ~ 0.0002 and homeostasis 5 * 2**-14 ~ 0.0003 by default, the
+    authors' Conv2 values); :meth:`NumberFormats.conv2_formats` gives the formats a Conv2
+    kernel uses (``stdp`` replaced by ``conv2_stdp``).
 Classifier
     signed two's complement ``Q(bits-frac).frac`` weights and biases, quantized with
     round-half-up and the ``quantize_overflow`` policy. The hidden and output accumulators are
@@ -179,7 +186,13 @@ _PARTS = {
     "stdp": StdpFormat,
     "classifier": ClassifierFormat,
     "softmax": SoftmaxFormat,
+    "conv2_stdp": StdpFormat,
 }
+
+
+def _conv2_stdp() -> StdpFormat:
+    # The authors' Conv2: A+ = 0.0002 (2^-12 = 0.000244), homeostasis 0.0003 (5 * 2^-14).
+    return StdpFormat(stdp_shift=12, stdp_shift_min=3, homeostasis_mult=5, homeostasis_shift=14)
 
 
 @dataclass(frozen=True)
@@ -196,11 +209,13 @@ class NumberFormats:
     stdp: StdpFormat = field(default_factory=StdpFormat)
     classifier: ClassifierFormat = field(default_factory=ClassifierFormat)
     softmax: SoftmaxFormat = field(default_factory=SoftmaxFormat)
+    conv2_stdp: StdpFormat = field(default_factory=_conv2_stdp)
 
     def __post_init__(self) -> None:
         # The STDP product w*(2^B - w) * 3 and the decay product must fit an int64.
         b = self.conv.weight_bits
-        _check(2 * b + 2 + max(8, self.stdp.homeostasis_mult.bit_length()) <= 62, "conv.weight_bits",
+        mult = max(self.stdp.homeostasis_mult, self.conv2_stdp.homeostasis_mult)
+        _check(2 * b + 2 + max(8, mult.bit_length()) <= 62, "conv.weight_bits",
                f"{b} bits make the STDP product overflow 64-bit integers")
         _check(self.classifier.hidden_weight_frac <= self.classifier.hidden_weight_bits + 16,
                "classifier.hidden_weight_frac", "is implausibly large for the weight width")
@@ -234,6 +249,10 @@ class NumberFormats:
     def potential_bits(self, in_channels: int, kernel: int, max_spikes_per_input: int = 1) -> int:
         """Unsigned width that holds :meth:`potential_bound` (weights are non-negative)."""
         return self.potential_bound(in_channels, kernel, max_spikes_per_input).bit_length()
+
+    def conv2_formats(self) -> "NumberFormats":
+        """The formats a Conv2 kernel runs with: these, with ``stdp`` = ``conv2_stdp``."""
+        return dataclasses.replace(self, stdp=self.conv2_stdp)
 
     # --- serialisation --------------------------------------------------------------------
 

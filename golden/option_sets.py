@@ -173,7 +173,8 @@ def apply_settings(opts: NetworkOptions, settings) -> NetworkOptions:
 def options_to_toml(opts: NetworkOptions) -> str:
     """A TOML options file that :func:`load_options` reads back to ``opts`` (None as "none")."""
     d = opts.to_dict()
-    lines = [f"stdp_images = {d.pop('stdp_images')}"]
+    tables = {k: v for k, v in d.items() if isinstance(v, dict)}
+    scalars = {k: v for k, v in d.items() if k not in tables}
 
     def fmt(v: Any) -> str:
         if v is None:
@@ -184,7 +185,8 @@ def options_to_toml(opts: NetworkOptions) -> str:
             return f'"{v}"'
         return repr(v)
 
-    for part, table in d.items():
+    lines = [f"{k} = {fmt(v)}" for k, v in scalars.items()]
+    for part, table in tables.items():
         lines.append(f"\n[{part}]")
         lines.extend(f"{k} = {fmt(v)}" for k, v in table.items())
     return "\n".join(lines) + "\n"

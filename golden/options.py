@@ -19,6 +19,7 @@ __all__ = [
     "classifier_defaults",
     "EncoderOptions",
     "ConvOptions",
+    "PoolOptions",
     "ClassifierOptions",
     "NetworkOptions",
     "CONV1",
@@ -192,6 +193,28 @@ CONV2 = ConvOptions(
 
 
 @dataclass(frozen=True)
+class PoolOptions:
+    """Pool1 as the authors' code can run it (spec 5): 2x2 stride-2 max pooling of the new conv
+    spikes' potentials, a pool neuron spiking when the pooled value is ``>= threshold``.
+
+    lateral_inhibition:
+        ``pool_lateral_inh`` (net3, net5): the conv layer's lateral inhibition applied to the
+        pool: at each pool location the map with the largest pooled potential (lowest index on
+        ties) spikes, at most once per image. ``False`` (net2, net4, the classification
+        pipeline): a pool neuron spikes at every step in which one of its 2x2 inputs fires
+        (up to 4 spikes per image).
+    spike_accumulation:
+        ``pool_spike_accum``: the pooled potential accumulates over the image's steps, so a pool
+        neuron keeps spiking at every step after its first. With lateral inhibition it changes
+        nothing (the location is blocked after its first spike, and at that step the
+        accumulated and the instantaneous pooled values are equal).
+    """
+
+    lateral_inhibition: bool = False
+    spike_accumulation: bool = False
+
+
+@dataclass(frozen=True)
 class ClassifierOptions:
     """The binary-activation classifier and its training (spec section 7).
 
@@ -258,11 +281,23 @@ class NetworkOptions:
     conv: ConvOptions = field(default_factory=ConvOptions)
     classifier: ClassifierOptions = field(default_factory=ClassifierOptions)
     stdp_images: int = 6000
+    pool1: PoolOptions = field(default_factory=PoolOptions)
+    conv2: ConvOptions = field(default_factory=lambda: CONV2)
+    conv2_images: int = 35000
+    """Images (first of the training order) for Conv2 STDP: 35,000 as the authors' net4."""
+    conv2_epochs: int = 1
 
     def __post_init__(self) -> None:
         _check(self.stdp_images >= 1, "stdp_images", "must be >= 1")
         _check(self.conv.in_size == 27 and self.conv.in_channels == 2, "conv",
                "the network's first layer takes the encoder's 2x27x27 spikes")
+        _check(self.conv2.in_channels == self.conv.maps, "conv2.in_channels",
+               f"must equal conv.maps ({self.conv.maps}): Conv2 reads the Pool1 maps")
+        _check(self.conv2.in_size == self.conv.pool_size, "conv2.in_size",
+               f"must equal the Pool1 side ({self.conv.pool_size})")
+        _check(self.conv2.out_size >= 2, "conv2.kernel", "leaves no room for a 2x2 pool")
+        _check(self.conv2_images >= 1, "conv2_images", "must be >= 1")
+        _check(self.conv2_epochs >= 1, "conv2_epochs", "must be >= 1")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -270,7 +305,8 @@ class NetworkOptions:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "NetworkOptions":
         d = dict(d)
-        parts = {"encoder": EncoderOptions, "conv": ConvOptions, "classifier": ClassifierOptions}
+        parts = {"encoder": EncoderOptions, "conv": ConvOptions, "classifier": ClassifierOptions,
+                 "pool1": PoolOptions, "conv2": ConvOptions}
         kwargs: dict[str, Any] = {}
         for key, value in d.items():
             if key in parts:
@@ -348,6 +384,12 @@ def _build(klass: type, value: Any, prefix: str) -> Any:
         if k not in kinds:
             raise OptionsError(f"{prefix}.{k}: unknown option (known: {', '.join(kinds)})")
         kwargs[k] = typed_value(f"{prefix}.{k}", kinds[k], v)
-    return klass(**kwargs)
+    try:
+        return klass(**kwargs)
+    except OptionsError as e:  # ConvOptions names its keys "conv.": say which layer's
+        head, _, rest = str(e).partition(".")
+        if head != prefix and head in ("conv",):
+            raise OptionsError(f"{prefix}.{rest}") from None
+        raise
 
 

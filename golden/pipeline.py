@@ -15,7 +15,8 @@ from .conv import ConvRun, init_weights, quantize_weights, run_conv
 from .conv_training import TrainTrace, train_conv
 from .encoding import encode_float, encode_int
 from .formats import NumberFormats
-from .options import ConvOptions, EncoderOptions, NetworkOptions
+from .options import ConvOptions, EncoderOptions, NetworkOptions, PoolOptions
+from .pool import pool_spikes
 from .spikes import SpikeEvents, events_from_latencies
 
 __all__ = ["model_name", "conv1_arithmetic", "initial_conv1_weights", "encode", "encode_events",
@@ -57,12 +58,20 @@ def train_conv1(images: np.ndarray, opts: NetworkOptions, fmt: NumberFormats | N
 
 def extract_features(images: np.ndarray, weights: np.ndarray, opts: NetworkOptions,
                      fmt: NumberFormats | None, *, progress=None) -> ConvRun:
-    """Encode + Conv1 inference + Pool1 for every image: features (N, 3630) and spike counts."""
+    """Encode + Conv1 inference + Pool1 for every image: features (N, 3630) and spike counts.
+
+    With the default Pool1 options the conv kernel's own pool gives the features; otherwise
+    (lateral inhibition or accumulation, :class:`~spykehw.golden.options.PoolOptions`) they and
+    the pool spike counts come from :func:`~spykehw.golden.pool.pool_spikes`."""
     arith = conv1_arithmetic(opts.conv, fmt)
+    special = opts.pool1 != PoolOptions()
     feats, pools, counts = [], [], []
     for a in range(0, len(images), _CHUNK):
         chunk = images[a:a + _CHUNK]
-        run = run_conv(encode_events(chunk, opts.encoder, fmt), weights, opts.conv, arith)
+        run = run_conv(encode_events(chunk, opts.encoder, fmt), weights, opts.conv, arith, record=special)
+        if special:
+            pr = pool_spikes(run, opts.conv.maps, opts.conv.pool_size, opts.encoder.steps, opts.pool1)
+            run = ConvRun(pr.features, pr.pool_counts, run.spike_counts)
         feats.append(run.features)
         pools.append(run.pool_counts)
         counts.append(run.spike_counts)

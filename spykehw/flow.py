@@ -35,6 +35,7 @@ from .golden.options import NetworkOptions, classifier_defaults
 from .golden.pipeline import encode, extract_features, model_name, train_conv1
 from .golden.progress import Progress, format_duration
 from .golden.state import make_state, save_state
+from .flow_layer2 import compare_second_layer, run_second_layer
 from .hw_flow import run_hardware_stage
 from .output import RunFolder
 
@@ -57,6 +58,8 @@ class RunConfig:
     progress: bool = True
     options_source: str = "authors-code"
     """How the options were chosen (``--options`` and ``--set``), for the report."""
+    layers: int = 1
+    """2 adds the second layer (Pool1 trains, Conv2, Pool2 features): :mod:`spykehw.flow_layer2`."""
 
 
 @dataclass
@@ -76,6 +79,7 @@ class ModelResult:
     classifier: TrainResult
     extra: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    conv1_trace: Any = None
 
 
 class _Report:
@@ -139,7 +143,8 @@ def _run_model(ds: Dataset, cfg: RunConfig, fmt: NumberFormats | None, folder: R
     res = ModelResult(name, fmt, test_acc, result.test_acc_final, 
                       metrics.balanced_accuracy(ds.test_labels, pred, len(ds.classes)),
                       result.best_val_acc, result.best_epoch, pred, logits, x,
-                      test_run.features, encode(ds.test_images, opts.encoder, fmt), result, extra, sec)
+                      test_run.features, encode(ds.test_images, opts.encoder, fmt), result, extra, sec,
+                      trace)
 
     # files: trained state, plots
     state = make_state(trace, opts, fmt, classifier=result.best_params,
@@ -210,7 +215,7 @@ def run_flow(cfg: RunConfig) -> RunFolder:
         "dataset": cfg.dataset, "data_dir": str(cfg.data_dir) if cfg.data_dir else None,
         "seed": cfg.seed, "formats": cfg.formats.to_dict(), "options": cfg.options.to_dict(),
         "options_source": cfg.options_source,
-        "integer": cfg.integer, "hardware": cfg.hardware,
+        "integer": cfg.integer, "hardware": cfg.hardware, "layers": cfg.layers,
         "train_limit": cfg.train_limit, "test_limit": cfg.test_limit})
     report = _Report(folder)
     ds = limit_rows(load_dataset(cfg.dataset, cfg.data_dir, seed=cfg.seed), cfg.train_limit,
@@ -224,9 +229,13 @@ def run_flow(cfg: RunConfig) -> RunFolder:
     folder.write_text("options.toml", options_to_toml(cfg.options),
                       "the options in force (spykehw run --options options.toml reruns them)")
     flt = _run_model(ds, cfg, None, folder, report)
+    flt2 = run_second_layer(ds, cfg, None, flt.conv1_trace, folder, report) if cfg.layers == 2 else None
     if cfg.integer:
         ints = _run_model(ds, cfg, cfg.formats, folder, report)
         _compare(flt, ints, report)
+        if flt2 is not None:
+            compare_second_layer(flt2, run_second_layer(ds, cfg, cfg.formats, ints.conv1_trace, folder, report),
+                                 report)
         if cfg.hardware:
             run_hardware_stage(cfg, ints, ds, folder, report)
     total = time.perf_counter() - t0

@@ -280,17 +280,17 @@ def stdp_winners_plot(winners_per_image: np.ndarray, path: str | Path, *, window
     return _save(fig, path)
 
 
-def updates_per_map_plot(updates: np.ndarray, path: str | Path) -> Path:
+def updates_per_map_plot(updates: np.ndarray, path: str | Path, *, layer: str = "Conv1") -> Path:
     """Bar chart of STDP updates per map (the true counts; the authors' bars start at 1)."""
     u = np.asarray(updates, dtype=np.int64)
     if u.ndim != 1:
         raise ValueError(f"updates: expected (M,), got {u.shape}")
-    fig = _figure(max(6.0, 0.28 * len(u) + 1.5), 3.8)
+    fig = _figure(min(16.0, max(6.0, 0.28 * len(u) + 1.5)), 3.8)
     ax = fig.subplots()
     ax.bar(np.arange(len(u)), u, color=_PLAIN)
-    ax.set_xticks(np.arange(len(u)))
+    ax.set_xticks(np.arange(0, len(u), 1 if len(u) <= 40 else 10))
     ax.tick_params(axis="x", labelsize=7)
-    ax.set_xlabel("Conv1 map")
+    ax.set_xlabel(f"{layer} map")
     ax.set_ylabel("STDP updates")
     ax.grid(axis="y", alpha=0.3)
     ax.set_title(f"STDP updates per map: total {int(u.sum())}, "

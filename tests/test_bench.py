@@ -36,6 +36,7 @@ def test_quick_bench_prints_the_report(tmp_path, capsys):
         assert r["threads"] >= 1, name
     assert report["benchmarks"]["extract_int"]["conv1_weights"].startswith("trained by stdp_int")
     assert report["benchmarks"]["classifier_epoch"]["hidden"] == 1000
+    assert report["benchmarks"]["conv2_extract_int"]["conv2_weights"].startswith("trained by the conv2_stdp")
     for key, t in TARGETS.items():
         entry = report["targets"][key]
         assert entry["target_images_per_s"] == t["target_images_per_s"]

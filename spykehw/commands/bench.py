@@ -65,7 +65,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "bench", help=HELP["bench"],
         description="Benchmark the golden models on real MNIST (the embedded sample if MNIST is "
                     "not found): encoding, Conv1 STDP training and feature extraction for the "
-                    "float and integer models, and one classifier epoch. Each benchmark runs in "
+                    "float and integer models, one classifier epoch, and Conv2 STDP training and "
+                    "Conv2 + Pool2 feature extraction (the second layer). Each benchmark runs in "
                     "its own process (peak memory = its ru_maxrss); numba compilation is excluded "
                     "by a warm-up. Prints JSON, with the issue's speed targets for comparison.")
     p.add_argument("--quick", action="store_true",

@@ -42,6 +42,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gradient", choices=["sg1", "sg2", "relu"], default=None,
                    help="classifier training: surrogate gradient 1 (default), 2, or the actual "
                         "gradient of a ReLU network (float model only)")
+    p.add_argument("--layers", choices=["1", "2"], default="1",
+                   help="1 (default): Conv1 + Pool1 features; 2: also STDP-train Conv2 on the Pool1 "
+                        "spike trains (the authors' net4/net5), extract Pool2 features and test the "
+                        "classifier on Pool2 and Pool1+Pool2 features")
+    p.add_argument("--pool1-inhibition", action="store_true",
+                   help="Pool1 lateral inhibition and spike accumulation, as the authors' net3/net5 "
+                        "(= --set pool1.lateral_inhibition=true --set pool1.spike_accumulation=true)")
+    p.add_argument("--conv2-images", type=count, default=None,
+                   help="images for Conv2 STDP (default 35000, net4; net5: 60000) (= --set conv2_images=N)")
+    p.add_argument("--conv2-epochs", type=count, default=None,
+                   help="Conv2 STDP epochs (default 1, net4; net5: 2) (= --set conv2_epochs=N)")
     add_options_arguments(p)
     p.add_argument("--train-limit", type=count, help="use only the first N training images")
     p.add_argument("--test-limit", type=count, help="use only the first N test images")
@@ -55,13 +66,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _main(args: argparse.Namespace) -> int:
     opts = options_from_args(args, args.dataset, [
         ("classifier.gradient", args.gradient), ("classifier.epochs", args.epochs),
-        ("classifier.hidden", args.hidden), ("stdp_images", args.stdp_images)])
+        ("classifier.hidden", args.hidden), ("stdp_images", args.stdp_images),
+        ("pool1.lateral_inhibition", True if args.pool1_inhibition else None),
+        ("pool1.spike_accumulation", True if args.pool1_inhibition else None),
+        ("conv2_images", args.conv2_images), ("conv2_epochs", args.conv2_epochs)])
     integer = not args.float_only and opts.classifier.gradient != "relu"
     cfg = RunConfig(dataset=args.dataset, data_dir=args.data_dir, seed=args.seed, options=opts,
                     formats=load_formats(args.config or DEFAULT_PRESET), integer=integer,
                     hardware=integer and not args.no_hardware, train_limit=args.train_limit,
                     test_limit=args.test_limit, out_root=args.out, progress=not args.quiet,
-                    options_source=describe_options(args.options, args.settings))
+                    options_source=describe_options(args.options, args.settings), layers=int(args.layers))
     if args.seeds is not None:
         run_seeds(cfg, args.seeds)
     else:
