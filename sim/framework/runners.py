@@ -12,7 +12,7 @@ deliberately corrupted one) while every run keeps its own folder of results and 
     warnings. Icarus compiles with ``-g2005`` (see the comment in :func:`build_sim`).
 :func:`run_tests`
     Runs a testbench module against a build in ``test_dir``: ``results.xml``, ``sim.log``, the
-    waveform (``<toplevel>.fst`` for Icarus, ``dump.vcd`` for Verilator) and the checker's
+    waveform (``<toplevel>.fst``, FST from both simulators: GTKWave or Surfer open it) and the checker's
     ``mismatches.json`` all land there. The vector file and the port description reach the
     testbench through environment variables (:mod:`spykehw.sim.framework.cocotb_support`).
 :func:`run_cocotb`
@@ -166,6 +166,8 @@ def build_sim(simulator: str, sources: Iterable[str | Path], toplevel: str, buil
         # The wheel's verilated.mk has an empty CFG_CXXFLAGS_PCH_I, so a model big enough to
         # be split into several C++ files fails to compile: keep it in one file.
         args += ["-Wno-fatal", "--output-split", "0"]
+        if waves:
+            args.append("--trace-fst")      # cocotb's runner asks for --trace (VCD); FST is far smaller
     else:
         # Verilog-2005 semantics: Yosys makes every `always @*` run at time 0 by reading a
         # dummy `reg ... = 0`, whose initialiser is an event in Verilog-2005 but not in
@@ -284,7 +286,7 @@ def run_tests(build: SimBuild, test_module: str, test_dir: str | Path, *,
             waveform = test_dir / f"{build.toplevel}.fst"
             plusargs.append(f"+dumpfile_path={waveform}")
         else:
-            waveform = test_dir / "dump.vcd"
+            waveform = test_dir / f"{build.toplevel}.fst"
             test_args += ["--trace-file", str(waveform)]
     env = {**(extra_env or {}), ENV_WAVEFORM: str(waveform or ""), ENV_REPORT: str(report)}
 

@@ -40,8 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="invert this one Conv1 weight in the hardware levels only (a fault for the "
                         "ladder to find; the golden model keeps the trained weight)")
     p.add_argument("--waves", action="store_true",
-                   help="record the Verilator/Icarus waveforms (kept under --out; Icarus FST, "
-                        "Verilator VCD), named in the first-difference lines")
+                   help="record the simulators' waveforms (FST, for GTKWave or Surfer; kept under "
+                        "--out), named in the first-difference lines")
     p.add_argument("--out", type=output_dir, default=None, metavar="DIR",
                    help="keep the simulators' vectors, builds and logs here (default: temporary)")
     p.add_argument("--json", action="store_true", help="print the table and differences as JSON")
