@@ -25,7 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "int (the reference), amaranth (Amaranth simulator), verilator and icarus "
                     "(generated Verilog under cocotb). Every level below int must equal it: classes, "
                     "softmax words, Pool1 features, and every step's spikes (checked inside each "
-                    "level). Prints a table and, per level, the first image that differs and what "
+                    "level); netlist runs both cores as their Yosys synth_ecp5 netlists (gate level, "
+                    "Yosys's ECP5 cell models, on Verilator; needs the fpga extra; synthesis is cached, "
+                    "the first run takes minutes"
+                    "). Prints a table and, per level, the first image that differs and what "
                     "differed. 'tb check' is the level's own testbench against vectors made from the "
                     "weights it was given (with --corrupt-weight it passes while the level differs "
                     "from the trained model). Exit status 1 if a level below int differs.")
@@ -34,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--images-from", type=Path, default=None, metavar="PATH",
                    help="images as for 'spykehw predict' (default: the embedded sample's test images)")
     p.add_argument("--levels", default=None, metavar="LIST",
-                   help="comma-separated levels among float,int,amaranth,verilator,icarus "
+                   help="comma-separated levels among float,int,amaranth,verilator,icarus,netlist "
                         "(default: all this machine and network can run)")
     p.add_argument("--corrupt-weight", default=None, metavar="M,C,ROW,COL",
                    help="invert this one Conv1 weight in the hardware levels only (a fault for the "
@@ -78,7 +81,8 @@ def _main(args: argparse.Namespace) -> int:
 
     def say(level: str) -> None:
         if not args.quiet:
-            print(f"spykehw verify: {len(images)} image(s) through {level}...", file=sys.stderr, flush=True)
+            what = level if ":" in level else f"{len(images)} image(s) through {level}"
+            print(f"spykehw verify: {what}...", file=sys.stderr, flush=True)
 
     corrupt = None
     if args.corrupt_weight is not None:
