@@ -108,6 +108,7 @@ def _main(args: argparse.Namespace) -> int:
                 d["level"] = level
                 d["name"] = None if d["image"] is None else names[d["image"]]
                 d["waveform"] = None if res.waveform is None else str(res.waveform)
+                d["testbench"] = res.notes[0] if res.notes else None    # its first signal-level mismatch
                 diffs.append(d)
         rows.append(row)
     if args.json:
@@ -119,4 +120,6 @@ def _main(args: argparse.Namespace) -> int:
             where = "" if d["image"] is None else f" at image {d['image']} ({d['name']})"
             wave = f" (waveform {d['waveform']})" if d["waveform"] else ""
             print(f"first difference, {d['level']}{where}: {d['detail']}{wave}")
+            if d["testbench"]:
+                print(f"  its testbench: {d['testbench']}")
     return 1 if any(not r["equal"] for r in rows) else 0
