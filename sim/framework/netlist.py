@@ -3,9 +3,9 @@
 The verification ladder's ``netlist`` level proves that synthesis kept the function: the same
 testbench and vectors as the RTL levels, run on a simulation harness whose core module (the
 conv core or the classifier, exactly as the harness instantiates it) is replaced by what
-``synth_ecp5`` made of it, simulated with the ECP5 cell models Yosys ships
-(``share/ecp5/cells_sim.v``: ``LUT4``, ``TRELLIS_FF``, ``CCU2C``, ``TRELLIS_DPR16X4``,
-``DP16KD``, ...). The harness around the core (its memories, which the testbench reaches
+``synth_ecp5`` made of it (all but the memory mapping, see :data:`SYNTH_SCRIPT`), simulated
+with the ECP5 cell models Yosys ships (``share/ecp5/cells_sim.v``: ``LUT4``, ``TRELLIS_FF``,
+``CCU2C``, ``PFUMX``, ``L6MUX21``). The harness around the core (its memories, which the testbench reaches
 through VPI, and the external memory model) stays behavioural: it is simulation equipment,
 not hardware.
 
