@@ -264,6 +264,7 @@ def run_epochs(state: TrainState, evaluate_fn: Callable, train_x, train_y, val_x
         tr_acc, tr_cost = evaluate_fn(snap, train_x, train_y)
         va_acc, va_cost = evaluate_fn(snap, val_x, val_y)
         state.epoch(train_x, train_y, opts, rng, prog)
+        prog.close()
         if va_acc > best_val:
             best_val, best_params, best_epoch = va_acc, snap, e
         dt = time.perf_counter() - t0

@@ -1,8 +1,9 @@
-"""Progress lines for long work: done/total, items per second and ETA, on stderr.
+"""Progress bars for long work (tqdm, on stderr), and durations written for people.
 
 Work is reported in chunks (numba kernels process a chunk of images at a time), so a
-:class:`Progress` is advanced by counts. Output is throttled to one line per ``interval``
-seconds; on a terminal the line is rewritten in place, elsewhere (CI, logs) each line is kept.
+:class:`Progress` is advanced by counts; tqdm draws the bar (rate, ETA; rewritten in place on
+a terminal) at most once per ``interval`` seconds. ``enabled=False`` (``--quiet``, ``--json``)
+draws nothing but still counts, so ``rate`` can be reported.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import sys
 import time
 from typing import TextIO
+
+from tqdm import tqdm
 
 __all__ = ["Progress", "format_duration"]
 
@@ -26,20 +29,32 @@ def format_duration(seconds: float) -> str:
 
 
 class Progress:
-    """``with Progress("features", total=N, unit="img") as p: ... p.advance(k)``."""
+    """``with Progress("features", total=N, unit="img") as p: ... p.advance(k)``.
+
+    A tqdm bar labelled ``label`` (bytes, ``unit="B"``, are shown scaled: kB, MB).
+    ``total`` may grow while the work runs (e.g. frames that come back too).
+    """
 
     def __init__(self, label: str, total: int, *, unit: str = "img", interval: float = 2.0,
                  stream: TextIO | None = None, enabled: bool = True) -> None:
         self.label = label
-        self.total = int(total)
         self.unit = unit
-        self.interval = interval
-        self.stream = stream if stream is not None else sys.stderr
         self.enabled = enabled
         self.done = 0
         self._t0 = time.perf_counter()
-        self._last = -1e9
-        self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._bar = tqdm(total=int(total) or None, desc=label, unit=unit, unit_scale=unit == "B",
+                         unit_divisor=1024 if unit == "B" else 1000, mininterval=interval,
+                         file=stream if stream is not None else sys.stderr, disable=not enabled,
+                         dynamic_ncols=True)
+
+    @property
+    def total(self) -> int:
+        return int(self._bar.total or 0)
+
+    @total.setter
+    def total(self, value: int) -> None:
+        self._bar.total = int(value) or None
+        self._bar.refresh()
 
     @property
     def elapsed(self) -> float:
@@ -51,33 +66,13 @@ class Progress:
 
     def advance(self, n: int = 1) -> None:
         self.done += int(n)
-        now = time.perf_counter()
-        if now - self._last >= self.interval or self.done >= self.total:
-            self._last = now
-            self._write(final=False)
+        self._bar.update(int(n))
 
-    def line(self) -> str:
-        rate = self.rate
-        if self.total > 0 and rate > 0 and self.done < self.total:
-            eta = f", ETA {format_duration((self.total - self.done) / rate)}"
-        else:
-            eta = ""
-        pct = f" ({100.0 * self.done / self.total:5.1f}%)" if self.total > 0 else ""
-        return (f"{self.label}: {self.done}/{self.total} {self.unit}{pct}, "
-                f"{rate:,.0f} {self.unit}/s, {format_duration(self.elapsed)}{eta}")
-
-    def _write(self, final: bool) -> None:
-        if not self.enabled:
-            return
-        if self._tty:
-            self.stream.write("\r\x1b[K" + self.line() + ("\n" if final else ""))
-        else:
-            self.stream.write(self.line() + "\n")
-        self.stream.flush()
+    def close(self) -> None:
+        self._bar.close()
 
     def __enter__(self) -> "Progress":
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._tty and self.enabled:
-            self._write(final=True)
+        self.close()

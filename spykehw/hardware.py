@@ -106,7 +106,7 @@ class CosimResult:
     folder : Path
         Where the vectors, builds and logs are.
     waveform : Path or None
-        The simulator's waveform of the run (with ``waves``; FST from Icarus, VCD from Verilator).
+        The simulator's waveform of the run (with ``waves``; FST from either simulator).
     """
 
     simulator: str
@@ -124,7 +124,8 @@ class CosimResult:
 def cosimulate_network(options: NetworkOptions, formats: NumberFormats, conv_weights: np.ndarray,
                        q: IntClassifier, images: np.ndarray, *, simulator: str = "verilator",
                        folder: str | Path | None = None, conv_lanes: int = DEFAULT_CONV_LANES,
-                       classifier_lanes: int | None = None, waves: bool = False) -> CosimResult:
+                       classifier_lanes: int | None = None, waves: bool = False, netlist: bool = False,
+                       progress=None) -> CosimResult:
     """Images through the RTL of both blocks, compared with the integer golden model.
 
     Parameters
@@ -139,6 +140,11 @@ def cosimulate_network(options: NetworkOptions, formats: NumberFormats, conv_wei
         Parallelism of the two blocks.
     waves : bool
         Build with waveform dumping.
+    netlist : bool
+        Simulate both cores as their Yosys-synthesised ECP5 netlists (gate level, with Yosys's
+        cell models) instead of their RTL; needs a full Yosys (the ``fpga`` extra).
+    progress : callable, optional
+        Told (one line) when a synthesis runs; synthesis results are cached.
 
     Returns
     -------
@@ -166,7 +172,8 @@ def cosimulate_network(options: NetworkOptions, formats: NumberFormats, conv_wei
                                         source="images")
         conv_path = write_conv_vectors(out / "conv_vectors.npz", conv_vs)
         clf_path = write_vector_set(out / "classifier_vectors.npz", clf_vs)
-        chain = build_chain(conv_cfg, clf_cfg, simulator, out / "build", waves=waves)
+        chain = build_chain(conv_cfg, clf_cfg, simulator, out / "build", waves=waves, netlist=netlist,
+                            progress=progress)
         dump = out / "rtl_outputs.npz"
         run = run_chain(chain, conv_path, clf_path, out / "run", dump=dump, check=False)
         if not dump.is_file():

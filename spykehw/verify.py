@@ -2,12 +2,11 @@
 
 Levels (:data:`LEVELS`): ``float`` (the float reference: agreement rate, not meant to be equal),
 ``int`` (the integer golden model: the reference), ``amaranth`` (both RTL blocks in the Amaranth
-simulator), ``verilator`` and ``icarus`` (the generated Verilog, co-simulated by cocotb). Every level
-below ``int`` must equal it bit for bit: classes, softmax words and Pool1 features (and, checked
-inside each level, every step's spikes). :func:`verify` runs them; :func:`first_difference` says
-where the first one differs.
-
-``netlist`` (the Yosys-synthesised netlist) is not a level yet.
+simulator), ``verilator`` and ``icarus`` (the generated Verilog, co-simulated by cocotb) and
+``netlist`` (both cores as their Yosys ``synth_ecp5`` netlists with Yosys's ECP5 cell models, same
+testbench, on Verilator: :mod:`spykehw.sim.framework.netlist`). Every level below ``int`` must equal
+it bit for bit: classes, softmax words and Pool1 features (and, checked inside each level, every
+step's spikes). :func:`verify` runs them; :func:`first_difference` says where the first one differs.
 """
 
 from __future__ import annotations
@@ -22,12 +21,16 @@ import numpy as np
 from .api import Network
 from .golden.errors import SpykehwError
 from .hardware import cosimulate_network, simulate_network_amaranth
+from .sim.framework.netlist import netlist_missing_reason
 from .sim.framework.toolchain import missing_reason
 
 __all__ = ["LEVELS", "VerifyError", "LevelResult", "available_levels", "verify", "first_difference",
            "agreement", "corrupted"]
 
-LEVELS = ("float", "int", "amaranth", "verilator", "icarus")
+LEVELS = ("float", "int", "amaranth", "verilator", "icarus", "netlist")
+NETLIST_SIMULATOR = "verilator"
+"""Gate-level netlists run on Verilator: Icarus manages about 16 cycles/s on the conv core's
+netlist (a batch of images takes hours)."""
 
 
 class VerifyError(SpykehwError, ValueError):
@@ -76,6 +79,8 @@ def available_levels(net: Network) -> list[str]:
     if find_spec("amaranth") is not None:
         out.append("amaranth")
         out += [s for s in ("verilator", "icarus") if not missing_reason(s)]
+        if NETLIST_SIMULATOR in out and not netlist_missing_reason():
+            out.append("netlist")
     return out
 
 
@@ -102,7 +107,7 @@ def corrupted(weights: np.ndarray, index: Sequence[int], weight_bits: int) -> np
 
 
 def _hardware(net: Network, level: str, images: np.ndarray, folder: Path | None,
-              corrupt: Sequence[int] | None, waves: bool) -> LevelResult:
+              corrupt: Sequence[int] | None, waves: bool, progress=None) -> LevelResult:
     w, q = net.integer_model(level)
     if corrupt is not None:
         w = corrupted(w, corrupt, net.formats.conv.weight_bits)
@@ -110,8 +115,15 @@ def _hardware(net: Network, level: str, images: np.ndarray, folder: Path | None,
     if level == "amaranth":
         r = simulate_network_amaranth(net.options, net.formats, w, q, images)
     else:
-        r = cosimulate_network(net.options, net.formats, w, q, images, simulator=level,
-                               folder=None if folder is None else folder / level, waves=waves)
+        if level == "netlist":
+            reason = netlist_missing_reason() or missing_reason(NETLIST_SIMULATOR)
+            if reason:
+                raise VerifyError(f"--levels: netlist unavailable: {reason}")
+        r = cosimulate_network(net.options, net.formats, w, q, images,
+                               simulator=NETLIST_SIMULATOR if level == "netlist" else level,
+                               folder=None if folder is None else folder / level, waves=waves,
+                               netlist=level == "netlist",
+                               progress=None if progress is None else (lambda m: progress(f"{level}: {m}")))
     notes = [str(m.get("message", m)) for m in r.mismatches[:5]]
     return LevelResult(level, r.classes, r.words, [np.sort(f) for f in r.features],
                        time.perf_counter() - t, r.passed, notes, r.waveform)
@@ -131,12 +143,13 @@ def verify(net: Network, images: np.ndarray, levels: Sequence[str], *, folder: s
     folder : str or Path, optional
         Where the simulators' vectors, builds and logs go (default: temporary folders).
     progress : callable, optional
-        Called with each level's name before it runs.
+        Called with each level's name before it runs (and with ``"netlist: synthesising ..."``
+        when a synthesis runs).
     corrupt : (m, c, row, col), optional
         Give the hardware levels (not the golden model) Conv1 weights with this one weight
         inverted (:func:`corrupted`), to see the ladder find a fault.
     waves : bool
-        Record the Verilator/Icarus runs' waveforms (needs ``folder``, where they are kept).
+        Record the simulator runs' waveforms (FST; needs ``folder``, where they are kept).
 
     Returns
     -------
@@ -145,8 +158,7 @@ def verify(net: Network, images: np.ndarray, levels: Sequence[str], *, folder: s
     """
     unknown = [lv for lv in levels if lv not in LEVELS]
     if unknown:
-        hint = " (the synthesised-netlist level is not implemented yet)" if "netlist" in unknown else ""
-        raise VerifyError(f"--levels: unknown level {unknown[0]!r}; choose from {', '.join(LEVELS)}{hint}")
+        raise VerifyError(f"--levels: unknown level {unknown[0]!r}; choose from {', '.join(LEVELS)}")
     if waves and folder is None:
         raise VerifyError("--waves: needs --out DIR (the waveforms are kept there)")
     wanted = [lv for lv in LEVELS if lv in set(levels) | {"int"}]
@@ -160,7 +172,7 @@ def verify(net: Network, images: np.ndarray, levels: Sequence[str], *, folder: s
             out[level] = _golden(net, level, images)
         else:
             out[level] = _hardware(net, level, images, None if folder is None else Path(folder), corrupt,
-                                   waves)
+                                   waves, progress)
     return out
 
 

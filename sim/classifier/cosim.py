@@ -13,6 +13,7 @@ from ..framework.memory_model import (
     SIM_RAM_MODULE,
     SIM_RAM_VERILOG,
 )
+from ..framework.netlist import netlist_designs
 from ..framework.runners import cached_build, run_tests, tb_env
 from .harness import ClassifierHarness
 
@@ -183,16 +184,21 @@ CHAIN_CONV_DEPTHS = {"ev_depth": 1 << 14, "spike_depth": 1 << 14, "feature_depth
 
 
 def build_chain(conv_config, config: ClassifierConfig, simulator: str, folder: str | Path, *,
-                waves: bool = False, optimize: bool = False) -> ChainCosim:
+                waves: bool = False, optimize: bool = False, netlist: bool = False,
+                progress=None) -> ChainCosim:
     """Generate the conv core's harness (:class:`~spykehw.sim.conv.harness.ConvHarness`) and
     the classifier's into ``folder`` and build them under one top (cached, see
     :func:`build_top`). The classifier harness holds a whole conv batch: its feature memory is
-    as deep as the conv harness's feature capture."""
+    as deep as the conv harness's feature capture. With ``netlist`` both cores are their ECP5
+    netlists (:func:`~spykehw.sim.framework.netlist.netlist_designs`; ``progress`` is told when a
+    synthesis runs)."""
 
     folder = Path(folder)
     conv_h = ConvHarness(conv_config, **CHAIN_CONV_DEPTHS)
     conv_design = generate(conv_h, "conv_harness", folder, conv_h.params(), formats=conv_config.formats)
     design = generate_harness(config, folder, ev_depth=CHAIN_CONV_DEPTHS["feature_depth"], image_depth=64)
+    if netlist:
+        conv_design, design = netlist_designs([conv_design, design], progress=progress)
     build = build_top(simulator, {"conv": conv_design, "clf": design}, waves=waves, optimize=optimize)
     return ChainCosim(conv_config, config, simulator, conv_design, design, build)
 

@@ -158,9 +158,10 @@ class ConvCosimResult:
 
 
 def run_conv_cosim(cosim: ConvCosim, vectors, test_dir, *, images: Sequence[int] | None = None,
-                   stall: bool = False, check: bool = True, waveform_on_failure: bool = True
-                   ) -> ConvCosimResult:
-    """Run the testbench (:mod:`spykehw.sim.conv.tb`) on ``vectors`` in ``test_dir``.
+                   stall: bool = False, check: bool = True, waveform_on_failure: bool = True,
+                   waves: bool = False) -> ConvCosimResult:
+    """Run the testbench (:mod:`spykehw.sim.conv.tb`) on ``vectors`` in ``test_dir``; with
+    ``waves`` on a build with tracing, recording ``result.waveform`` (FST) of every image run.
 
     On a mismatch, the first mismatching image is run again alone on a build with tracing, in
     ``test_dir/waveform``, so that a waveform of just that case is left; with ``check`` a
@@ -178,8 +179,8 @@ def run_conv_cosim(cosim: ConvCosim, vectors, test_dir, *, images: Sequence[int]
     if stall:
         extra[ENV_STALL] = "0.5"
     env = tb_env(vectors=vectors, ports=cosim.design.json_path, **extra)
-    result = run_tests(cosim.build, "spykehw.sim.conv.tb", test_dir, extra_env=env, check=False,
-                       waves=False)
+    build = cosim.with_waves().build if waves else cosim.build
+    result = run_tests(build, "spykehw.sim.conv.tb", test_dir, extra_env=env, check=False, waves=waves)
     stats = json.loads(stats_path.read_text()) if stats_path.is_file() else {}
     out = ConvCosimResult(result, stats)
     if result.passed:
@@ -187,7 +188,7 @@ def run_conv_cosim(cosim: ConvCosim, vectors, test_dir, *, images: Sequence[int]
     rerun_note = ""
     report = result.report or {}
     bad = sorted({int(m["item"]) for m in report.get("mismatches", [])})
-    if waveform_on_failure and bad:
+    if waveform_on_failure and bad and not waves:
         waves = cosim.with_waves()
         env_w = dict(env)
         env_w[ENV_IMAGES] = str(bad[0])
@@ -201,10 +202,12 @@ def run_conv_cosim(cosim: ConvCosim, vectors, test_dir, *, images: Sequence[int]
 
 
 def cosim_vector_file(cosim: ConvCosim, vectors, folder, *, chunk: int = 250, stall: bool = False,
-                      progress: Any = None, max_listed: int = 20) -> dict[str, Any]:
+                      progress: Any = None, max_listed: int = 20, waves: bool = False) -> dict[str, Any]:
     """Co-simulate every image of a vector file, ``chunk`` images per simulator run (so that
     ``progress`` moves), and sum up: mismatches (with the first ``max_listed`` messages and a
-    waveform of the first mismatching image), cycles and images per second.
+    waveform of the first mismatching image), cycles and images per second. With ``waves``
+    every run records its waveform (``waveforms``: one FST per chunk, in
+    ``folder/images-<first>/``; the first mismatching image's is then that chunk's).
 
     ``images_per_s`` is images over the testbenches' own wall time (weight loading, event
     memory writes, the free-running simulation, capture reads and checking); simulator start-up
@@ -219,14 +222,14 @@ def cosim_vector_file(cosim: ConvCosim, vectors, folder, *, chunk: int = 250, st
     out: dict[str, Any] = {"vector": vs.name, "images_in_file": n, "images": 0, "mismatches": 0,
                            "mismatch_lines": [],
                            "mismatching_images": [], "cycles": 0, "tb_wall_s": 0.0, "wall_s": 0.0,
-                           "waveform": None, "simulator": cosim.simulator,
+                           "waveform": None, "waveforms": [], "simulator": cosim.simulator,
                            "parallelism": cosim.config.parallelism}
     t0 = time.perf_counter()
     for a in range(0, n, chunk):
         images = list(range(a, min(n, a + chunk)))
         first_failure = out["waveform"] is None and not out["mismatches"]
         res = run_conv_cosim(cosim, vectors, folder / f"images-{a:06d}", images=images, stall=stall,
-                             check=False, waveform_on_failure=first_failure)
+                             check=False, waveform_on_failure=first_failure, waves=waves)
         report = res.result.report or {}
         mism = report.get("mismatches", [])
         if not res.passed and not mism:
@@ -237,6 +240,10 @@ def cosim_vector_file(cosim: ConvCosim, vectors, folder, *, chunk: int = 250, st
         out["mismatching_images"] = sorted(set(out["mismatching_images"]) | {int(m["item"]) for m in mism})
         if res.waveform_rerun is not None and out["waveform"] is None:
             out["waveform"] = str(res.waveform_rerun.waveform)
+        if waves:
+            out["waveforms"].append(str(res.result.waveform))
+            if mism and out["waveform"] is None:
+                out["waveform"] = str(res.result.waveform)
         out["images"] += int(res.stats.get("images", 0))
         out["cycles"] += int(res.stats.get("cycles", 0))
         out["tb_wall_s"] += float(res.stats.get("wall_s", 0.0))

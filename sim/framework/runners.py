@@ -12,7 +12,8 @@ deliberately corrupted one) while every run keeps its own folder of results and 
     warnings. Icarus compiles with ``-g2005`` (see the comment in :func:`build_sim`).
 :func:`run_tests`
     Runs a testbench module against a build in ``test_dir``: ``results.xml``, ``sim.log``, the
-    waveform (``<toplevel>.fst`` for Icarus, ``dump.vcd`` for Verilator) and the checker's
+    waveform (``<toplevel>.fst``, FST from both simulators: GTKWave or Surfer open it; Verilator
+    writes VCD, ``<toplevel>.vcd``, where ``lz4.h`` is missing, see :func:`verilator_fst`) and the checker's
     ``mismatches.json`` all land there. The vector file and the port description reach the
     testbench through environment variables (:mod:`spykehw.sim.framework.cocotb_support`).
 :func:`run_cocotb`
@@ -29,9 +30,11 @@ import fcntl
 import hashlib
 import json
 import os
+import subprocess
 import sys
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -166,6 +169,8 @@ def build_sim(simulator: str, sources: Iterable[str | Path], toplevel: str, buil
         # The wheel's verilated.mk has an empty CFG_CXXFLAGS_PCH_I, so a model big enough to
         # be split into several C++ files fails to compile: keep it in one file.
         args += ["-Wno-fatal", "--output-split", "0"]
+        if waves and verilator_fst():
+            args.append("--trace-fst")      # cocotb's runner asks for --trace (VCD); FST is far smaller
     else:
         # Verilog-2005 semantics: Yosys makes every `always @*` run at time 0 by reading a
         # dummy `reg ... = 0`, whose initialiser is an event in Verilog-2005 but not in
@@ -194,6 +199,18 @@ def build_sim(simulator: str, sources: Iterable[str | Path], toplevel: str, buil
     return SimBuild(simulator, toplevel, build_dir, sources, waves, dict(parameters or {}))
 
 
+@lru_cache(maxsize=None)
+def verilator_fst() -> bool:
+    """Whether Verilator can write FST here: its FST writer includes ``lz4.h`` (Debian
+    ``liblz4-dev``, which ``.ci/install-iverilog`` installs); without it waveforms are VCD."""
+    try:
+        out = subprocess.run(["c++", "-E", "-x", "c++", "-"], input="#include <lz4.h>\n",
+                             capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.returncode == 0
+
+
 def toolchain_identity(simulator: str) -> str:
     """What a build links against besides its sources: the simulator (path and version), the
     Python and cocotb's libraries. A cached build made with another venv or simulator would
@@ -212,7 +229,8 @@ def cached_build(simulator: str, toplevel: str, files: Mapping[str, str], *, wav
     ``root``); a folder with a ``.complete`` marker is taken as it is (deleting it is always
     safe). Parallel workers wanting the same build wait for the first and reuse it."""
     args = list(build_args)
-    key = "\0".join([toplevel, *(f"{name}\0{text}" for name, text in files.items()), simulator, str(waves),
+    trace = f"{waves} fst={verilator_fst()}" if waves and simulator == "verilator" else str(waves)
+    key = "\0".join([toplevel, *(f"{name}\0{text}" for name, text in files.items()), simulator, trace,
                       str(args), toolchain_identity(simulator)])
     folder = Path(root) if root is not None else cache_root() / "sim-builds"
     build_dir = (folder / f"{simulator}-{toplevel}-{hashlib.sha256(key.encode()).hexdigest()[:20]}").resolve()
@@ -284,7 +302,7 @@ def run_tests(build: SimBuild, test_module: str, test_dir: str | Path, *,
             waveform = test_dir / f"{build.toplevel}.fst"
             plusargs.append(f"+dumpfile_path={waveform}")
         else:
-            waveform = test_dir / "dump.vcd"
+            waveform = test_dir / f"{build.toplevel}.{'fst' if verilator_fst() else 'vcd'}"
             test_args += ["--trace-file", str(waveform)]
     env = {**(extra_env or {}), ENV_WAVEFORM: str(waveform or ""), ENV_REPORT: str(report)}
 

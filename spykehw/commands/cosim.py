@@ -76,7 +76,7 @@ def _conv(args: argparse.Namespace) -> int:
     n = int(vs["weight_set"].shape[0])
     with Progress("cosim", total=n, unit="img", enabled=not args.quiet) as progress:
         summary = cosim_vector_file(cosim, vectors, folder.file("runs"), chunk=args.chunk,
-                                    stall=args.stall, progress=progress)
+                                    stall=args.stall, progress=progress, waves=args.waves)
     folder.write_json("summary.json", summary, "mismatches, cycles and images/s")
     for k in ("images", "images_in_file", "mismatches", "cycles_per_image", "images_per_s"):
         folder.result(k, summary[k])
@@ -88,6 +88,8 @@ def _conv(args: argparse.Namespace) -> int:
         print(f"  {line}")
     if summary["waveform"]:
         print(f"waveform of the first mismatching image: {summary['waveform']}")
+    for path in summary["waveforms"]:
+        print(f"waveform (FST, GTKWave or Surfer): {path}")
     print(f"results: {folder.path}")
     if summary["images"] != summary["images_in_file"]:
         print(f"spykehw cosim: error: {summary['images']} images compared, the vector file holds "
@@ -203,6 +205,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="Conv1 weights from a state file instead of STDP on 300 images")
     c.add_argument("--stall", action="store_true", help="random stalls on the core's streams")
     c.add_argument("--chunk", type=count, default=500, help="images per simulator run (default 500)")
+    c.add_argument("--waves", action="store_true",
+                   help="record every run's waveform (FST, for GTKWave or Surfer; one per --chunk of "
+                        "images, runs/images-<first image>/conv_sim_top.fst); choose few images")
     c.add_argument("--no-optimize", action="store_true",
                    help="Verilator: -O0 C++ (faster build, slower run)")
     c.add_argument("--out", type=output_dir, default=Path("runs"), help="run folders (default runs/)")

@@ -25,7 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "int (the reference), amaranth (Amaranth simulator), verilator and icarus "
                     "(generated Verilog under cocotb). Every level below int must equal it: classes, "
                     "softmax words, Pool1 features, and every step's spikes (checked inside each "
-                    "level). Prints a table and, per level, the first image that differs and what "
+                    "level); netlist runs both cores as their Yosys synth_ecp5 netlists (gate level, "
+                    "Yosys's ECP5 cell models, on Verilator; needs the fpga extra; synthesis is cached, "
+                    "the first run takes minutes"
+                    "). Prints a table and, per level, the first image that differs and what "
                     "differed. 'tb check' is the level's own testbench against vectors made from the "
                     "weights it was given (with --corrupt-weight it passes while the level differs "
                     "from the trained model). Exit status 1 if a level below int differs.")
@@ -34,14 +37,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--images-from", type=Path, default=None, metavar="PATH",
                    help="images as for 'spykehw predict' (default: the embedded sample's test images)")
     p.add_argument("--levels", default=None, metavar="LIST",
-                   help="comma-separated levels among float,int,amaranth,verilator,icarus "
+                   help="comma-separated levels among float,int,amaranth,verilator,icarus,netlist "
                         "(default: all this machine and network can run)")
     p.add_argument("--corrupt-weight", default=None, metavar="M,C,ROW,COL",
                    help="invert this one Conv1 weight in the hardware levels only (a fault for the "
                         "ladder to find; the golden model keeps the trained weight)")
     p.add_argument("--waves", action="store_true",
-                   help="record the Verilator/Icarus waveforms (kept under --out; Icarus FST, "
-                        "Verilator VCD), named in the first-difference lines")
+                   help="record the simulators' waveforms (FST, for GTKWave or Surfer; kept under "
+                        "--out), named in the first-difference lines")
     p.add_argument("--out", type=output_dir, default=None, metavar="DIR",
                    help="keep the simulators' vectors, builds and logs here (default: temporary)")
     p.add_argument("--json", action="store_true", help="print the table and differences as JSON")
@@ -78,7 +81,8 @@ def _main(args: argparse.Namespace) -> int:
 
     def say(level: str) -> None:
         if not args.quiet:
-            print(f"spykehw verify: {len(images)} image(s) through {level}...", file=sys.stderr, flush=True)
+            what = level if ":" in level else f"{len(images)} image(s) through {level}"
+            print(f"spykehw verify: {what}...", file=sys.stderr, flush=True)
 
     corrupt = None
     if args.corrupt_weight is not None:
@@ -104,6 +108,7 @@ def _main(args: argparse.Namespace) -> int:
                 d["level"] = level
                 d["name"] = None if d["image"] is None else names[d["image"]]
                 d["waveform"] = None if res.waveform is None else str(res.waveform)
+                d["testbench"] = res.notes[0] if res.notes else None    # its first signal-level mismatch
                 diffs.append(d)
         rows.append(row)
     if args.json:
@@ -115,4 +120,6 @@ def _main(args: argparse.Namespace) -> int:
             where = "" if d["image"] is None else f" at image {d['image']} ({d['name']})"
             wave = f" (waveform {d['waveform']})" if d["waveform"] else ""
             print(f"first difference, {d['level']}{where}: {d['detail']}{wave}")
+            if d["testbench"]:
+                print(f"  its testbench: {d['testbench']}")
     return 1 if any(not r["equal"] for r in rows) else 0
