@@ -218,7 +218,7 @@ class Classifier(wiring.Component):
         # ----- hidden bits: two banks of G words; stage A fills one while stage B reads the other
         m.submodules.hidden_bits = hb_mem = memory.Memory(shape=unsigned(cfg.lanes), depth=2 * G, init=[])
         hb_wr = hb_mem.write_port()
-        hb_rd = hb_mem.read_port()
+        hb_rd = hb_mem.read_port(domain="comb")     # (stage B's address is a register)
         full = Signal(2)            # bank holds an image's bits not yet taken by stage B
         m.d.comb += [
             hb_wr.addr.eq(hid.hb_wr.addr), hb_wr.data.eq(hid.hb_wr.data), hb_wr.en.eq(hid.hb_wr.en),
