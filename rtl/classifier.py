@@ -51,7 +51,7 @@ B. **Output layer**: takes a full bank, loads ``b3`` into ``C`` output accumulat
    a word costs ``max(1, its set bits)`` cycles), reads that unit's ``W3`` row (one memory of
    ``H`` words per class, all read at once) and adds all ``C`` weights in one cycle. Then it
    streams the ``C`` logits (``acc3 >> frac``) to the softmax.
-C. **Softmax** (:class:`SoftmaxUnit`): class and words, ``C * (softmax_bits + 3) + 1`` cycles.
+C. **Softmax** (:class:`SoftmaxUnit`): class and words, ``C * (softmax_bits + 3) + 2`` cycles.
 
 Components: :class:`~spykehw.rtl.classifier_layers.HiddenLayer` (A, submodule ``hidden``),
 :class:`~spykehw.rtl.classifier_layers.OutputLayer` (B, ``output``) and the

@@ -171,7 +171,7 @@ def _softmax(s: BlockSettings) -> Block:
     # used, so a unit that only supplied its figure raises no UnusedElaboratable warning.
     Fragment.get(unit, None)
     cycles = Figure(unit.cycles_per_image, "exact",
-                    "SoftmaxUnit.cycles_per_image = C*(softmax_bits+3)+1 (rtl/softmax.py; "
+                    "SoftmaxUnit.cycles_per_image = C*(softmax_bits+3)+2 (rtl/softmax.py; "
                     "data-independent, partners never stalling)")
     return Block("softmax", "softmax", lambda: unit, cycles,
                  Figure(0, "exact", "logits arrive on a stream; nothing is fetched"))
