@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -387,7 +387,9 @@ class OutputLayer(wiring.Component):
         lg = self.logits
         cls = Signal(range(C))
         m.d.comb += [
-            lg.payload.eq(Array(acc3)[cls] >> cfg.output_frac),
+            # The accumulators shift down as the logits leave (see OUT): the logit is a
+            # register, not a C-way multiplexer in front of the softmax's comparator.
+            lg.payload.eq(acc3[0] >> cfg.output_frac),
             self.o_logits.payload.logit.eq(lg.payload),
             self.o_logits.payload.last.eq(cls == C - 1),
             self.o_logits.valid.eq(lg.valid & lg.ready),
@@ -421,6 +423,7 @@ class OutputLayer(wiring.Component):
                 m.d.comb += lg.valid.eq(1)
                 with m.If(lg.ready):
                     m.d.sync += cls.eq(Mux(cls == C - 1, 0, cls + 1))
+                    m.d.sync += [acc3[c].eq(acc3[c + 1]) for c in range(C - 1)]
                     with m.If(cls == C - 1):
                         m.next = "IDLE"
         return m
