@@ -41,17 +41,20 @@ Architecture (three stages, each busy with a different image)
 --------------------------------------------------------------
 A. **Hidden layer**: each index is registered as a row request (one per cycle). Each response
    word is added to ``L`` accumulators (a memory of ``G`` words of ``L x hidden_acc_bits``,
-   read-modify-write, read transparent to the write so that back-to-back words of one address
-   stream; with ``G = 1`` a register instead); during an image's first row the bias word is
+   read-modify-write: read, add one cycle later and write back; with ``G >= 2`` the next read
+   of a word comes after its write, so the read need not be transparent; with ``G = 1`` a
+   register instead); during an image's first row the bias word is
    read instead of the accumulator, so nothing is ever cleared. After the marker and the last response, a scan of ``G`` cycles writes the hidden
    bits (``L`` per cycle, padding lanes 0) into one bank of a double-buffered bit memory and
    the ``o_hidden`` tap.
 B. **Output layer**: takes a full bank, loads ``b3`` into ``C`` output accumulators (registers)
    and, for each set hidden bit (a priority encoder over one ``L``-bit word, lowest bit first;
    a word costs ``max(1, its set bits)`` cycles), reads that unit's ``W3`` row (one memory of
-   ``H`` words per class, all read at once) and adds all ``C`` weights in one cycle. Then it
-   streams the ``C`` logits (``acc3 >> frac``) to the softmax.
-C. **Softmax** (:class:`SoftmaxUnit`): class and words, ``C * (softmax_bits + 3) + 1`` cycles.
+   ``H`` words per class, all read at once) and adds all ``C`` weights in one cycle. It is a
+   pipeline (the unit picked, the row read, the row registered, the sum), so a unit is added
+   three cycles after it is picked, still at one unit per cycle. Then it streams the ``C``
+   logits (``acc3 >> frac``) to the softmax.
+C. **Softmax** (:class:`SoftmaxUnit`): class and words, ``C * (softmax_bits + 3) + 2`` cycles.
 
 Components: :class:`~spykehw.rtl.classifier_layers.HiddenLayer` (A, submodule ``hidden``),
 :class:`~spykehw.rtl.classifier_layers.OutputLayer` (B, ``output``) and the
@@ -218,7 +221,7 @@ class Classifier(wiring.Component):
         # ----- hidden bits: two banks of G words; stage A fills one while stage B reads the other
         m.submodules.hidden_bits = hb_mem = memory.Memory(shape=unsigned(cfg.lanes), depth=2 * G, init=[])
         hb_wr = hb_mem.write_port()
-        hb_rd = hb_mem.read_port()
+        hb_rd = hb_mem.read_port(domain="comb")     # (stage B's address is a register)
         full = Signal(2)            # bank holds an image's bits not yet taken by stage B
         m.d.comb += [
             hb_wr.addr.eq(hid.hb_wr.addr), hb_wr.data.eq(hid.hb_wr.data), hb_wr.en.eq(hid.hb_wr.en),

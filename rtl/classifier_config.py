@@ -199,7 +199,7 @@ class ClassifierConfig:
 
     @property
     def softmax_cycles(self) -> int:
-        return self.classes * (self.formats.softmax.softmax_bits + 3) + 1
+        return self.classes * (self.formats.softmax.softmax_bits + 3) + 2
 
     def cycles_hidden(self, active: int, latency: int = 3) -> int:
         """Cycles of stage A for an image with ``active`` features, its indices waiting at the

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -29,14 +29,37 @@ def _sign_extend(value, width: int):
     return Cat(value, value[-1].replicate(width - len(value))) if width > len(value) else value
 
 
-def _lowest_set_bit(m: Module, value: Signal, name: str) -> Signal:
-    """Index of the lowest set bit of ``value`` (0 when none), as a priority chain."""
+def _lowest_set_bit(m: Module, value, name: str) -> Signal:
+    """Index of the lowest set bit of ``value`` (meaningless when none is set), as a balanced
+    tree of multiplexers: ``log2`` levels, not a priority chain as long as ``value``."""
+    def tree(bits):
+        # (any bit set, index of the lowest set bit within ``bits``)
+        if len(bits) == 1:
+            return bits[0], Const(0, 0)
+        half = 1 << (ceil_log2(len(bits)) - 1)
+        lo_any, lo_idx = tree(bits[:half])
+        hi_any, hi_idx = tree(bits[half:])
+        width = ceil_log2(half)     # lo_idx and hi_idx are at most this wide; half = 1 << width
+        return lo_any | hi_any, Mux(lo_any, lo_idx, Cat(hi_idx, Const(0, width - len(hi_idx)), Const(1, 1)))
     out = Signal(range(max(2, len(value))), name=name)
-    for i in reversed(range(len(value))):
-        with m.If(value[i]):
-            m.d.comb += out.eq(i)
+    m.d.comb += out.eq(tree([value[i] for i in range(len(value))])[1])
     return out
 
+
+def _at_most_one_set(m: Module, value, name: str) -> Signal:
+    """1 when at most one bit of ``value`` is set, as a balanced tree (a carry chain through
+    ``value - 1`` and a zero test would be twice as deep)."""
+    def tree(bits):
+        # (any bit set, more than one bit set)
+        if len(bits) == 1:
+            return bits[0], 0
+        half = len(bits) // 2
+        lo_any, lo_many = tree(bits[:half])
+        hi_any, hi_many = tree(bits[half:])
+        return lo_any | hi_any, lo_many | hi_many | (lo_any & hi_any)
+    out = Signal(name=name)
+    m.d.comb += out.eq(~tree([value[i] for i in range(len(value))])[1])
+    return out
 
 
 def bank_write_signature(cfg: ClassifierConfig) -> wiring.Signature:
@@ -145,7 +168,12 @@ class HiddenLayer(wiring.Component):
         if G > 1:
             m.submodules.hidden_acc = acc_mem = memory.Memory(shape=unsigned(L * A), depth=G, init=[])
             acc_wr = acc_mem.write_port()
-            acc_rd = acc_mem.read_port(transparent_for=(acc_wr,))
+            # Not transparent: a word is written back one cycle after its read, and with G >= 2
+            # the next read of that word is at least two cycles after its read (the other words
+            # of the row come between), so a read never meets the write of its own word. (A
+            # transparent port would put a bypass multiplexer, with an address comparator
+            # fanning out to every accumulator bit, into the read-modify-write loop.)
+            acc_rd = acc_mem.read_port()
             m.submodules.b2 = b2_mem = memory.Memory(shape=unsigned(L * BB), depth=G, init=list(self._b2_init))
             b2_wr = b2_mem.write_port()
             b2_rd = b2_mem.read_port()
@@ -200,10 +228,10 @@ class HiddenLayer(wiring.Component):
             m.d.sync += [s1_g.eq(r_g), sc_g.eq(sc_k), sc_last.eq(sc_issue & (sc_k == G - 1))]
             m.d.comb += [
                 acc_wr.addr.eq(s1_g), acc_wr.data.eq(Cat(*new_acc)), acc_wr.en.eq(s["s1_valid"]),
+                # Always enabled: the data is used only the cycle after a response or a scan
+                # read, so holding it is not needed (an enable would fan out to every bit).
                 acc_rd.addr.eq(Mux(sc_issue, sc_k, r_g)),
-                acc_rd.en.eq(sc_issue | s["r_take"]),
                 b2_rd.addr.eq(Mux(sc_issue, sc_k, r_g)),
-                b2_rd.en.eq(sc_issue | s["r_take"]),
                 hb_wr.addr.eq(Mux(bank, G + sc_g, sc_g)),
             ]
         else:
@@ -310,6 +338,10 @@ class OutputLayer(wiring.Component):
         w3_rd, b3 = self._weights(m)
         acc3 = [Signal(signed(OA), name=f"acc3_{c}") for c in range(C)]
         hb_rd, b_bank = self.hb_rd, self.bank
+        # Pipeline: B1 picks the lowest set bit of the word in cur_bits (clearing it) and
+        # registers that hidden unit in h; B2 reads its W3 row (block RAM, address from a
+        # register); B3 registers the row (the block RAM's clock-to-output is long); B4 adds it
+        # to the C accumulators. Only B1 is a loop, and it does not pass through a memory.
         cur_bits = Signal(L)        # hidden bits of word cur_g still to add
         cur_valid = Signal()
         wptr = Signal(range(G + 1))     # the next word to load
@@ -318,38 +350,46 @@ class OutputLayer(wiring.Component):
         load = Signal()
         m.d.comb += [
             have.eq(cur_valid & cur_bits.any()),
-            single.eq((cur_bits & (cur_bits - 1)) == 0),
+            single.eq(_at_most_one_set(m, cur_bits, "hid_single")),
         ]
-        h = Signal(range(H))            # the hidden unit whose W3 row is read
+        h_next = Signal(range(H))       # the hidden unit picked in B1
         if G > 1:
             cur_g = Signal(range(G))
             if L == 1:
-                m.d.comb += h.eq(cur_g)
+                m.d.comb += h_next.eq(cur_g)
             elif L & (L - 1) == 0:
-                m.d.comb += h.eq(Cat(_lowest_set_bit(m, cur_bits, "hid_low")[:ceil_log2(L)], cur_g))
+                m.d.comb += h_next.eq(Cat(_lowest_set_bit(m, cur_bits, "hid_low")[:ceil_log2(L)], cur_g))
             else:
-                m.d.comb += h.eq(cur_g * L + _lowest_set_bit(m, cur_bits, "hid_low"))
-            next_word = Signal(range(G + 1))
-            rd_word = Signal(range(G + 1))     # (as wide as next_word: a whole net in the adder)
+                m.d.comb += h_next.eq(cur_g * L + _lowest_set_bit(m, cur_bits, "hid_low"))
+            rd_word = Signal(range(G))
+            # The bits' memory is read combinationally at the word wptr: the read is not in
+            # B1's loop (wptr is a register), and the word is there when B1 loads it.
             m.d.comb += [
-                next_word.eq(Mux(load, wptr + 1, wptr)),
-                rd_word.eq(Mux(next_word == G, G - 1, next_word)),
+                rd_word.eq(Mux(wptr == G, G - 1, wptr)),
                 hb_rd.addr.eq(Mux(b_bank, G + rd_word, rd_word)),
             ]
         else:
-            m.d.comb += [h.eq(_lowest_set_bit(m, cur_bits, "hid_low")), hb_rd.addr.eq(b_bank)]
-        m.d.comb += [p.addr.eq(h) for p in w3_rd] + [p.en.eq(have) for p in w3_rd]
+            m.d.comb += [h_next.eq(_lowest_set_bit(m, cur_bits, "hid_low")), hb_rd.addr.eq(b_bank)]
+        h = Signal(range(H))
+        h_valid = Signal()
+        m.d.sync += [h.eq(h_next), h_valid.eq(have)]
+        m.d.comb += [p.addr.eq(h) for p in w3_rd] + [p.en.eq(h_valid) for p in w3_rd]
         s2_valid = Signal()
-        m.d.sync += s2_valid.eq(have)
-        with m.If(s2_valid):
+        s3_valid = Signal()
+        w3_row = [Signal(signed(cfg.output_weight_bits), name=f"w3_row{c}") for c in range(C)]
+        m.d.sync += [s2_valid.eq(h_valid), s3_valid.eq(s2_valid)]
+        m.d.sync += [w3_row[c].eq(w3_rd[c].data) for c in range(C)]
+        with m.If(s3_valid):
             # OA holds the worst case: the two's-complement sum never wraps.
-            m.d.sync += [acc3[c].eq(acc3[c].as_unsigned() + _sign_extend(w3_rd[c].data, OA))
+            m.d.sync += [acc3[c].eq(acc3[c].as_unsigned() + _sign_extend(w3_row[c], OA))
                          for c in range(C)]
 
         lg = self.logits
         cls = Signal(range(C))
         m.d.comb += [
-            lg.payload.eq(Array(acc3)[cls] >> cfg.output_frac),
+            # The accumulators shift down as the logits leave (see OUT): the logit is a
+            # register, not a C-way multiplexer in front of the softmax's comparator.
+            lg.payload.eq(acc3[0] >> cfg.output_frac),
             self.o_logits.payload.logit.eq(lg.payload),
             self.o_logits.payload.last.eq(cls == C - 1),
             self.o_logits.valid.eq(lg.valid & lg.ready),
@@ -375,7 +415,7 @@ class OutputLayer(wiring.Component):
                         m.d.sync += b_bank.eq(~b_bank)
                 with m.Elif(have):
                     m.d.sync += cur_bits.eq(cur_bits & (cur_bits - 1))
-                with m.If((wptr == G) & ~have & ~s2_valid):
+                with m.If((wptr == G) & ~have & ~h_valid & ~s2_valid & ~s3_valid):
                     # wptr = 0: the read port presents word 0 of the next bank from now on
                     m.d.sync += [cls.eq(0), wptr.eq(0)]
                     m.next = "OUT"
@@ -383,6 +423,7 @@ class OutputLayer(wiring.Component):
                 m.d.comb += lg.valid.eq(1)
                 with m.If(lg.ready):
                     m.d.sync += cls.eq(Mux(cls == C - 1, 0, cls + 1))
+                    m.d.sync += [acc3[c].eq(acc3[c + 1]) for c in range(C - 1)]
                     with m.If(cls == C - 1):
                         m.next = "IDLE"
         return m

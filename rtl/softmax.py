@@ -15,10 +15,11 @@ Stream protocol
 transfer also carries ``argmax`` (the image's class) and ``last`` is 1 on the final one.
 
 Schedule (one image, partners never stall): ``C`` cycles to load the logits into a ``C``-word
-memory while tracking the maximum, ``C`` cycles to sum the exps, one cycle to load the divider
-for class 0, then per class ``softmax_bits`` restoring-division steps and one output cycle whose
-handshake also loads the divider for the next class: ``C * (softmax_bits + 3) + 1`` cycles
-(:attr:`SoftmaxUnit.cycles_per_image`). Area is kept small on purpose: one subtractor serves
+memory while tracking the maximum, ``C + 1`` cycles to sum the exps (each exp is registered
+before it is added: the table look-up and the adder would not fit one clock cycle at 100 MHz on
+an ECP5), one cycle to load the divider for class 0, then per class ``softmax_bits``
+restoring-division steps and one output cycle whose handshake also loads the divider for the
+next class: ``C * (softmax_bits + 3) + 2`` cycles (:attr:`SoftmaxUnit.cycles_per_image`). Area is kept small on purpose: one subtractor serves
 every division step, the logits sit in a memory rather than in registers, and the exps are looked
 up again instead of being stored.
 
@@ -131,7 +132,7 @@ class SoftmaxUnit(wiring.Component):
     def cycles_per_image(self) -> int:
         """Cycles from the first logit accepted to the last word sent, partners never stalling;
         also the initiation interval between images."""
-        return self._classes * (self._format.softmax_bits + 3) + 1
+        return self._classes * (self._format.softmax_bits + 3) + 2
 
     def params(self) -> dict:
         """The generator parameters, for the JSON beside the generated Verilog."""
@@ -183,10 +184,18 @@ class SoftmaxUnit(wiring.Component):
         else:
             m.d.comb += e.eq(Mux(d < E, lut_rd.data, 0))    # beyond the table, e = 0
 
+        # e registered: the sum adds it, and the divider loads it, one cycle after the logit is
+        # on the read port (the subtraction d, the table and an adder in one cycle are too slow).
+        e_q = Signal(self._format.exp_lut_bits)     # (e is a table entry or 0)
+        m.d.sync += e_q.eq(e)
+        # The divider loads e_q, or, with one division step per class, e itself: then the next
+        # class's logit is on the read port only one cycle before its load (see OUT below).
+        e_div = e_q if P >= 2 else e
+
         # The single subtractor of the divider: operand - S, either e (load) or 2 * rem (step).
         load = Signal()
         operand = Signal(SW + 1)
-        m.d.comb += operand.eq(Mux(load, e, Cat(0, rem)))
+        m.d.comb += operand.eq(Mux(load, e_div, Cat(0, rem)))
         # operand < 2S (e <= S; rem < S) so |operand - S| < S < 2**SW: SW + 1 bits hold the
         # difference and bit SW is its sign.
         diff_low = Signal(SW)
@@ -218,14 +227,20 @@ class SoftmaxUnit(wiring.Component):
                         m.d.sync += [z_max.eq(i_s.payload), argmax.eq(cnt)]
                     m.d.sync += cnt.eq(nxt)
                     with m.If(last):
-                        m.d.sync += total.eq(0)
                         m.next = "SUM"
             with m.State("SUM"):
-                # rd.data holds z[cnt]: address 0 was presented during LOAD.
+                # rd.data holds z[cnt]: address 0 was presented during LOAD; e_q holds e of
+                # z[cnt - 1] (nothing to add at cnt = 0).
                 m.d.comb += rd.addr.eq(nxt)
-                m.d.sync += [total.eq(total + e), cnt.eq(nxt)]
+                m.d.sync += [total.eq(Mux(cnt == 0, 0, total + e_q)), cnt.eq(nxt)]
                 with m.If(last):
-                    m.next = "DIV_LOAD"
+                    m.next = "SUM_LAST"
+            with m.State("SUM_LAST"):
+                # e_q holds e of z[C - 1]; z[0] stays on the read port, so that e_q holds its
+                # e when the divider loads it.
+                m.d.comb += rd.addr.eq(cnt)
+                m.d.sync += total.eq(total + e_q)
+                m.next = "DIV_LOAD"
             with m.State("DIV_LOAD"):
                 m.d.comb += rd.addr.eq(nxt)
                 load_divider()
@@ -242,8 +257,9 @@ class SoftmaxUnit(wiring.Component):
                     with m.If(last):
                         m.next = "LOAD"
                     with m.Else():
-                        # rd.data already holds z[cnt + 1]: load the next class's divider
-                        # on the very edge that hands this word over.
+                        # rd.data already holds z[cnt + 1] (presented since the first
+                        # division step), and e_q its e (with at least two steps): load the
+                        # next class's divider on the very edge that hands this word over.
                         load_divider()
                         m.next = "DIV_STEP"
         return m

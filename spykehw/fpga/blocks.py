@@ -171,7 +171,7 @@ def _softmax(s: BlockSettings) -> Block:
     # used, so a unit that only supplied its figure raises no UnusedElaboratable warning.
     Fragment.get(unit, None)
     cycles = Figure(unit.cycles_per_image, "exact",
-                    "SoftmaxUnit.cycles_per_image = C*(softmax_bits+3)+1 (rtl/softmax.py; "
+                    "SoftmaxUnit.cycles_per_image = C*(softmax_bits+3)+2 (rtl/softmax.py; "
                     "data-independent, partners never stalling)")
     return Block("softmax", "softmax", lambda: unit, cycles,
                  Figure(0, "exact", "logits arrive on a stream; nothing is fetched"))
@@ -229,11 +229,12 @@ def classifier_cycles_model(cfg: Any, active: int) -> tuple[int, str]:
 
     The three stages work on different images, so the rate is set by the slowest:
     A = ``ClassifierConfig.cycles_hidden(active)`` (the hidden layer); B at most
-    ``H + G + C + 2`` (one cycle per set hidden bit, at least one per word, then the ``C``
-    logits; bounded with every hidden bit set); C = ``softmax_cycles``.
+    ``H + G + C + 4`` (one cycle per set hidden bit, at least one per word, then the ``C``
+    logits, plus the start and the fill of ``OutputLayer``'s four-register pipeline; bounded
+    with every hidden bit set); C = ``softmax_cycles``.
     """
     a = cfg.cycles_hidden(active)
-    b = cfg.hidden + cfg.groups + cfg.classes + 2
+    b = cfg.hidden + cfg.groups + cfg.classes + 4
     c = cfg.softmax_cycles
     stage = max((a, "A (hidden layer)"), (b, "B bound (output layer, all hidden bits set)"),
                 (c, "C (softmax)"))
