@@ -27,23 +27,26 @@ firing stage of every step ``t`` of an image:
    updates its ``C x K x K`` patch by STDP (maps ascending), weights in ``(c, kr, kc)`` order, one
    weight read-modify-write per cycle; with stochastic rounding the 32-bit LFSR steps once per
    weight, in that order (:mod:`spykehw.golden.fixed`);
-6. at the end of the step the learning-rate shift drops by one (never below
+6. if the epoch-local step ``s`` satisfies ``s % snapshot_period == 0``, the weights are
+   copied into the snapshot memory (:mod:`spykehw.rtl.conv_snapshot`, ``weight_words + 1``
+   cycles): the golden snapshot, taken after the step's updates, possibly inside an image;
+7. at the end of the step the learning-rate shift drops by one (never below
    ``stdp_shift_min``) when the global step ``g`` satisfies ``g % lr_period == 0`` and
    (``g > 0`` or ``step0_doubling``).
 
 Host-visible state: **all learning state is internal and starts at reset**: the global step
-counter (``g mod lr_period`` and whether ``g > 0``), the current STDP shift, the image counter
-modulo ``homeostasis_const``, the per-map win counts (saturating at the suppression limit) and
-the LFSR (seeded with ``stdp.lfsr_seed``). One reset = one training run of one epoch from image
-0; weights are loaded over the weight bus before the first image and read back after the last
-(or between images, while ``idle``).
-
-Not covered: several epochs (the golden model restarts the homeostasis image index at each
-epoch while the global step goes on; the core's image counter keeps counting, which agrees only
-when the epoch length is a multiple of ``homeostasis_const``), and the snapshots behind
-``last_snapshot_weights`` (taken at global steps ``g % snapshot_period == 0``, which can fall
-inside an image): the core holds the current weights, i.e. the golden ``final_weights`` and
-``weights_per_image``.
+counter (``g mod lr_period`` and whether ``g > 0``), the epoch-local step modulo
+``snapshot_period``, the current STDP shift, the image counter modulo ``homeostasis_const``, the
+per-map win counts (saturating at the suppression limit) and the LFSR (seeded with
+``stdp.lfsr_seed``). One reset = one training run from image 0; weights are loaded over the
+weight bus before the first image and read back after the last (or between images, while
+``idle``). Epochs: the host pulses ``new_epoch`` while idle before every epoch's first image
+but the first; the image counter and the epoch-local step restart (the golden model restarts
+its homeostasis image index and its snapshot phase at each epoch), while the global step, the
+shift, the win counts and the LFSR go on, as in the golden ``train_conv(epochs=E)``. The weight
+bus reads the current weights (the golden ``final_weights`` at the end) at words
+``0 .. weight_words-1`` and the last snapshot (the golden ``weights`` with
+``last_snapshot_weights``, the default) at ``snapshot_base + word``.
 
 Per-image state (cleared at the end of every image): the ``H x H`` blocked-position flags, the
 ``M`` won-map flags and the ``C x S x S`` *pre* flags (an input spiked at a step ``<= t`` of
@@ -56,7 +59,8 @@ end-of-step marker (``step_end``, ``last`` on the image's last step), like ``o_s
 Cycles of the LEARN phase of a step with ``n`` candidates, ``w`` winners and ``d`` suppressed
 maps (no stalls): ``(w + 1) * (n + 2) + w`` for the competition (one pass per winner, plus the
 last, empty-handed one), ``d * (CKK + 3) + w * (CKK + 4)`` for the weight updates
-(``CKK = C*K*K`` read-modify-writes per map, pipelined), plus 3; 2 cycles when ``n = 0``.
+(``CKK = C*K*K`` read-modify-writes per map, pipelined), plus 3; 2 cycles when ``n = 0``; plus
+``weight_words + 2`` in a snapshot step.
 Conv1 on MNIST (L = 30): about 6,100 cycles per training image in all, against about 5,500
 for inference.
 """

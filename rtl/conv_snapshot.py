@@ -11,9 +11,9 @@ addresses ``snapshot_base + word``.
 
 Why a full copy rather than stopping the core at a snapshot step for the host to read the
 weights: the copy keeps the host out of the step loop (training is not interrupted inside an
-image) for ``C*K*K*M*B`` bits (12,000 for Conv1 at 8 bits: a 50 x 240 memory, LUT RAM or
-at most 7 DP16KD), one wide memory rather than one per lane because the copy and the host both
-move whole words.
+image) for ``C*K*K*M*B`` bits (24,000 for Conv1 at fpga-16: a 50 x 480 memory, 14 DP16KD
+at 512 x 36 or LUT RAM, against 30 per-lane memories for a second weight memory), one wide
+memory because the copy and the host both move whole words.
 """
 
 from __future__ import annotations
