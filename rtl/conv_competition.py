@@ -86,29 +86,36 @@ class Competition(wiring.Component):
             m.d.sync += n_cand.eq(n_cand + 1)
 
         # ----- competition pass -----------------------------------------------------------------
+        # read (ri) -> the entry and whether it is alive, registered (e1, live1) -> compared with
+        # the best so far. blk, won and supp change only between passes, so the registered
+        # alive flag is the one the comparison would compute.
         ri = Signal(range(NPOS + 1), name="pass_idx")
         s_valid = Signal(name="pass_valid")
         have, b_m, b_u, b_v = self.have, self.best_m, self.best_u, self.best_v
         b_val = Signal(V, name="best_val")
         e = c_rd.data
-        alive = Signal(name="cand_alive")
+        e1 = Signal(entry, name="pass_e1")
+        live1 = Signal(name="pass_live1")       # a valid, alive entry is in e1
         better = Signal(name="cand_better")
         m.d.comb += [
-            alive.eq(~blk_bit(e.u, e.v, "pass_blk") & ~select_bit(m, won | self.supp, e.m, "pass_won")),
-            better.eq(~have | (e.val > b_val)
-                      | ((e.val == b_val) & ((e.u < b_u) | ((e.u == b_u) & (e.v < b_v))))),
+            better.eq(~have | (e1.val > b_val)
+                      | ((e1.val == b_val) & ((e1.u < b_u) | ((e1.u == b_u) & (e1.v < b_v))))),
             c_rd.addr.eq(ri),
-            self.pass_done.eq((ri == n_cand) & ~s_valid),
+            self.pass_done.eq((ri == n_cand) & ~s_valid & ~live1),
         ]
         with m.If(self.start):
-            m.d.sync += [ri.eq(0), have.eq(0), s_valid.eq(0)]
+            m.d.sync += [ri.eq(0), have.eq(0), s_valid.eq(0), live1.eq(0)]
         with m.If(self.scan):
             m.d.comb += c_rd.en.eq(ri < n_cand)
-            m.d.sync += s_valid.eq(ri < n_cand)
+            m.d.sync += [
+                s_valid.eq(ri < n_cand), e1.eq(e),
+                live1.eq(s_valid & ~blk_bit(e.u, e.v, "pass_blk")
+                         & ~select_bit(m, won | self.supp, e.m, "pass_won")),
+            ]
             with m.If(ri < n_cand):
                 m.d.sync += ri.eq(ri + 1)
-            with m.If(s_valid & alive & better):
-                m.d.sync += [have.eq(1), b_m.eq(e.m), b_u.eq(e.u), b_v.eq(e.v), b_val.eq(e.val)]
+            with m.If(live1 & better):
+                m.d.sync += [have.eq(1), b_m.eq(e1.m), b_u.eq(e1.u), b_v.eq(e1.v), b_val.eq(e1.val)]
         with m.If(self.win):
             m.d.sync += [won.eq(won | Cat(*(b_m == i for i in range(M)))), ri.eq(0), have.eq(0)]
         self._block_window(m, blk)

@@ -137,6 +137,18 @@ class ConvCoreConfig:
         """Words of the weight bus: ``index*G + group`` for ``index < C*K*K``, ``group < G``."""
         return self.kernel_weights * self.groups
 
+    @property
+    def snapshot_base(self) -> int:
+        """Learning core: bus address of the snapshot copy's word 0 (the power of two above the
+        weight words, so the copy's address is the bus address's low bits)."""
+        return 1 << index_bits(self.weight_words)
+
+    @property
+    def weight_bus_words(self) -> int:
+        """Addresses of the weight bus: the weight words, and with ``learning`` also the
+        read-only snapshot copy at ``snapshot_base + word`` (:mod:`spykehw.rtl.conv_snapshot`)."""
+        return self.snapshot_base + self.weight_words if self.learning else self.weight_words
+
     # --- numbers ---------------------------------------------------------------------------
 
     @property
@@ -189,7 +201,8 @@ class ConvCoreConfig:
             "steps": self.steps,
             "parallelism": self.parallelism,
             "max_spikes_per_input": self.max_spikes_per_input,
-            **({"learning": True, "stdp": dataclasses.asdict(self.formats.stdp)} if self.learning else {}),
+            **({"learning": True, "stdp": dataclasses.asdict(self.formats.stdp),
+                "snapshot_base": self.snapshot_base} if self.learning else {}),
             "channels": self.channels, "in_size": self.in_size, "maps": self.maps,
             "kernel": self.kernel, "out_size": self.out_size, "pool_size": self.pool_size,
             "features": self.features, "groups": self.groups,

@@ -179,6 +179,9 @@ class ConvCore(wiring.Component):
     o_winners : Out(stream.Signature(spike_layout(M, H, T)))
         Only with ``learning``: each step's STDP winners ``(m, u=r, v=c, t)`` in ascending map
         order, then an end-of-step marker (see :mod:`spykehw.rtl.conv_learning`).
+    new_epoch : In(1)
+        Only with ``learning``: pulsed while ``idle`` before an epoch's first image (not needed
+        after reset); the weight bus also reads the last snapshot at ``snapshot_base + word``.
     """
 
     def __init__(self, config: ConvCoreConfig | None = None, *, hierarchy: bool = False,
@@ -200,12 +203,13 @@ class ConvCore(wiring.Component):
             "i_events": In(stream.Signature(token_layout(cfg.channels, cfg.in_size))),
             "o_spikes": Out(stream.Signature(spike_layout(cfg.maps, cfg.out_size, cfg.steps))),
             "o_features": Out(stream.Signature(feature_layout(cfg.features))),
-            "weights": In(WeightBusSignature(cfg.weight_words, cfg.parallelism, cfg.weight_bits,
+            "weights": In(WeightBusSignature(cfg.weight_bus_words, cfg.parallelism, cfg.weight_bits,
                                              read_back=self._read_back)),
             "idle": Out(1),
         }
         if cfg.learning:
             members["o_winners"] = Out(stream.Signature(spike_layout(cfg.maps, cfg.out_size, cfg.steps)))
+            members["new_epoch"] = In(1)
         super().__init__(members)
 
     @property
@@ -274,6 +278,7 @@ class ConvCore(wiring.Component):
             learn.t.eq(ctl.t), learn.last_step.eq(ctl.last_step),
             learn.req.eq(ctl.learn), learn.step_done.eq(ctl.step_end),
             ctl.learn_done.eq(learn.done), ctl.win_free.eq(learn.win_free),
+            learn.new_epoch.eq(self.new_epoch),
             self.idle.eq(idle & ~self.o_winners.valid),
         ]
         wiring.connect(m, learn.o_winners, wiring.flipped(self.o_winners))
@@ -289,6 +294,10 @@ class ConvCore(wiring.Component):
         w_rd_addr = Signal(len(integ.w_rd.addr), name="w_rd_addr")
         w_rd_en = Signal()
         host_read = Signal()        # the read ports hold a word the host asked for
+        if learn is not None:
+            # bus addresses from snapshot_base on are the snapshot copy (read only)
+            snap_sel = bus.addr[-1]
+            snap_read = Signal()    # the word the host asked for is a snapshot word
         for lane in range(L):
             mem = memory.Memory(shape=unsigned(B), depth=cfg.weight_words,
                                 init=lane_init(self._weight_init, lane, B))
@@ -303,13 +312,15 @@ class ConvCore(wiring.Component):
                 m.d.comb += [
                     wp.addr.eq(Mux(wr.en, wr.addr, bus.addr)),
                     wp.data.eq(Mux(wr.en, wr.data, bus.w_data.word_select(lane, B))),
-                    wp.en.eq(Mux(wr.en, wr.lanes[lane], bus.w_en[lane])),
+                    wp.en.eq(Mux(wr.en, wr.lanes[lane], bus.w_en[lane] & ~snap_sel)),
                     learn.w_data[lane].eq(rp.data),
                 ]
             m.d.comb += [rp.addr.eq(w_rd_addr), rp.en.eq(w_rd_en), integ.w_rd.data[lane].eq(rp.data)]
             if self._read_back:
                 # Operand isolation: the wide read-back bus only moves for host reads.
-                m.d.comb += bus.r_data.word_select(lane, B).eq(Mux(host_read, rp.data, 0))
+                word = rp.data if learn is None else Mux(snap_read, learn.snap_data.word_select(lane, B),
+                                                         rp.data)
+                m.d.comb += bus.r_data.word_select(lane, B).eq(Mux(host_read, word, 0))
         i_valid, i_waddr = integ.w_rd.en, integ.w_rd.addr
         if learn is None:
             busy_rd = i_valid
@@ -326,6 +337,9 @@ class ConvCore(wiring.Component):
         m.d.comb += [w_rd_en.eq(busy_rd | bus.r_en), bus.r_ready.eq(~busy_rd),
                      host_read.eq(bus.r_valid)]
         m.d.sync += bus.r_valid.eq(bus.r_en & ~busy_rd)
+        if learn is not None:
+            m.d.comb += [learn.snap_en.eq(bus.r_en & snap_sel), learn.snap_addr.eq(bus.addr)]
+            m.d.sync += snap_read.eq(snap_sel)
 
     def _potential_memories(self, m: Module, integ: Integration, fire: Firing, ctl: Control) -> None:
         """``H*H*G`` words per lane, read transparent to the write. One memory per lane (as for

@@ -27,23 +27,26 @@ firing stage of every step ``t`` of an image:
    updates its ``C x K x K`` patch by STDP (maps ascending), weights in ``(c, kr, kc)`` order, one
    weight read-modify-write per cycle; with stochastic rounding the 32-bit LFSR steps once per
    weight, in that order (:mod:`spykehw.golden.fixed`);
-6. at the end of the step the learning-rate shift drops by one (never below
+6. if the epoch-local step ``s`` satisfies ``s % snapshot_period == 0``, the weights are
+   copied into the snapshot memory (:mod:`spykehw.rtl.conv_snapshot`, ``weight_words + 1``
+   cycles): the golden snapshot, taken after the step's updates, possibly inside an image;
+7. at the end of the step the learning-rate shift drops by one (never below
    ``stdp_shift_min``) when the global step ``g`` satisfies ``g % lr_period == 0`` and
    (``g > 0`` or ``step0_doubling``).
 
 Host-visible state: **all learning state is internal and starts at reset**: the global step
-counter (``g mod lr_period`` and whether ``g > 0``), the current STDP shift, the image counter
-modulo ``homeostasis_const``, the per-map win counts (saturating at the suppression limit) and
-the LFSR (seeded with ``stdp.lfsr_seed``). One reset = one training run of one epoch from image
-0; weights are loaded over the weight bus before the first image and read back after the last
-(or between images, while ``idle``).
-
-Not covered: several epochs (the golden model restarts the homeostasis image index at each
-epoch while the global step goes on; the core's image counter keeps counting, which agrees only
-when the epoch length is a multiple of ``homeostasis_const``), and the snapshots behind
-``last_snapshot_weights`` (taken at global steps ``g % snapshot_period == 0``, which can fall
-inside an image): the core holds the current weights, i.e. the golden ``final_weights`` and
-``weights_per_image``.
+counter (``g mod lr_period`` and whether ``g > 0``), the epoch-local step modulo
+``snapshot_period``, the current STDP shift, the image counter modulo ``homeostasis_const``, the
+per-map win counts (saturating at the suppression limit) and the LFSR (seeded with
+``stdp.lfsr_seed``). One reset = one training run from image 0; weights are loaded over the
+weight bus before the first image and read back after the last (or between images, while
+``idle``). Epochs: the host pulses ``new_epoch`` while idle before every epoch's first image
+but the first; the image counter and the epoch-local step restart (the golden model restarts
+its homeostasis image index and its snapshot phase at each epoch), while the global step, the
+shift, the win counts and the LFSR go on, as in the golden ``train_conv(epochs=E)``. The weight
+bus reads the current weights (the golden ``final_weights`` at the end) at words
+``0 .. weight_words-1`` and the last snapshot (the golden ``weights`` with
+``last_snapshot_weights``, the default) at ``snapshot_base + word``.
 
 Per-image state (cleared at the end of every image): the ``H x H`` blocked-position flags, the
 ``M`` won-map flags and the ``C x S x S`` *pre* flags (an input spiked at a step ``<= t`` of
@@ -56,7 +59,8 @@ end-of-step marker (``step_end``, ``last`` on the image's last step), like ``o_s
 Cycles of the LEARN phase of a step with ``n`` candidates, ``w`` winners and ``d`` suppressed
 maps (no stalls): ``(w + 1) * (n + 2) + w`` for the competition (one pass per winner, plus the
 last, empty-handed one), ``d * (CKK + 3) + w * (CKK + 4)`` for the weight updates
-(``CKK = C*K*K`` read-modify-writes per map, pipelined), plus 3; 2 cycles when ``n = 0``.
+(``CKK = C*K*K`` read-modify-writes per map, pipelined), plus 3; 2 cycles when ``n = 0``; plus
+``weight_words + 2`` in a snapshot step.
 Conv1 on MNIST (L = 30): about 6,100 cycles per training image in all, against about 5,500
 for inference.
 """
@@ -73,6 +77,7 @@ from .conv_blocks import FlagGrid
 from .conv_competition import Competition
 from .conv_config import ConvCoreConfig
 from .conv_ports import capture_signature
+from .conv_snapshot import Snapshot
 from .conv_stdp import UpdateEngine, weight_read_signature, weight_write_signature
 from .layouts import index_bits, spike_layout
 
@@ -105,10 +110,15 @@ class Schedule(wiring.Component):
     win, win_m : In
         Map ``win_m`` wins.
     step_done, last_step : In(1)
+    new_epoch : In(1)
+        While idle: the next image is an epoch's first (the image counter and the epoch-local
+        step counter restart; the global step, the shift and the win counts go on).
     supp_now : Out(M)
         The maps over the limit (none at the start of a window).
     shift : Out(range(stdp_shift + 1), init=stdp_shift)
         The current STDP shift.
+    snap_now : Out(1)
+        The current step is a snapshot step (epoch-local step ``% snapshot_period == 0``).
     """
 
     def __init__(self, cfg: ConvCoreConfig) -> None:
@@ -116,8 +126,8 @@ class Schedule(wiring.Component):
         smax = cfg.formats.stdp.stdp_shift
         super().__init__({
             "start": In(1), "win": In(1), "win_m": In(index_bits(cfg.maps)),
-            "step_done": In(1), "last_step": In(1),
-            "supp_now": Out(cfg.maps), "shift": Out(range(smax + 1), init=smax),
+            "step_done": In(1), "last_step": In(1), "new_epoch": In(1),
+            "supp_now": Out(cfg.maps), "shift": Out(range(smax + 1), init=smax), "snap_now": Out(1),
         })
 
     def elaborate(self, platform):
@@ -130,6 +140,9 @@ class Schedule(wiring.Component):
         img_mod = Signal(range(max(2, hconst)), name="img_mod")
         lr_cnt = Signal(range(max(2, lr_period)), name="lr_cnt")
         g_started = Signal(name="g_started")
+        snap_period = opts.snapshot_period
+        snap_cnt = Signal(range(max(2, snap_period)), name="snap_cnt")   # epoch-local step mod period
+        m.d.comb += self.snap_now.eq(snap_cnt == 0)
         if homeo:
             m.d.comb += self.supp_now.eq(Mux(img_mod == 0, 0, Cat(*(cnt >= thr for cnt in counts))))
             with m.If(self.start & (img_mod == 0)):
@@ -143,8 +156,11 @@ class Schedule(wiring.Component):
             rise = (lr_cnt == 0) & (g_started | Const(int(opts.step0_doubling), 1))
             with m.If(rise & (shift > smin)):
                 m.d.sync += shift.eq(shift - 1)
+            m.d.sync += snap_cnt.eq(Mux(snap_cnt == snap_period - 1, 0, snap_cnt + 1))
             with m.If(self.last_step):
                 m.d.sync += img_mod.eq(Mux(img_mod == hconst - 1, 0, img_mod + 1))
+        with m.If(self.new_epoch):
+            m.d.sync += [img_mod.eq(0), snap_cnt.eq(0)]
         return m
 
 
@@ -165,6 +181,10 @@ class LearnControl(wiring.Component):
         From :class:`~spykehw.rtl.conv_competition.Competition`.
     upd_m, upd_finished : In
         From :class:`~spykehw.rtl.conv_stdp.UpdateEngine`.
+    snap_now : In(1); snap_finished : In(1)
+        From :class:`Schedule` and :class:`~spykehw.rtl.conv_snapshot.Snapshot`.
+    snap_run : Out(1)
+        Command to the snapshot copy (SNAP, after the updates of a snapshot step).
     start, scan, win : Out(1)
         Commands to the competition (``start`` and ``win`` also to the schedule).
     select, load, load_m, load_decay, load_rc, r, c, run : Out
@@ -183,8 +203,8 @@ class LearnControl(wiring.Component):
             "supp_now": In(M),
             "empty": In(1), "pass_done": In(1), "have": In(1),
             "best_m": In(mb), "best_u": In(hb), "best_v": In(hb),
-            "upd_m": In(mb), "upd_finished": In(1),
-            "start": Out(1), "scan": Out(1), "win": Out(1),
+            "upd_m": In(mb), "upd_finished": In(1), "snap_now": In(1), "snap_finished": In(1),
+            "snap_run": Out(1), "start": Out(1), "scan": Out(1), "win": Out(1),
             "select": Out(1), "load": Out(1), "load_m": Out(mb), "load_decay": Out(1),
             "load_rc": Out(1), "r": Out(hb), "c": Out(hb), "run": Out(1),
             "done": Out(1), "win_free": Out(1),
@@ -208,13 +228,20 @@ class LearnControl(wiring.Component):
                      self.c.eq(wt_rd.data.v)]
         with m.If(owin.valid & owin.ready):
             m.d.sync += owin.valid.eq(0)
+
+        def after_updates():
+            with m.If(self.snap_now):
+                m.next = "SNAP"
+            with m.Else():
+                m.next = "DONE"
+
         with m.FSM(init="IDLE", name="learn_fsm"):
             with m.State("IDLE"):
                 with m.If(self.req):
                     m.d.comb += self.start.eq(1)
                     m.d.sync += supp.eq(self.supp_now)
                     with m.If(self.empty):
-                        m.next = "DONE"
+                        after_updates()
                     with m.Else():
                         m.next = "PASS"
             with m.State("PASS"):
@@ -241,7 +268,7 @@ class LearnControl(wiring.Component):
                     m.d.sync += step_won.eq(step_won & ~Cat(*(won_lo == i for i in range(M))))
                     m.next = "WINNER"
                 with m.Else():
-                    m.next = "DONE"
+                    after_updates()
             with m.State("WINNER"):
                 # The winner table's read data is here: emit the winner, then update its patch.
                 with m.If(self.win_free):
@@ -257,6 +284,10 @@ class LearnControl(wiring.Component):
                 m.d.comb += self.run.eq(1)
                 with m.If(self.upd_finished):
                     m.next = "SELECT"
+            with m.State("SNAP"):
+                m.d.comb += self.snap_run.eq(1)
+                with m.If(self.snap_finished):
+                    m.next = "DONE"
             with m.State("DONE"):
                 m.d.comb += self.done.eq(1)
                 m.next = "IDLE"
@@ -290,6 +321,10 @@ class LearningUnit(wiring.Component):
     win_free : Out(1)
         The winners register can take the end-of-step marker.
     o_winners : Out(stream.Signature(spike_layout(M, H, T)))
+    new_epoch : In(1)
+        See :class:`Schedule`.
+    snap_en, snap_addr : In; snap_data : Out(L*B)
+        A host read of the snapshot copy (data one cycle later).
     """
 
     def __init__(self, cfg: ConvCoreConfig) -> None:
@@ -304,6 +339,8 @@ class LearningUnit(wiring.Component):
             "done": Out(1), "win_free": Out(1),
             "w_rd": Out(weight_read_signature(cfg)), "w_wr": Out(weight_write_signature(cfg)),
             "o_winners": Out(stream.Signature(spike_layout(cfg.maps, cfg.out_size, cfg.steps))),
+            "new_epoch": In(1), "snap_en": In(1), "snap_addr": In(index_bits(cfg.weight_words)),
+            "snap_data": Out(cfg.weight_bits * cfg.parallelism),
         })
 
     def elaborate(self, platform):
@@ -314,6 +351,7 @@ class LearningUnit(wiring.Component):
         m.submodules.schedule = sched = Schedule(cfg)
         m.submodules.update = upd = UpdateEngine(cfg)
         m.submodules.control = ctl = LearnControl(cfg)
+        m.submodules.snapshot = snap = Snapshot(cfg)
         # the pre flags (inputs that spiked so far in this image), read by the update engine
         m.submodules.pre = pre = FlagGrid(rows=C * S, cols=S, bit_reads=1)
         m.d.comb += [pre.set_en.eq(self.pre.en), pre.set_col.eq(self.pre.x),
@@ -342,8 +380,15 @@ class LearningUnit(wiring.Component):
               for k in ("empty", "pass_done", "have", "best_m", "best_u", "best_v")),
             ctl.upd_m.eq(upd.m), ctl.upd_finished.eq(upd.finished),
             self.done.eq(ctl.done), self.win_free.eq(ctl.win_free),
+            sched.new_epoch.eq(self.new_epoch), ctl.snap_now.eq(sched.snap_now),
+            snap.start.eq(ctl.start), snap.run.eq(ctl.snap_run), ctl.snap_finished.eq(snap.finished),
+            *(snap.w_data[lane].eq(self.w_data[lane]) for lane in range(cfg.parallelism)),
+            snap.host_en.eq(self.snap_en), snap.host_addr.eq(self.snap_addr),
+            self.snap_data.eq(snap.host_data),
+            # the update engine and the copy pass never read in the same step phase
+            self.w_rd.en.eq(upd.rd.en | snap.rd.en),
+            self.w_rd.addr.eq(Mux(snap.rd.en, snap.rd.addr, upd.rd.addr)),
         ]
-        wiring.connect(m, upd.rd, wiring.flipped(self.w_rd))
         wiring.connect(m, upd.wr, wiring.flipped(self.w_wr))
         wiring.connect(m, ctl.o_winners, wiring.flipped(self.o_winners))
         return m

@@ -1,5 +1,11 @@
 """The weight update engine of the conv core's learning unit: homeostatic decay and integer STDP,
-one weight read-modify-write per cycle (see :mod:`spykehw.rtl.conv_learning`, step 5).
+one weight read-modify-write per cycle (see :mod:`spykehw.rtl.conv_learning`, step 5), through a
+pipeline of :data:`UPDATE_STAGES` registered stages after the read.
+
+No stage forwards a result to a later read: within a step, every weight is read and written once
+per map, and a map is updated at most once (a suppressed map decays but cannot win), so a write
+never precedes a read of the same weight; the engine reports ``finished`` only once the pipeline
+is empty, so the next map, the snapshot copy and the next step see every write.
 """
 
 from __future__ import annotations
@@ -15,6 +21,10 @@ from .layouts import index_bits
 __all__ = ["DECAY", "LTP", "LTD", "weight_write_signature", "UpdateEngine"]
 
 DECAY, LTP, LTD = 0, 1, 2
+UPDATE_STAGES = 4
+"""Registers between a weight's read data and its write: the lane's weight; ``w(1-w)``; times
+the operation's factor; plus the rounding addend, shifted (the write cycle adds or subtracts
+with saturation)."""
 
 
 def weight_write_signature(cfg: ConvCoreConfig) -> wiring.Signature:
@@ -30,8 +40,8 @@ def weight_read_signature(cfg: ConvCoreConfig) -> wiring.Signature:
 
 class UpdateEngine(wiring.Component):
     """Updates the ``C x K x K`` weights of one map, in ``(c, kr, kc)`` order: an issue stage
-    reads weight ``k`` (and the *pre* flag of its input), the next cycle computes the new weight
-    and writes it. The operation is the homeostatic decay (``load_decay``) or STDP (LTP when
+    reads weight ``k`` (and the *pre* flag of its input), the pipeline computes the new weight
+    and writes it ``UPDATE_STAGES`` cycles later. The operation is the homeostatic decay (``load_decay``) or STDP (LTP when
     the input spiked at a step ``<= t``, LTD otherwise), with the current learning-rate
     ``shift``; with stochastic rounding the 32-bit LFSR steps once per weight.
 
@@ -102,14 +112,7 @@ class UpdateEngine(wiring.Component):
             m.d.comb += self.pre_row.eq(ch * S + upd_r + kr)
         m.d.comb += self.pre_col.eq(upd_c + kc)
 
-        new_w, lfsr_step = self._new_weight(m, lane, op, p_pre)
-        m.d.comb += [
-            self.wr.en.eq(p_valid), self.wr.addr.eq(p_addr), self.wr.data.eq(new_w),
-            self.wr.lanes.eq(Mux(p_valid, Cat(*(lane == i for i in range(L))), 0)),
-        ]
-        if lfsr_step is not None:
-            with m.If(p_valid):
-                m.d.sync += lfsr_step
+        busy = self._pipeline(m, lane, op, p_valid, p_addr, p_pre)
 
         with m.If(self.select):
             m.d.sync += [k_iss.eq(0), ch.eq(0), kr.eq(0), kc.eq(0)]
@@ -122,7 +125,7 @@ class UpdateEngine(wiring.Component):
         # Issue stage: read weight k of the map.
         issue = Signal(name="upd_issue")
         m.d.comb += [issue.eq(self.run & (k_iss < CKK)),
-                     self.finished.eq((k_iss == CKK) & ~p_valid),
+                     self.finished.eq((k_iss == CKK) & ~p_valid & ~busy),
                      self.rd.en.eq(issue), self.rd.addr.eq(addr)]
         m.d.sync += p_valid.eq(issue)
         with m.If(issue):
@@ -138,34 +141,44 @@ class UpdateEngine(wiring.Component):
                 m.d.sync += kc.eq(kc + 1)
         return m
 
-    def _new_weight(self, m: Module, lane: Signal, op: Signal, p_pre: Signal):
-        """The new weight (compute stage, one cycle after the read), and the LFSR's step (an
-        assignment) with stochastic rounding, else None."""
+    def _pipeline(self, m: Module, lane: Signal, op: Signal, p_valid: Signal, p_addr: Signal,
+                  p_pre: Signal) -> Signal:
+        """The stages from the read data (``p_valid``: it is on ``w_data``) to the write of the new
+        weight (:data:`UPDATE_STAGES`); returns a signal high while any stage holds a weight."""
         cfg = self._cfg
         B, L = cfg.weight_bits, cfg.parallelism
         st = cfg.formats.stdp
         homeo = bool(cfg.options.homeostasis)
         smax, smin, rounding = st.stdp_shift, st.stdp_shift_min, st.rounding
-        lfsr_step = None
-        if rounding == "stochastic":
-            lfsr = Signal(32, init=st.lfsr_seed, name="lfsr")
-            lfsr_next = Signal(32, name="lfsr_next")
-            m.d.comb += lfsr_next.eq((lfsr >> 1) ^ Mux(lfsr[0], LFSR_TAPS, 0))
-            lfsr_step = lfsr.eq(lfsr_next)
-        w = Signal(B, name="upd_w")
-        m.d.comb += w.eq(Array(self.w_data)[lane] if L > 1 else self.w_data[0])
-        p = Signal(2 * B + 1, name="upd_p")
-        m.d.comb += p.eq(w * ((1 << B) - w))
-        kind = Signal(2, name="upd_kind")
-        m.d.comb += kind.eq(Mux(op == DECAY, DECAY, Mux(p_pre, LTP, LTD)))
+        aw = len(p_addr)
+
+        def stage(k: int, prev: tuple[Signal, Signal, Signal, Signal]):
+            """Registers carrying (valid, addr, kind, w) one stage on."""
+            regs = (Signal(name=f"upd_v{k}"), Signal(aw, name=f"upd_a{k}"),
+                    Signal(2, name=f"upd_kind{k}"), Signal(B, name=f"upd_w{k}"))
+            m.d.sync += [r.eq(p) for r, p in zip(regs, prev)]
+            return regs
+
+        # 1: the lane's weight and the operation
+        w0 = Signal(B, name="upd_w")
+        m.d.comb += w0.eq(Array(self.w_data)[lane] if L > 1 else self.w_data[0])
+        kind0 = Mux(op == DECAY, DECAY, Mux(p_pre, LTP, LTD))
+        v1, a1, kind1, w1 = stage(1, (p_valid, p_addr, kind0, w0))
+        # 2: p = w (2^B - w)
+        v2, a2, kind2, w2 = stage(2, (v1, a1, kind1, w1))
+        p2 = Signal(2 * B + 1, name="upd_p2")
+        m.d.sync += p2.eq(w1 * ((1 << B) - w1))
+        # 3: x = p times the operation's factor (decay: homeostasis_mult, LTP: 1, LTD: 3); the
+        # shift n that rounds it, by the operation and the current rate
+        v3, a3, kind3, w3 = stage(3, (v2, a2, kind2, w2))
         hmult = st.homeostasis_mult
-        # (an expression, not a signal: the low bits of x are shifted out)
-        x = Mux(kind == DECAY, p * hmult, Mux(kind == LTP, p, p * 3))
-        # The shift n of each possible rounding, then one adder and one shift selected by n.
+        x_expr = Mux(kind2 == DECAY, p2 * hmult, Mux(kind2 == LTP, p2, p2 * 3))
+        x3 = Signal(len(x_expr), name="upd_x3")
+        m.d.sync += x3.eq(x_expr)
         ns = sorted({B + s for s in range(smin, smax + 1)} | {B + s + 2 for s in range(smin, smax + 1)}
                     | ({B + st.homeostasis_shift} if homeo else set()))
         nsel = Signal(range(len(ns)), name="upd_nsel")
-        with m.Switch(kind):
+        with m.Switch(kind2):
             if homeo:
                 with m.Case(DECAY):
                     m.d.comb += nsel.eq(ns.index(B + st.homeostasis_shift))
@@ -179,6 +192,17 @@ class UpdateEngine(wiring.Component):
                     for s in range(smin, smax + 1):
                         with m.Case(s):
                             m.d.comb += nsel.eq(ns.index(B + s + 2))
+        nsel3 = Signal.like(nsel, name="upd_nsel3")
+        m.d.sync += nsel3.eq(nsel)
+        # 4: d = (x + rounding addend) >> n; with stochastic rounding the LFSR steps here, once
+        # per weight, in issue order
+        v4, a4, kind4, w4 = stage(4, (v3, a3, kind3, w3))
+        if rounding == "stochastic":
+            lfsr = Signal(32, init=st.lfsr_seed, name="lfsr")
+            lfsr_next = Signal(32, name="lfsr_next")
+            m.d.comb += lfsr_next.eq((lfsr >> 1) ^ Mux(lfsr[0], LFSR_TAPS, 0))
+            with m.If(v3):
+                m.d.sync += lfsr.eq(lfsr_next)
 
         def addend(n):
             if rounding == "half_up":
@@ -187,21 +211,28 @@ class UpdateEngine(wiring.Component):
             return Cat(Const(0, n - k), lfsr_next[:k]) if n > k else lfsr_next[:k]
 
         if rounding == "truncate":
-            width_sum = len(x)
-            total = x
+            width_sum = len(x3)
+            total = x3
         else:
-            width_sum = max(len(x), max(ns)) + 1
+            width_sum = max(len(x3), max(ns)) + 1
             add = Signal(max(ns), name="upd_add")
-            m.d.comb += add.eq(Array(addend(n) for n in ns)[nsel])
-            total = x + add     # (an expression: its low bits are shifted out)
-        d = Signal(width_sum, name="upd_d")
-        m.d.comb += d.eq(Array(total >> n for n in ns)[nsel])
+            m.d.comb += add.eq(Array(addend(n) for n in ns)[nsel3])
+            total = x3 + add     # (an expression: its low bits are shifted out)
+        d4 = Signal(width_sum, name="upd_d4")
+        m.d.sync += d4.eq(Array(total >> n for n in ns)[nsel3])
+        # 5: w + d saturated (LTP) or w - d floored at 0 (LTD, decay); the write
         wmax = (1 << B) - 1
         inc = Signal(B + 1 + width_sum, name="upd_inc")
-        m.d.comb += inc.eq(w + d)
+        m.d.comb += inc.eq(w4 + d4)
         new_w = Signal(B, name="upd_new_w")
-        with m.If(kind == LTP):
+        with m.If(kind4 == LTP):
             m.d.comb += new_w.eq(Mux(inc > wmax, wmax, inc))
         with m.Else():
-            m.d.comb += new_w.eq(Mux(d > w, 0, w - d))
-        return new_w, lfsr_step
+            m.d.comb += new_w.eq(Mux(d4 > w4, 0, w4 - d4))
+        m.d.comb += [
+            self.wr.en.eq(v4), self.wr.addr.eq(a4), self.wr.data.eq(new_w),
+            self.wr.lanes.eq(Mux(v4, Cat(*(lane == i for i in range(L))), 0)),
+        ]
+        busy = Signal(name="upd_busy")
+        m.d.comb += busy.eq(v1 | v2 | v3 | v4)
+        return busy

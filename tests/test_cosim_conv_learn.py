@@ -49,6 +49,45 @@ def test_verilator_default_sequence_and_a_corrupted_one(tmp_path, require_simula
 
 
 @pytest.mark.sim
+def test_verilator_epochs_and_snapshots(tmp_path, require_simulator):
+    """A tiny layer (4 maps 3x3 on 2x8x8, T = 5), two epochs of 7 random images, a snapshot every
+    11 steps (inside images; the epoch boundary moves them), random stalls: winners, weights and
+    the snapshot copy after every image equal the golden ``train_conv(epochs=2)``, and the
+    weights read from the core at the end are the golden final weights and
+    ``last_snapshot_weights``."""
+    import dataclasses
+
+    from spykehw.golden.formats import preset
+    from spykehw.sim.learning.cosim import build_learn_cosim, run_learn_cosim
+    from spykehw.sim.learning.vector_gen import make_learn_vectors, write_vector_set
+    from test_rtl_conv_learn import TINY, _tiny_sequence
+
+    require_simulator("verilator")
+    opts = dataclasses.replace(TINY, sample_interval=1)
+    fmt = preset("fpga-16")
+    events = _tiny_sequence(1, 7, 5)
+    w0 = np.random.default_rng(2).integers(150 * 256, 230 * 256, size=(4, 2, 3, 3))
+    vs = make_learn_vectors(fmt, opts, w0, events, [f"r{i}" for i in range(7)], steps=5, epochs=2)
+    assert vs.options["epoch_images"] == 7 and len(vs["weights"]) == 14
+    path = write_vector_set(tmp_path / "epochs.npz", vs)
+    cosim = build_learn_cosim(core_config(vs, 2, learning=True), "verilator", tmp_path / "build")
+    res = run_learn_cosim(cosim, path, tmp_path / "run", stall=True, weights_out=tmp_path / "w.npz")
+    assert res.passed and res.stats["images"] == 14
+
+    from spykehw.golden.arithmetic import int_arithmetic
+    from spykehw.golden.conv_training import train_conv
+    from spykehw.golden.spikes import SpikeEvents
+    from spykehw.sim.framework.vectors import ragged
+
+    tr = train_conv(SpikeEvents(*ragged(events), 5, (2, 8, 8)), w0, opts, int_arithmetic(opts, fmt),
+                    epochs=2)
+    got = np.load(tmp_path / "w.npz")
+    np.testing.assert_array_equal(got["weights"], tr.final_weights)
+    np.testing.assert_array_equal(got["snapshot"], tr.weights)      # last_snapshot_weights
+    assert (np.asarray(vs["snapshots"]) != np.asarray(vs["weights"])).any()
+
+
+@pytest.mark.sim
 def test_verilator_stochastic_lr_sequence_with_stalls(tmp_path, require_simulator):
     """fpga-8 (stochastic rounding), learning-rate levels up to the cap, L = 10 (three lane
     groups), random idle cycles on the input and random ``ready`` on all three outputs."""

@@ -20,7 +20,7 @@ from spykehw.rtl.conv_config import ConvCoreConfig, ConvCoreError
 from spykehw.rtl.conv_core import ConvCore
 from spykehw.rtl.conv_learning import suppression_count
 from spykehw.sim.conv.cases import canonical_events
-from spykehw.sim.learning.expected import golden_training
+from spykehw.sim.learning.expected import golden_training, snapshot_after_image
 from spykehw.sim.learning.harness import simulate_learning
 from spykehw.sim.conv.vector_gen import core_config, image_events
 from spykehw.sim.learning.vector_gen import (
@@ -181,6 +181,58 @@ def test_tiny_layer_matches_golden(rounding, L):
     assert not np.array_equal(no_homeo.weights[-1], exp.weights[-1])
     cfg = ConvCoreConfig(options=TINY, formats=fmt, steps=steps, parallelism=L, learning=True)
     assert_run_matches(simulate_learning(cfg, w0, images), exp.winners, exp.weights)
+
+
+# ----- epochs and snapshots ----------------------------------------------------------------------
+
+def test_snapshot_step_arithmetic():
+    """By hand: 3 images of 12 steps per epoch, snapshot period 12 * 1 - 1 = 11, 2 epochs.
+    Snapshots are taken at epoch-local steps 0, 11, 22, 33 (the epoch has 36 steps), i.e. at
+    global steps 0, 11, 22, 33 and 36, 47, 58, 69; image n covers steps 12n .. 12n + 11, so the
+    last snapshot after images 0..5 is the one at step 11, 22, 33, 47, 58, 69 (indices 1, 2, 3,
+    5, 6, 7). Conv1 (period 2,399), 6,000 images in one epoch (72,000 steps): the last
+    snapshot is the 31st, at step 30 * 2,399 = 71,970, inside image 5,997 (its step 6)."""
+    opts = dataclasses.replace(TINY, sample_interval=1, homeostasis=False)
+    assert opts.snapshot_period == 11 and CONV1.snapshot_period == 2399
+    images = _tiny_sequence(3, 3, 12)
+    w0 = np.random.default_rng(2).integers(150 * 256, 230 * 256, size=(4, 2, 3, 3))
+    from spykehw.golden.arithmetic import int_arithmetic
+    from spykehw.golden.conv_training import train_conv
+    from spykehw.golden.spikes import SpikeEvents
+    from spykehw.sim.framework.vectors import ragged
+
+    tr = train_conv(SpikeEvents(*ragged(images), 12, (2, 8, 8)), w0, opts,
+                    int_arithmetic(opts, preset("fpga-16")), epochs=2)
+    assert tr.snapshot_steps.tolist() == [0, 11, 22, 33, 36, 47, 58, 69]
+    assert snapshot_after_image(tr.snapshot_steps, 6, 12).tolist() == [1, 2, 3, 5, 6, 7]
+    conv1_steps = np.arange(0, 6000 * 12, 2399)
+    assert len(conv1_steps) == 31 and conv1_steps[-1] == 71970
+    idx = snapshot_after_image(conv1_steps, 6000, 12)
+    assert idx[5996] == 29 and idx[5997] == 30 and idx[-1] == 30
+
+
+@pytest.mark.parametrize("L", [2])
+def test_epochs_and_snapshots_match_golden(L):
+    """Two epochs of 7 random images (T = 5: 35 steps, not a multiple of the 5-image
+    homeostasis window) with a snapshot every 11 steps, so snapshots fall inside images and
+    the epoch boundary moves them: winners, weights and the snapshot copy after every image
+    equal the golden ``train_conv(epochs=2)``. The golden model confirms that the epoch
+    boundary matters (one 14-image epoch differs) and that the snapshot is not the weights."""
+    opts = dataclasses.replace(TINY, sample_interval=1)
+    fmt = preset("fpga-16")
+    steps = 5
+    images = _tiny_sequence(1, 7, steps)
+    w0 = np.random.default_rng(2).integers(150 * 256, 230 * 256, size=(4, 2, 3, 3))
+    exp = golden_training(images, w0, opts, fmt, steps=steps, epochs=2)
+    flat = golden_training(images * 2, w0, opts, fmt, steps=steps)
+    assert not np.array_equal(flat.snapshots, exp.snapshots)
+    assert not np.array_equal(flat.weights, exp.weights)
+    assert any(not np.array_equal(a, b) for a, b in zip(exp.snapshots, exp.weights))
+    cfg = ConvCoreConfig(options=opts, formats=fmt, steps=steps, parallelism=L, learning=True)
+    run = simulate_learning(cfg, w0, images * 2, epoch_images=7)
+    assert_run_matches(run, exp.winners, exp.weights)
+    for i in range(14):
+        np.testing.assert_array_equal(run.snapshots[i], exp.snapshots[i], err_msg=f"snapshot after image {i}")
 
 
 # ----- the committed conv-learn files ----------------------------------------------------------------

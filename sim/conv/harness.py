@@ -25,7 +25,8 @@ bare ConvCore in the Amaranth simulator.
 With a learning core (``ConvCoreConfig(learning=True)``) the harness also captures the
 ``o_winners`` stream into ``winner_cap`` (``winner_count`` payloads, packed like the spikes), and
 ``done`` waits for the core to be ``idle`` as well (every output drained), so that the weights
-can be read back over the bus as soon as ``done`` rises.
+can be read back over the bus as soon as ``done`` rises; ``new_epoch`` goes to the core as is
+(the testbench pulses it between batches).
 
 The functions below are shared by the Amaranth-simulator tests, the cocotb testbench and the
 benchmark: :func:`image_tokens` (the token sequence of one image), :func:`split_outputs` (the
@@ -141,7 +142,7 @@ class ConvHarness(wiring.Component):
             self.winner_cap = mem("winner", self._spike.size, winner_depth)
             self._win_wr = self.winner_cap.write_port(granularity=self._spike.size)
         members = {
-            "weights": In(WeightBusSignature(config.weight_words, config.parallelism,
+            "weights": In(WeightBusSignature(config.weight_bus_words, config.parallelism,
                                              config.weight_bits)),
             "start": In(1),
             "n_tokens": In(range(ev_depth + 1)),
@@ -160,6 +161,7 @@ class ConvHarness(wiring.Component):
         }
         if self._learning:
             members["winner_count"] = Out(range(winner_depth + 1))
+            members["new_epoch"] = In(1)
         super().__init__(members)
 
     @property
@@ -265,7 +267,8 @@ class ConvHarness(wiring.Component):
         if self._learning:
             m.submodules.winner_cap = self.winner_cap
             win_ready = Signal()
-            m.d.comb += [win_ready.eq(~self.stall | lfsr[3]), core.o_winners.ready.eq(win_ready)]
+            m.d.comb += [win_ready.eq(~self.stall | lfsr[3]), core.o_winners.ready.eq(win_ready),
+                         core.new_epoch.eq(self.new_epoch)]
             win_word, win_slot, _ = capture(self._win_wr, core.o_winners, self.winner_count,
                                             self._depths["winner_depth"], self._pack["winner"],
                                             win_ready)

@@ -84,11 +84,11 @@ def plan_conv_batches(params: dict, images: list[int], weight_set, token_counts:
     return [[images[j] for j in batch] for batch in batches]
 
 
-async def read_weights(dut, n_words: int, clk) -> list[int]:
-    """Read words ``0 .. n_words-1`` back over the weight bus (the core must be idle)."""
+async def read_weights(dut, n_words: int, clk, base: int = 0) -> list[int]:
+    """Read words ``base .. base+n_words-1`` back over the weight bus (the core must be idle)."""
     back = []
     dut.weights__r_en.value = 1
-    for addr in range(n_words):
+    for addr in range(base, base + n_words):
         dut.weights__addr.value = addr
         await ReadOnly()
         assert int(dut.weights__r_ready.value) == 1, "the core refused a weight read while idle"

@@ -86,6 +86,10 @@ def check_conv_learn(vs: VectorSet) -> None:
     opts = check_conv_header(vs, N, "winners", "winner_offsets")
     check_conv_weights(vs, "weights0", opts, 0)
     check_conv_weights(vs, "weights", opts, 1)
+    check_conv_weights(vs, "snapshots", opts, 1)
+    e = vs.options["epoch_images"]
+    require(isinstance(e, int) and e >= 1 and N % e == 0, vs,
+            f"options.epoch_images is {e!r}: must be >= 1 and divide the {N} images")
 
 
 def check_classifier(vs: VectorSet) -> None:

@@ -22,7 +22,7 @@ from ..conv.vector_gen import core_config
 from ..framework.cocotb_support import ENV_STALL
 from ..framework.images import mnist_train_images
 from ..framework.runners import CosimFailure, run_tests, tb_env
-from .tb import ENV_LEARN_EVERY, ENV_LEARN_IMAGES
+from .tb import ENV_LEARN_EVERY, ENV_LEARN_IMAGES, ENV_LEARN_OUT
 from .vector_gen import (
     initial_weights,
     make_learn_vectors,
@@ -50,10 +50,11 @@ def build_learn_cosim(cfg: "ConvCoreConfig", simulator: str, folder, *, waves: b
 
 
 def run_learn_cosim(cosim, vectors, test_dir, *, images: int | None = None, every_image: bool = True,
-                    stall: bool = False, check: bool = True):
+                    stall: bool = False, check: bool = True, weights_out=None):
     """Run :mod:`spykehw.sim.learning.tb` on a ``conv-learn`` file (the first ``images``
     images, or all); returns a :class:`~spykehw.sim.conv.harness.ConvCosimResult`. With
-    ``check`` a mismatch raises :class:`~spykehw.sim.framework.runners.CosimFailure`."""
+    ``check`` a mismatch raises :class:`~spykehw.sim.framework.runners.CosimFailure`;
+    ``weights_out``: an ``.npz`` file for the weights and snapshot read from the core at the end."""
 
 
     test_dir = Path(test_dir)
@@ -62,6 +63,8 @@ def run_learn_cosim(cosim, vectors, test_dir, *, images: int | None = None, ever
     extra = {ENV_STATS: str(stats_path.resolve()), ENV_LEARN_EVERY: "1" if every_image else "0"}
     if images is not None:
         extra[ENV_LEARN_IMAGES] = str(int(images))
+    if weights_out is not None:
+        extra[ENV_LEARN_OUT] = str(Path(weights_out).resolve())
     if stall:
         extra[ENV_STALL] = "0.5"
     env = tb_env(vectors=vectors, ports=cosim.design.json_path, **extra)
@@ -76,17 +79,19 @@ def run_learn_cosim(cosim, vectors, test_dir, *, images: int | None = None, ever
 
 # ----- the long run ----------------------------------------------------------------------------
 
-def long_run(n_images: int = 500, *, simulator: str = "verilator", parallelism: int = 30,
-             formats: str = DEFAULT_PRESET, folder=None, data_dir=None, optimize: bool = True,
-             progress: Any = None) -> dict[str, Any]:
-    """STDP-train Conv1 (default options) in the RTL on the first ``n_images`` MNIST training
-    images, from the authors' initial weights, and compare with the golden model: the winners
-    of every image and the weights after every batch (and so the final weights).
+def long_run(n_images: int = 500, *, epochs: int = 1, simulator: str = "verilator",
+             parallelism: int = 30, formats: str = DEFAULT_PRESET, folder=None, data_dir=None,
+             optimize: bool = True, every_image: bool = True, progress: Any = None) -> dict[str, Any]:
+    """STDP-train Conv1 (default options) in the RTL for ``epochs`` epochs over the first
+    ``n_images`` MNIST training images, from the authors' initial weights, and compare with the
+    golden ``train_conv``: the winners of every image, and the weights and the last snapshot
+    (the golden ``last_snapshot_weights``) after every image (``every_image``) or batch.
 
     Images come from the embedded ``mnist-sample`` (5,000 training images) unless
     ``n_images > 5000`` or ``data_dir`` is given (then the full MNIST from the data folders).
-    Returns a JSON-friendly summary: ``identical``, mismatch lines, cycles per image, simulated
-    cycles per second and images per second, wall times.
+    The weights and snapshot read from the core at the end go to ``<folder>/onchip_weights.npz``
+    when ``folder`` is given. Returns a JSON-friendly summary: ``identical``, mismatch lines,
+    cycles per image, simulated cycles per second and images per second, wall times.
     """
 
 
@@ -99,8 +104,9 @@ def long_run(n_images: int = 500, *, simulator: str = "verilator", parallelism: 
     labels = [f"mnist-train[{i}]" for i in range(n_images)]
     events = [c.events for c in encode_cases(images, labels, fmt)]
     vs = make_learn_vectors(fmt, CONV1, initial_weights(CONV1, fmt), events, labels, layer="conv1",
-                            images=images, sources={"mnist-train": source},
-                            description=f"long run: Conv1 STDP on {n_images} {source} training images")
+                            images=images, sources={"mnist-train": source}, epochs=epochs,
+                            description=f"long run: Conv1 STDP on {n_images} {source} training "
+                                        f"images, {epochs} epoch(s)")
     t_golden = time.perf_counter() - t0
     tmp = None
     if folder is None:
@@ -113,7 +119,8 @@ def long_run(n_images: int = 500, *, simulator: str = "verilator", parallelism: 
         cosim = build_learn_cosim(core_config(vs, parallelism, learning=True), simulator, folder / "build",
                                   optimize=optimize and simulator == "verilator", long=True)
         t_build = time.perf_counter() - t1
-        res = run_learn_cosim(cosim, path, folder / "run", every_image=False, check=False)
+        res = run_learn_cosim(cosim, path, folder / "run", every_image=every_image, check=False,
+                              weights_out=None if tmp is not None else folder / "onchip_weights.npz")
         report = res.result.report or {}
         mism = report.get("mismatches", [])
         st = res.stats
@@ -121,12 +128,14 @@ def long_run(n_images: int = 500, *, simulator: str = "verilator", parallelism: 
         cycles = int(st.get("cycles", 0))
         sim_s = float(st.get("sim_s", 0.0))
         return {
-            "images": images_run, "requested": n_images, "source": source, "formats": fmt.name,
+            "images": images_run, "requested": n_images * epochs, "epochs": epochs, "source": source,
+            "formats": fmt.name,
             "simulator": simulator, "parallelism": parallelism,
             "optimized_build": bool(optimize and simulator == "verilator"),
-            "identical": bool(res.passed and images_run == n_images and not mism),
-            "compared": (f"the winners of every image, and every weight after each of "
-                         f"{len(st.get('batches', []))} batches (the last: the final weights)"),
+            "identical": bool(res.passed and images_run == n_images * epochs and not mism),
+            "compared": (f"the winners of every image, and every weight and every snapshot weight "
+                         f"after each of {len(st.get('batches', []))} batches"
+                         f"{' (one per image)' if every_image else ''}"),
             "mismatches": len(mism), "mismatch_lines": [m["message"] for m in mism][:20],
             "golden_winners": int(len(vs["winners"])), "golden_final_level": vs.options["final_level"],
             "cycles": cycles, "cycles_per_image": cycles / images_run if images_run else 0.0,

@@ -8,7 +8,8 @@ model applies them) and the weights after the image.
 :func:`simulate_learning` runs a :class:`~spykehw.rtl.conv_core.ConvCore` built with
 ``learning=True`` in the Amaranth simulator: it loads the initial weights over the weight bus,
 streams the images' tokens, collects the ``o_winners`` stream, and after every image (when the
-core is ``idle``) reads every weight back over the bus.
+core is ``idle``) reads every weight and the snapshot copy back over the bus; with
+``epoch_images`` it pulses ``new_epoch`` before every ``epoch_images``-th image.
 
 :func:`long_run` is the long check: STDP-train Conv1 in the RTL (Verilator through cocotb,
 :mod:`spykehw.sim.learning.tb`) on ``N`` real MNIST training images from the authors' initial
@@ -97,16 +98,18 @@ def winners_by_image(cfg: "ConvCoreConfig | dict", words: Sequence[int], n_image
 
 @dataclass
 class LearnRun:
-    """Result of :func:`simulate_learning`: per image the winners ``(t, m, r, c)`` and the
-    weights read back after it, and the stream problems."""
+    """Result of :func:`simulate_learning`: per image the winners ``(t, m, r, c)``, the
+    weights and the snapshot copy read back after it, and the stream problems."""
 
     winners: list[np.ndarray]
     weights: list[np.ndarray]
+    snapshots: list[np.ndarray] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
 
 def simulate_learning(cfg: "ConvCoreConfig", weights0: np.ndarray, images: Sequence[np.ndarray], *,
-                      read_every_image: bool = True, vcd: str | None = None) -> LearnRun:
+                      read_every_image: bool = True, epoch_images: int | None = None,
+                      vcd: str | None = None) -> LearnRun:
     """Train a learning ConvCore on ``images`` (each ``(k, 4)`` rows ``(t, c, y, x)``) in the
     Amaranth simulator; see the module docstring."""
 
@@ -120,11 +123,11 @@ def simulate_learning(cfg: "ConvCoreConfig", weights0: np.ndarray, images: Seque
     run = LearnRun([], [])
     W = cfg.weight_words
 
-    async def read_weights(ctx) -> np.ndarray:
+    async def read_weights(ctx, base: int = 0) -> np.ndarray:
         bus = core.weights
         got = []
         ctx.set(bus.r_en, 1)
-        for addr in range(W):
+        for addr in range(base, base + W):
             ctx.set(bus.addr, addr)
             await ctx.tick().until(bus.r_ready)
             got.append(ctx.get(bus.r_data))
@@ -141,6 +144,10 @@ def simulate_learning(cfg: "ConvCoreConfig", weights0: np.ndarray, images: Seque
             await ctx.tick()
         ctx.set(bus.w_en, 0)
         for i in range(n):
+            if epoch_images and i and i % epoch_images == 0:
+                ctx.set(core.new_epoch, 1)
+                await ctx.tick()
+                ctx.set(core.new_epoch, 0)
             for tok in tokens[i]:
                 ctx.set(core.i_events.valid, 1)
                 ctx.set(core.i_events.payload.as_value(), tok)
@@ -150,6 +157,7 @@ def simulate_learning(cfg: "ConvCoreConfig", weights0: np.ndarray, images: Seque
             await ctx.tick().until(core.idle)
             if read_every_image or i == n - 1:
                 run.weights.append(await read_weights(ctx))
+                run.snapshots.append(await read_weights(ctx, cfg.snapshot_base))
 
     async def drain(ctx, s, words, count_last):
         ctx.set(s.ready, 1)

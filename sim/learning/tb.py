@@ -5,14 +5,18 @@ Environment (set by :func:`spykehw.sim.learning.cosim.run_learn_cosim`): ``SPYKE
 and optionally ``SPYKEHW_STALL`` (random stalls on all streams), ``SPYKEHW_LEARN_IMAGES`` (train
 only the first ``n`` images of the sequence), ``SPYKEHW_LEARN_EVERY`` (``1``, the default: one
 image per batch and the weights read back and compared after every image; ``0``: as many images
-per batch as the harness memories surely hold, weights compared after each batch) and
-``SPYKEHW_CONV_STATS`` (a JSON file for cycle counts and wall times).
+per batch as the harness memories surely hold, weights compared after each batch),
+``SPYKEHW_CONV_STATS`` (a JSON file for cycle counts and wall times) and ``SPYKEHW_LEARN_OUT`` (an
+``.npz`` file for the weights and the snapshot copy read from the core after the last image:
+``weights``, ``snapshot``, (M, C, K, K) int64).
 
 Flow: reset (which also resets the core's learning state), write ``weights0`` through the
-weight bus and read it back; then per batch: tokens into the event memory (VPI), ``start``, sleep
-until ``done`` (the harness raises it once the core is idle with every output drained), read
-the winners capture memory and compare each image's winners ``(t, m, r, c)`` in order, then read
-every weight word back over the bus and compare with the expected weights after the batch's last
+weight bus and read it back; then per batch (batches never cross an epoch boundary; ``new_epoch``
+is pulsed before an epoch's first batch, the first epoch's excepted): tokens into the event
+memory (VPI), ``start``, sleep until ``done`` (the harness raises it once the core is idle with
+every output drained), read the winners capture memory and compare each image's winners
+``(t, m, r, c)`` in order, then read every weight word and every word of the snapshot copy back
+over the bus and compare with the expected weights and last snapshot after the batch's last
 image. Each difference names the file, image, step (or weight ``map/c/kr/kc``), expected and found.
 """
 
@@ -22,8 +26,10 @@ import os
 import time
 
 import cocotb
+import numpy as np
 from cocotb.triggers import FallingEdge
 
+from ...golden.files import atomic_write
 from ..conv.packing import (
     image_tokens,
     max_outputs_per_image,
@@ -51,10 +57,12 @@ from ..framework.vectors import read_vectors
 from .harness import winners_by_image, words_to_weights
 from .vector_gen import KIND, image_winners
 
-__all__ = ["learning_matches_vectors", "ENV_LEARN_IMAGES", "ENV_LEARN_EVERY", "learn_batches"]
+__all__ = ["learning_matches_vectors", "ENV_LEARN_IMAGES", "ENV_LEARN_EVERY", "ENV_LEARN_OUT",
+           "learn_batches"]
 
 ENV_LEARN_IMAGES = "SPYKEHW_LEARN_IMAGES"
 ENV_LEARN_EVERY = "SPYKEHW_LEARN_EVERY"
+ENV_LEARN_OUT = "SPYKEHW_LEARN_OUT"
 
 
 def check_design_matches(params: dict, vs) -> None:
@@ -66,16 +74,24 @@ def check_design_matches(params: dict, vs) -> None:
     assert got == want, f"the design was built with {got}, vector file {vs.name} needs {want}"
 
 
-def learn_batches(params: dict, n_images: int, token_counts: list[int], every: bool) -> list[list[int]]:
-    """Consecutive images in batches the harness memories surely hold (worst-case outputs)."""
+def learn_batches(params: dict, n_images: int, token_counts: list[int], every: bool,
+                  epoch_images: int | None = None) -> list[list[int]]:
+    """Consecutive images in batches the harness memories surely hold (worst-case outputs),
+    none across the start of an epoch (every ``epoch_images`` images)."""
     if every:
         return [[i] for i in range(n_images)]
+    e = epoch_images or n_images
     depth = params["harness"]
     spk_max, ft_max = max_outputs_per_image(params)
     win_max = min(params["maps"], params["out_size"] ** 2) + params["steps"]
-    return plan_batches([(token_counts[i], spk_max, ft_max, win_max) for i in range(n_images)],
-                        (depth["ev_depth"], depth["spike_depth"], depth["feature_depth"],
-                         depth["winner_depth"]), names=("events", "spikes", "features", "winners"))
+    out = []
+    for a in range(0, n_images, e):
+        b = min(n_images, a + e)
+        plan = plan_batches([(token_counts[i], spk_max, ft_max, win_max) for i in range(a, b)],
+                            (depth["ev_depth"], depth["spike_depth"], depth["feature_depth"],
+                             depth["winner_depth"]), names=("events", "spikes", "features", "winners"))
+        out += [[a + i for i in batch] for batch in plan]
+    return out
 
 
 @cocotb.test()
@@ -98,7 +114,7 @@ async def learning_matches_vectors(dut):
         harness = dut
         start_clock(dut)
     await reset(dut, idle={"start": 0, "stall": 0, "weights__w_en": 0, "weights__r_en": 0,
-                           "n_tokens": 0, "n_images": 0, "cap_addr": 0})
+                           "n_tokens": 0, "n_images": 0, "cap_addr": 0, "new_epoch": 0})
     dut.stall.value = int(prob > 0)
 
     words0 = weight_words(params, vs["weights0"])
@@ -115,7 +131,14 @@ async def learning_matches_vectors(dut):
     stats = {"images": 0, "cycles": 0, "batches": [], "wall_s": 0.0, "sim_s": 0.0}
     t_start = time.perf_counter()
     K, C, M = params["kernel"], params["channels"], params["maps"]
-    for batch in learn_batches(params, n, [len(t) for t in tokens], every):
+    snap_base = params["snapshot_base"]
+    epoch_images = int(vs.options["epoch_images"])
+    for batch in learn_batches(params, n, [len(t) for t in tokens], every, epoch_images):
+        if batch[0] and batch[0] % epoch_images == 0:
+            await FallingEdge(clk)
+            dut.new_epoch.value = 1
+            await FallingEdge(clk)
+            dut.new_epoch.value = 0
         flat = [w for i in batch for w in tokens[i]]
         t0 = time.perf_counter()
         per_image = (params["steps"] * (params["out_size"] ** 2 + 2) * (M + 2)
@@ -145,18 +168,20 @@ async def learning_matches_vectors(dut):
                 checker.mismatches.append(Mismatch(vs.name, i, "winners (t, m, r, c)", str(exp_l),
                                                    str(got_l), cases[i]))
         await FallingEdge(clk)
-        wb = words_to_weights(params, await read_weights(dut, len(words0), clk))
         last = batch[-1]
-        exp_w = vs["weights"][last]
-        checker.checked += exp_w.size
-        diff = list(zip(*(exp_w != wb).nonzero()))
-        for m, c, kr, kc in diff[:5]:
-            checker.mismatches.append(Mismatch(vs.name, last, f"weight map {m} c {c} kr {kr} kc {kc}",
-                                               int(exp_w[m, c, kr, kc]), int(wb[m, c, kr, kc]),
-                                               cases[last]))
-        if len(diff) > 5:
-            checker.mismatches.append(Mismatch(vs.name, last, "weights", "equal",
-                                               f"{len(diff)} weights differ", cases[last]))
+        read_back = {}
+        for what, key, base in (("weight", "weights", 0), ("snapshot weight", "snapshots", snap_base)):
+            wb = read_back[key] = words_to_weights(params, await read_weights(dut, len(words0), clk, base))
+            exp_w = vs[key][last]
+            checker.checked += exp_w.size
+            diff = list(zip(*(exp_w != wb).nonzero()))
+            for m, c, kr, kc in diff[:5]:
+                checker.mismatches.append(Mismatch(vs.name, last, f"{what} map {m} c {c} kr {kr} kc {kc}",
+                                                   int(exp_w[m, c, kr, kc]), int(wb[m, c, kr, kc]),
+                                                   cases[last]))
+            if len(diff) > 5:
+                checker.mismatches.append(Mismatch(vs.name, last, key, "equal",
+                                                   f"{len(diff)} weights differ", cases[last]))
         stats["batches"].append({"images": len(batch), "cycles": cycles, "sim_s": t_sim,
                                  "wall_s": time.perf_counter() - t0})
         stats["images"] += len(batch)
@@ -164,4 +189,8 @@ async def learning_matches_vectors(dut):
         stats["sim_s"] += t_sim
     stats["wall_s"] = time.perf_counter() - t_start
     write_stats(stats)
+    out = os.environ.get(ENV_LEARN_OUT, "")
+    if out and stats["images"]:
+        with atomic_write(out) as f:
+            np.savez(f, weights=read_back["weights"], snapshot=read_back["snapshots"])
     checker.finish()

@@ -1,8 +1,10 @@
 """Learning conv-core test vectors (kind ``conv-learn``) from the golden integer ``train_conv``.
 
-A ``conv-learn`` file is one training *sequence*: images trained in order, one epoch, from
-``weights0``, with the learning state (global step, learning-rate level, homeostasis window,
-LFSR) starting fresh at the first image, as after a reset of the core.
+A ``conv-learn`` file is one training *sequence*: images trained in order from ``weights0``,
+with the learning state (global step, learning-rate level, homeostasis window, LFSR) starting
+fresh at the first image, as after a reset of the core. The sequence is ``N / epoch_images``
+epochs of the same ``epoch_images`` images (listed again for every epoch): the testbench pulses
+the core's ``new_epoch`` before each epoch's first image.
 
 ``weights0`` int64 (M, C, K, K)
     The initial weights, unsigned ``UQ0.B`` integers.
@@ -18,10 +20,14 @@ LFSR) starting fresh at the first image, as after a reset of the core.
     and the core emits them.
 ``weights`` int64 (N, M, C, K, K)
     The expected weights after each image.
+``snapshots`` int64 (N, M, C, K, K)
+    The expected snapshot copy after each image: the last snapshot the golden ``train_conv``
+    took by then (``last_snapshot_weights``: the inference weights if training ended there).
 
 Options: ``layer`` (``conv1``, ``conv2-shaped`` or ``custom``), ``conv`` (the ConvOptions:
 schedule, homeostasis, window), ``encoder``, ``steps``, ``max_spikes_per_input``, ``threshold``
-and ``potential_bits`` (derived), ``cases`` (a label per image), ``sources``, and the facts the
+and ``potential_bits`` (derived), ``cases`` (a label per image), ``sources``, ``epoch_images``
+(images per epoch), and the facts the
 file is meant to exercise, computed by the golden model when it is made: ``final_level`` (the
 learning-rate doublings after the sequence), ``homeostasis_matters`` (the final weights differ
 from a run with homeostasis off, i.e. some map was suppressed) and ``rounding``.
@@ -99,8 +105,11 @@ CONV_LEARN = register_kind(KindSpec(
         "winner_offsets": ArraySpec("int64", ("N1",), "CSR offsets of each image's winners"),
         "winners": ArraySpec("int16", ("NW", "Q"), "expected STDP winners (t, m, r, c), golden order"),
         "weights": ArraySpec("int64", ("N", "M", "C", "K", "K"), "expected weights after each image"),
+        "snapshots": ArraySpec("int64", ("N", "M", "C", "K", "K"),
+                               "expected last snapshot after each image"),
     },
-    options=(*LAYER_OPTIONS, "cases", "sources", "final_level", "homeostasis_matters", "rounding"),
+    options=(*LAYER_OPTIONS, "cases", "sources", "epoch_images", "final_level", "homeostasis_matters",
+             "rounding"),
     check=check_conv_learn,
 ))
 
@@ -132,8 +141,9 @@ def make_learn_vectors(formats: NumberFormats, opts: ConvOptions, weights0: np.n
                        max_spikes_per_input: int = 1, layer: str = "custom",
                        images: np.ndarray | None = None, encoder: EncoderOptions | None = None,
                        sources: dict[str, Any] | None = None, seed: int | None = None,
-                       description: str = "") -> VectorSet:
-    """Train ``events`` in order with the golden model; a ``conv-learn`` set."""
+                       description: str = "", epochs: int = 1) -> VectorSet:
+    """Train ``events`` in order, ``epochs`` times, with the golden model; a ``conv-learn`` set
+    (the images listed once per epoch, labels ``"<label> epoch <e>"`` after the first)."""
 
     w0 = np.asarray(weights0, dtype=np.int64)
     shape = (opts.maps, opts.in_channels, opts.kernel, opts.kernel)
@@ -145,16 +155,21 @@ def make_learn_vectors(formats: NumberFormats, opts: ConvOptions, weights0: np.n
     ev = [canonical_events(e) for e in events]
     if len(labels) != len(ev):
         raise LearnVectorError(f"{len(labels)} labels for {len(ev)} images")
-    exp = golden_training(ev, w0, opts, formats, steps=steps, max_spikes_per_input=max_spikes_per_input)
+    if epochs < 1:
+        raise LearnVectorError(f"epochs must be >= 1, not {epochs}")
+    exp = golden_training(ev, w0, opts, formats, steps=steps, max_spikes_per_input=max_spikes_per_input,
+                          epochs=epochs)
     level = exp.level
     matters = False
     if opts.homeostasis:
         off = golden_training(ev, w0, dataclasses.replace(opts, homeostasis=False), formats,
-                              steps=steps, max_spikes_per_input=max_spikes_per_input)
+                              steps=steps, max_spikes_per_input=max_spikes_per_input, epochs=epochs)
         matters = bool(len(ev)) and not np.array_equal(off.weights[-1], exp.weights[-1])
     N = len(ev)
     imgs = np.zeros((N, 28, 28), dtype=np.uint8) if images is None else np.asarray(images, np.uint8)
-    event_offsets, events = ragged(ev)
+    imgs = np.concatenate([imgs] * epochs) if N else imgs
+    labels = [*labels] + [f"{lab} epoch {e}" for e in range(1, epochs) for lab in labels]
+    event_offsets, events = ragged(ev * epochs)
     winner_offsets, winners = ragged(exp.winners)
     return VectorSet(
         kind=KIND, formats=formats,
@@ -163,6 +178,7 @@ def make_learn_vectors(formats: NumberFormats, opts: ConvOptions, weights0: np.n
                            max_spikes_per_input=max_spikes_per_input, encoder=encoder),
             "cases": list(labels),
             "sources": dict(sources or {}),
+            "epoch_images": N,
             "final_level": level,
             "homeostasis_matters": matters,
             "rounding": formats.stdp.rounding,
@@ -176,6 +192,7 @@ def make_learn_vectors(formats: NumberFormats, opts: ConvOptions, weights0: np.n
             "winner_offsets": winner_offsets,
             "winners": winners,
             "weights": exp.weights,
+            "snapshots": exp.snapshots,
         },
     )
 

@@ -35,9 +35,10 @@ def _learn(args: argparse.Namespace) -> int:
         long_run,  # the hw extra (Amaranth, cocotb) is optional
     )
 
-    out = long_run(args.images, simulator=args.simulator, parallelism=args.parallelism,
-                   formats=args.config, folder=args.out, data_dir=args.data_dir,
-                   optimize=not args.no_optimize)
+    out = long_run(args.images, epochs=args.epochs, simulator=args.simulator,
+                   parallelism=args.parallelism, formats=args.config, folder=args.out,
+                   data_dir=args.data_dir, optimize=not args.no_optimize,
+                   every_image=not args.batched)
     print(json.dumps(out, indent=1))
     return 0 if out["identical"] else 1
 
@@ -273,11 +274,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a.set_defaults(func=_accelerator)
 
     lp = sub.add_parser("learn", help="STDP-train Conv1 in the RTL and compare with the golden model",
-                        description="STDP-train Conv1 in the RTL on the first IMAGES MNIST training "
-                                    "images from the authors' initial weights and compare the winners "
-                                    "of every image and the weights after every batch with the golden "
-                                    "model; JSON on stdout; exit status 1 if not identical.")
+                        description="STDP-train Conv1 in the RTL (default options) for EPOCHS epochs "
+                                    "over the first IMAGES MNIST training images from the authors' "
+                                    "initial weights and compare the winners of every image, and the "
+                                    "weights and the last snapshot (last_snapshot_weights) after "
+                                    "every image, with the golden train_conv; JSON on stdout; exit "
+                                    "status 1 if not identical. With --out the weights and snapshot "
+                                    "read from the core go to OUT/onchip_weights.npz.")
     lp.add_argument("--images", type=count, default=500, help="MNIST training images (default 500)")
+    lp.add_argument("--epochs", type=count, default=1, help="epochs over the images (default 1)")
+    lp.add_argument("--batched", action="store_true",
+                    help="compare the weights after each batch of images instead of every image")
     lp.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
     lp.add_argument("--parallelism", type=count, default=30, help="maps per cycle L (default 30)")
     lp.add_argument("--config", default=DEFAULT_PRESET,

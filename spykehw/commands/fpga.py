@@ -83,6 +83,8 @@ def _command(args: argparse.Namespace, freq: float) -> str:
     parts = ["spykehw", "fpga", "--block", args.block, "--target", args.target, "--config", args.config]
     if args.block in ("conv", "all", "accelerator"):
         parts += ["--parallelism", args.parallelism]
+    if args.block == "conv" and args.learning:
+        parts += ["--learning"]
     if args.block in ("classifier", "all", "accelerator"):
         parts += ["--lanes", args.lanes]
     if args.block == "accelerator":
@@ -153,7 +155,7 @@ def _main(args: argparse.Namespace) -> int:
         return BlockSettings(formats=formats[config], parallelism=p, lanes=ln,
                              classes=args.classes, hidden=args.hidden,
                              active_features=args.active_features, bench=bench,
-                             variant=args.variant, export=export)
+                             variant=args.variant, export=export, learning=args.learning)
 
     single = len(sweep_points(args.block, dev.name, configs, parallelisms, lanes)) == 1
     if single and args.resume is None and args.workers <= 1 and not args.scheduler:
@@ -254,6 +256,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="number formats: preset names or TOML files (default fpga-16)")
     p.add_argument("--parallelism", default="1", metavar="L[,L...]",
                    help="conv core map lanes L, a divisor of 30 (default 1)")
+    p.add_argument("--learning", action="store_true",
+                   help="conv: the learning core (ConvCoreConfig(learning=True): STDP competition, "
+                        "homeostasis, update engine, snapshot copy)")
     p.add_argument("--lanes", default="64", metavar="L[,L...]",
                    help="classifier lanes: hidden accumulators per cycle (default 64)")
     p.add_argument("--active-features", type=count, default=DEFAULT_ACTIVE_FEATURES, metavar="N",

@@ -91,6 +91,7 @@ class BlockSettings:
     bench: Any = None               # spykehw.fpga.bench.BenchData: measured figures (--bench)
     variant: str = "on-chip"        # accelerator: where W2 lives (DesignPoint.weights)
     export: Any = None              # accelerator: a spykehw.export.Export (design point, initial weights)
+    learning: bool = False          # conv: the learning core (STDP unit and snapshot copy)
 
     def design_point(self) -> DesignPoint:
         """The accelerator's design point: the export's, or Conv1 with these settings."""
@@ -108,7 +109,8 @@ class BlockSettings:
                 "active_features": self.active_features,
                 "bench_files": list(self.bench.files) if self.bench is not None else [],
                 "variant": self.variant,
-                "export": None if self.export is None else str(self.export.path)}
+                "export": None if self.export is None else str(self.export.path),
+                "learning": self.learning}
 
 
 @dataclass(frozen=True)
@@ -206,9 +208,14 @@ def _conv(s: BlockSettings) -> Block:
 
     try:
         cfg = ConvCoreConfig(options=s.conv_options or CONV1, formats=s.formats, steps=s.steps,
-                             parallelism=s.parallelism)
+                             parallelism=s.parallelism, learning=s.learning)
     except SpykehwError as e:
         raise BlockError(f"--parallelism: {e}") from None
+    if s.learning:
+        # (the inference bound and benchmark do not cover the LEARN phase)
+        return Block("conv", "conv_core", lambda: ConvCore(cfg),
+                     Figure(None, "unavailable", "training: spykehw cosim learn reports cycles per image"),
+                     Figure(0, "exact", "weights and potentials are on chip"))
     measured = None
     if s.bench is not None and (s.conv_options is None or s.conv_options == CONV1):
         measured = s.bench.conv_cycles(s.parallelism, s.formats.name)
