@@ -361,7 +361,9 @@ class OutputLayer(wiring.Component):
                 m.d.comb += h_next.eq(Cat(_lowest_set_bit(m, cur_bits, "hid_low")[:ceil_log2(L)], cur_g))
             else:
                 m.d.comb += h_next.eq(cur_g * L + _lowest_set_bit(m, cur_bits, "hid_low"))
-            rd_word = Signal(range(G))
+            # (as wide as wptr: a truncated operand of the bank adder is a slice in the Verilog,
+            # which makes Verilator's WIDTHEXPAND fire)
+            rd_word = Signal(range(G + 1))
             # The bits' memory is read combinationally at the word wptr: the read is not in
             # B1's loop (wptr is a register), and the word is there when B1 loads it.
             m.d.comb += [

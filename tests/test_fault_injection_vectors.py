@@ -243,7 +243,8 @@ def test_cosim_conv_fails_unless_every_image_in_the_file_was_compared(tmp_path, 
     def short_run(cosim, vectors, folder, **kw):
         return {"vector": "fpga-8.npz", "images_in_file": 9, "images": 8, "mismatches": 0,
                 "mismatch_lines": [], "mismatching_images": [], "cycles": 8, "tb_wall_s": 1.0,
-                "wall_s": 1.0, "waveform": None, "cycles_per_image": 1.0, "images_per_s": 8.0}
+                "wall_s": 1.0, "waveform": None, "waveforms": [], "cycles_per_image": 1.0,
+                "images_per_s": 8.0}
 
     monkeypatch.setattr(harness, "cosim_vector_file", short_run)
     rc = main(["cosim", "conv", "--vectors", str(SAMPLE_VECTORS["conv"]), "--out", str(tmp_path),
