@@ -95,7 +95,7 @@ cycles (every step's first token spends a cycle in the token register), plus 4 w
 marker is taken in the cycle of the step's last pick (the pick still goes through I, R, X and
 W before firing starts; 3 when it was picked one cycle earlier, and so on), plus ``n*G + 3 + ceil(log2 L)``
 when ``n`` positions fire (``n*G + 4 + ceil(log2 L)`` with several groups). Conv1 on MNIST at
-``L = 30``: about 5,500 cycles per image (``sim/conv/bench.py``).
+``L = 30``: about 5,530 cycles per image (``sim/conv/bench.py``).
 
 Learning mode (``ConvCoreConfig(learning=True)``): the same datapath plus the STDP learning unit
 of :mod:`spykehw.rtl.conv_learning` (candidates collected while firing, greedy competition,
