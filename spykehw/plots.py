@@ -207,11 +207,7 @@ def conv1_features_gif(snapshots: np.ndarray, steps: np.ndarray, path: str | Pat
         ax.set_title(f"Conv1 {_mode_label(mode)}\nsnapshot {s + 1}/{S}, step {int(steps[s])} "
                      f"(image {int(steps[s]) // steps_per_image})", fontsize=9, pad=12)
         frames.append(Image.fromarray(_rgb(fig)).convert("P", palette=Image.Palette.ADAPTIVE))
-    path = Path(path)
-    with atomic_write(path, "wb") as f:
-        frames[0].save(f, format="GIF", save_all=True, append_images=frames[1:],
-                       duration=max(20, int(round(1000 / fps))), loop=0)
-    return path
+    return _save_gif(frames, path, fps)
 
 
 # ----- STDP statistics -------------------------------------------------------------------------
@@ -554,3 +550,12 @@ def write_all_plots(folder: RunFolder, *, trace=None, run=None, labels=None,
                  "Classifier train/validation accuracy per epoch, best epoch marked",
                  classifier_history_plot, hist, best_epoch=best)
     return out
+
+
+def _save_gif(frames: list, path: str | Path, fps: float) -> Path:
+    """Write Pillow frames as a looping GIF at ``fps`` frames per second (atomically)."""
+    path = Path(path)
+    with atomic_write(path, "wb") as f:
+        frames[0].save(f, format="GIF", save_all=True, append_images=frames[1:],
+                       duration=max(20, int(round(1000 / fps))), loop=0)
+    return path

@@ -22,8 +22,7 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 
-from .output import atomic_write
-from .plots import PAPER_CONVERGENCE_BAND, _figure, _mosaic, _rgb, _save
+from .plots import PAPER_CONVERGENCE_BAND, _figure, _mosaic, _rgb, _save, _save_gif
 
 __all__ = ["project_conv2", "conv2_spikes_per_image_plot", "two_layer_convergence_plot",
            "conv2_features_plot", "conv2_features_gif"]
@@ -98,11 +97,7 @@ def conv2_features_gif(snapshots: np.ndarray, steps: np.ndarray, w1: np.ndarray,
                      f"{len(snapshots)}, step {int(steps[s])} (image {int(steps[s]) // steps_per_image})",
                      fontsize=9)
         frames.append(Image.fromarray(_rgb(fig)).convert("P", palette=Image.Palette.ADAPTIVE))
-    path = Path(path)
-    with atomic_write(path, "wb") as f:
-        frames[0].save(f, format="GIF", save_all=True, append_images=frames[1:],
-                       duration=max(20, int(round(1000 / fps))), loop=0)
-    return path
+    return _save_gif(frames, path, fps)
 
 
 def conv2_spikes_per_image_plot(winners_per_image: np.ndarray, path: str | Path, *,
