@@ -8,6 +8,7 @@ module costs nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,7 +126,7 @@ def cosimulate_network(options: NetworkOptions, formats: NumberFormats, conv_wei
                        q: IntClassifier, images: np.ndarray, *, simulator: str = "verilator",
                        folder: str | Path | None = None, conv_lanes: int = DEFAULT_CONV_LANES,
                        classifier_lanes: int | None = None, waves: bool = False, netlist: bool = False,
-                       progress=None) -> CosimResult:
+                       progress=None, fault_weights: np.ndarray | None = None) -> CosimResult:
     """Images through the RTL of both blocks, compared with the integer golden model.
 
     Parameters
@@ -145,6 +146,10 @@ def cosimulate_network(options: NetworkOptions, formats: NumberFormats, conv_wei
         cell models) instead of their RTL; needs a full Yosys (the ``fpga`` extra).
     progress : callable, optional
         Told (one line) when a synthesis runs; synthesis results are cached.
+    fault_weights : (M, C, K, K) int64, optional
+        Conv1 weights to load into the hardware instead of ``conv_weights`` (an injected fault):
+        the expectation stays the golden model of ``conv_weights``, so the testbench's mismatch
+        records say where the hardware first departs from it (signal, cycle, time).
 
     Returns
     -------
@@ -170,7 +175,7 @@ def cosimulate_network(options: NetworkOptions, formats: NumberFormats, conv_wei
         conv_cfg, clf_cfg = _configs(options, formats, q, conv_lanes, classifier_lanes)
         conv_vs, clf_vs = chain_vectors(formats, conv_weights, q, images, np.zeros(len(images), np.int64),
                                         source="images")
-        conv_path = write_conv_vectors(out / "conv_vectors.npz", conv_vs)
+        conv_path = write_conv_vectors(out / "conv_vectors.npz", _with_fault(conv_vs, fault_weights))
         clf_path = write_vector_set(out / "classifier_vectors.npz", clf_vs)
         chain = build_chain(conv_cfg, clf_cfg, simulator, out / "build", waves=waves, netlist=netlist,
                             progress=progress)
@@ -192,9 +197,21 @@ def cosimulate_network(options: NetworkOptions, formats: NumberFormats, conv_wei
             tmp.cleanup()
 
 
+def _with_fault(conv_vs, fault_weights: np.ndarray | None):
+    """The conv vector set whose weights (what the testbench loads into the core) are
+    ``fault_weights``, its expected spikes and features unchanged."""
+    if fault_weights is None:
+        return conv_vs
+    w = np.asarray(fault_weights, np.int64)
+    if w.shape != conv_vs["weights"].shape[1:]:
+        raise HardwareError(f"fault_weights: shape {w.shape}, the Conv1 weights are {conv_vs['weights'].shape[1:]}")
+    return dataclasses.replace(conv_vs, arrays={**conv_vs.arrays, "weights": w[None].astype(conv_vs["weights"].dtype)})
+
+
 def simulate_network_amaranth(options: NetworkOptions, formats: NumberFormats, conv_weights: np.ndarray,
                               q: IntClassifier, images: np.ndarray, *, conv_lanes: int = DEFAULT_CONV_LANES,
-                              classifier_lanes: int | None = None) -> CosimResult:
+                              classifier_lanes: int | None = None,
+                              fault_weights: np.ndarray | None = None) -> CosimResult:
     """Images through the conv core and the classifier in the Amaranth simulator (no Verilog).
 
     The golden encoder's spikes go into the conv core; the feature indices it emits (in its
@@ -216,7 +233,7 @@ def simulate_network_amaranth(options: NetworkOptions, formats: NumberFormats, c
     conv_cfg, clf_cfg = _configs(options, formats, q, conv_lanes, classifier_lanes)
     n = len(images)
     conv_vs, clf_vs = chain_vectors(formats, conv_weights, q, images, np.zeros(n, np.int64), source="images")
-    conv_run = simulate_core(conv_cfg, [np.asarray(conv_weights, np.int64)],
+    conv_run = simulate_core(conv_cfg, [np.asarray(conv_weights if fault_weights is None else fault_weights, np.int64)],
                              [image_events(conv_vs, i) for i in range(n)])
     features = [np.asarray(o.features, np.int64) for o in conv_run.outputs]
     clf = run_pysim(clf_cfg, (q.W2q, q.b2q, q.W3q, q.b3q), [f.tolist() for f in features])

@@ -6,7 +6,10 @@ simulator), ``verilator`` and ``icarus`` (the generated Verilog, co-simulated by
 ``netlist`` (both cores as their Yosys ``synth_ecp5`` netlists with Yosys's ECP5 cell models, same
 testbench, on Verilator: :mod:`spykehw.sim.framework.netlist`). Every level below ``int`` must equal
 it bit for bit: classes, softmax words and Pool1 features (and, checked inside each level, every
-step's spikes). :func:`verify` runs them; :func:`first_difference` says where the first one differs.
+step's spikes). :func:`verify` runs them; :func:`first_difference` says where the first one differs,
+and :func:`locate` where in a simulator's waveform: the cycle, the simulation time and the signal of
+the earliest differing value of that image, with the FST file that shows it (the run's own with
+``waves``, else that image run again alone with waves).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from .sim.framework.netlist import netlist_missing_reason
 from .sim.framework.toolchain import missing_reason
 
 __all__ = ["LEVELS", "VerifyError", "LevelResult", "available_levels", "verify", "first_difference",
-           "agreement", "corrupted"]
+           "locate", "agreement", "corrupted"]
 
 LEVELS = ("float", "int", "amaranth", "verilator", "icarus", "netlist")
 NETLIST_SIMULATOR = "verilator"
@@ -57,6 +60,9 @@ class LevelResult:
         The level's own mismatch messages (first few).
     waveform : Path or None
         The simulator's waveform (RTL levels, with ``waves``).
+    records : list of dict
+        The testbench's mismatch records (``item`` the image, ``field``, ``expected``, ``found``,
+        ``message``, and where known ``signal``, ``cycle``, ``time_ns``).
     """
 
     level: str
@@ -67,6 +73,7 @@ class LevelResult:
     checked_inside: bool | None = None
     notes: list[str] = field(default_factory=list)
     waveform: Path | None = None
+    records: list[dict[str, Any]] = field(default_factory=list)
 
 
 def available_levels(net: Network) -> list[str]:
@@ -109,11 +116,10 @@ def corrupted(weights: np.ndarray, index: Sequence[int], weight_bits: int) -> np
 def _hardware(net: Network, level: str, images: np.ndarray, folder: Path | None,
               corrupt: Sequence[int] | None, waves: bool, progress=None) -> LevelResult:
     w, q = net.integer_model(level)
-    if corrupt is not None:
-        w = corrupted(w, corrupt, net.formats.conv.weight_bits)
+    fault = None if corrupt is None else corrupted(w, corrupt, net.formats.conv.weight_bits)
     t = time.perf_counter()
     if level == "amaranth":
-        r = simulate_network_amaranth(net.options, net.formats, w, q, images)
+        r = simulate_network_amaranth(net.options, net.formats, w, q, images, fault_weights=fault)
     else:
         if level == "netlist":
             reason = netlist_missing_reason() or missing_reason(NETLIST_SIMULATOR)
@@ -122,11 +128,11 @@ def _hardware(net: Network, level: str, images: np.ndarray, folder: Path | None,
         r = cosimulate_network(net.options, net.formats, w, q, images,
                                simulator=NETLIST_SIMULATOR if level == "netlist" else level,
                                folder=None if folder is None else folder / level, waves=waves,
-                               netlist=level == "netlist",
+                               netlist=level == "netlist", fault_weights=fault,
                                progress=None if progress is None else (lambda m: progress(f"{level}: {m}")))
     notes = [str(m.get("message", m)) for m in r.mismatches[:5]]
     return LevelResult(level, r.classes, r.words, [np.sort(f) for f in r.features],
-                       time.perf_counter() - t, r.passed, notes, r.waveform)
+                       time.perf_counter() - t, r.passed, notes, r.waveform, list(r.mismatches))
 
 
 def verify(net: Network, images: np.ndarray, levels: Sequence[str], *, folder: str | Path | None = None,
@@ -146,8 +152,9 @@ def verify(net: Network, images: np.ndarray, levels: Sequence[str], *, folder: s
         Called with each level's name before it runs (and with ``"netlist: synthesising ..."``
         when a synthesis runs).
     corrupt : (m, c, row, col), optional
-        Give the hardware levels (not the golden model) Conv1 weights with this one weight
-        inverted (:func:`corrupted`), to see the ladder find a fault.
+        Load Conv1 weights with this one weight inverted (:func:`corrupted`) into the hardware
+        levels, while they are still checked against the trained golden model: a fault for the
+        ladder to find (their own testbench check then fails where it shows).
     waves : bool
         Record the simulator runs' waveforms (FST; needs ``folder``, where they are kept).
 
@@ -173,6 +180,44 @@ def verify(net: Network, images: np.ndarray, levels: Sequence[str], *, folder: s
         else:
             out[level] = _hardware(net, level, images, None if folder is None else Path(folder), corrupt,
                                    waves, progress)
+    return out
+
+
+def _earliest(records: list[dict[str, Any]], image: int) -> dict[str, Any] | None:
+    """The image's record that showed first in simulation time (else the first listed)."""
+    mine = [r for r in records if int(r.get("item", -1)) == image]
+    timed = [r for r in mine if r.get("time_ns") is not None]
+    return min(timed, key=lambda r: r["time_ns"]) if timed else (mine[0] if mine else None)
+
+
+def locate(net: Network, res: LevelResult, difference: dict[str, Any], images: np.ndarray, *,
+           folder: str | Path | None = None, corrupt: Sequence[int] | None = None) -> dict[str, Any]:
+    """``difference`` (from :func:`first_difference`) with where to look in a simulator level's
+    waveform: ``signal``, ``cycle`` (the conv harness's cycle counter), ``time_ns`` and
+    ``waveform`` (FST), plus ``at`` (the testbench's line). With the run's own waveform (``waves``)
+    its records are used; otherwise, when ``folder`` is given, the image is simulated again alone
+    with waves into ``folder/<level>/image-<i>`` (cycles and times then refer to that file).
+    Levels without a simulator (``amaranth``) and differences without an image are returned as
+    they are."""
+    i = difference.get("image")
+    out = dict(difference, signal=None, cycle=None, time_ns=None, at=None,
+               waveform=None if res.waveform is None else str(res.waveform))
+    if i is None or res.level not in ("verilator", "icarus", "netlist"):
+        return out
+    records = res.records
+    if res.waveform is None and folder is not None:
+        w, q = net.integer_model(res.level)
+        fault = None if corrupt is None else corrupted(w, corrupt, net.formats.conv.weight_bits)
+        again = cosimulate_network(net.options, net.formats, w, q, images[i:i + 1],
+                                   simulator=NETLIST_SIMULATOR if res.level == "netlist" else res.level,
+                                   folder=Path(folder) / res.level / f"image-{i}", waves=True,
+                                   netlist=res.level == "netlist", fault_weights=fault)
+        records = [dict(r, item=i) for r in again.mismatches]
+        out["waveform"] = None if again.waveform is None else str(again.waveform)
+    first = _earliest(records, i)
+    if first is not None:
+        out.update(signal=first.get("signal") or None, cycle=first.get("cycle"),
+                   time_ns=first.get("time_ns"), at=first.get("message"))
     return out
 
 

@@ -83,20 +83,27 @@ def test_every_level_equals_the_integer_model(net, capsys, require_simulator):
     assert doc["first_differences"] == [] and status == 0
 
 
+def changed_images(net, index) -> np.ndarray:
+    images = load_sample().test_images[:N]
+    golden = extract_features(images, net.int_weights, net.opts, net.fmt).features
+    bad = extract_features(images, corrupted(net.int_weights, index, net.fmt.conv.weight_bits),
+                           net.opts, net.fmt).features
+    return np.flatnonzero(np.any(bad != golden, axis=1))
+
+
+def corrupting_weight(net) -> tuple[int, ...]:
+    """A weight whose corruption changes the golden features of some of the first N images."""
+    for index in [(m, c, 2, 2) for m in range(30) for c in range(2)]:
+        if len(changed_images(net, index)):
+            return index
+    raise AssertionError("no single weight changes these images' features")
+
+
 @pytest.mark.sim
 def test_a_corrupted_weight_is_found_where_it_first_matters(net, capsys, tmp_path, require_simulator):
     pytest.importorskip("amaranth")
     require_simulator("icarus")
-    images = load_sample().test_images[:N]
-    golden = extract_features(images, net.int_weights, net.opts, net.fmt).features
-    # a weight whose corruption changes the golden features of some of the images, and the first one
-    for index in [(m, c, 2, 2) for m in range(30) for c in range(2)]:
-        bad = extract_features(images, corrupted(net.int_weights, index, net.fmt.conv.weight_bits),
-                               net.opts, net.fmt).features
-        changed = np.flatnonzero(np.any(bad != golden, axis=1))
-        if len(changed):
-            break
-    assert len(changed), "no single weight changes these images' features"
+    index, changed = corrupting_weight(net), changed_images(net, corrupting_weight(net))
     status, doc = run_json(["verify", net.folder, "--images", N, "--levels", "int,amaranth,icarus",
                             "--corrupt-weight", ",".join(map(str, index)), "--waves", "--out", tmp_path],
                            capsys)
@@ -107,6 +114,26 @@ def test_a_corrupted_weight_is_found_where_it_first_matters(net, capsys, tmp_pat
         assert d["name"] == f"mnist-sample test[{int(changed[0])}]"
     assert (amaranth["level"], icarus["level"]) == ("amaranth", "icarus")
     assert icarus["waveform"].endswith(".fst") and Path(icarus["waveform"]).stat().st_size > 0
+    # where in that waveform: the core's output stream, the harness's cycle and the time; the
+    # step the record names is one whose golden spikes the corrupted weight changes
+    assert icarus["signal"] in (f"classifier_sim_top.conv.core.o_{s}__payload" for s in ("spikes", "features"))
+    assert icarus["cycle"] > 0 and icarus["time_ns"] > 0
+    assert f"item {int(changed[0])} " in icarus["at"] and "cycle" in icarus["at"]
+    assert amaranth["cycle"] is None and amaranth["signal"] is None
+
+
+@pytest.mark.sim
+def test_without_waves_the_first_difference_is_run_again_with_its_waveform(net, capsys, tmp_path,
+                                                                           require_simulator):
+    pytest.importorskip("amaranth")
+    require_simulator("icarus")
+    index = corrupting_weight(net)
+    status, doc = run_json(["verify", net.folder, "--images", N, "--levels", "int,icarus",
+                            "--corrupt-weight", ",".join(map(str, index)), "--out", tmp_path], capsys)
+    (d,) = doc["first_differences"]
+    assert status == 1 and d["waveform"].endswith(".fst")
+    assert Path(d["waveform"]).is_relative_to(tmp_path / "icarus" / f"image-{d['image']}")
+    assert Path(d["waveform"]).stat().st_size > 0 and d["cycle"] > 0 and d["signal"].endswith("__payload")
 
 
 def test_waves_need_a_folder(net, capsys):

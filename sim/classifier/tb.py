@@ -42,6 +42,7 @@ from ..framework.cocotb_support import (
     ENV_REPORT,
     ENV_VECTORS,
     ENV_WAVEFORM,
+    CaptureTimes,
     Checker,
     Mismatch,
     env_path,
@@ -282,6 +283,10 @@ async def _reset_all(dut, names, idle) -> None:
         getattr(dut, rst).value = 0
 
 
+def _at(words: list[int], k: int | None) -> int | None:
+    return words[k] if k is not None and 0 <= k < len(words) else None
+
+
 @cocotb.test()
 async def chain_matches_golden(dut):
     """The simulation top holds ``conv`` (a ConvHarness) and ``clf`` (a ClassifierHarness).
@@ -322,6 +327,11 @@ async def chain_matches_golden(dut):
     dut.conv__weights__w_en.value = 0
     await load_parameters(clf, cfg, vs["w2"], vs["b2"], vs["w3"], vs["b3"])
 
+    # When each captured word arrived, to say where in the waveform a difference shows: the
+    # end of the step (or of the image's features) whose output differs, on the core's stream.
+    spike_times = CaptureTimes(dut.conv__spike_count, dut.conv__cycles)
+    feature_times = CaptureTimes(dut.conv__feature_count, dut.conv__cycles)
+    core = f"{dut._name}.conv.core"
     tokens = {i: pack_tokens(cp, image_tokens(image_events(conv_vs, i), cp["steps"])) for i in range(n)}
     batches = plan_conv_batches(cp, list(range(n)), [int(w) for w in conv_vs["weight_set"]],
                            {i: len(t) for i, t in tokens.items()})
@@ -353,8 +363,14 @@ async def chain_matches_golden(dut):
             feats = conv_vs["features"][i]
             checker.checked += len(image_spikes(conv_vs, i)) + int(feats.sum()) + cp["steps"]
             for mm in compare_image(i, out, image_spikes(conv_vs, i), feats):
+                if mm.what == "spike":
+                    signal, word = f"{core}.o_spikes__payload", _at(out.step_end_words, mm.step)
+                else:
+                    signal, word = f"{core}.o_features__payload", out.feature_end_word
+                cycle, time_ns = (spike_times if mm.what == "spike" else feature_times).at(word)
                 checker.mismatches.append(Mismatch(checker.vector, i, "conv " + mm.field(), mm.expected,
-                                                   mm.found, cases[i] if i < len(cases) else ""))
+                                                   mm.found, cases[i] if i < len(cases) else "",
+                                                   signal, cycle, time_ns))
             rtl_features.append(list(out.features))
         # The classifier gets exactly what the conv core emitted, image by image.
         for a, b in _batches([rtl_features[i] for i in batch], depths["ev_depth"], depths["image_depth"]):
@@ -364,6 +380,8 @@ async def chain_matches_golden(dut):
             outputs += r.outputs
             clf_cycles.append(r.cycles)
     wall = time.perf_counter() - t0
+    spike_times.stop()
+    feature_times.stop()
 
     got = split_outputs(cfg, n, hidden, logits, outputs)
     dump = env_path(ENV_DUMP, required=False)

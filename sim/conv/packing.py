@@ -118,11 +118,16 @@ class ImageOutput:
     ``steps[t]``: the spikes ``(m, u, v)`` of step ``t`` in output order; ``features``: the
     feature indices in output order; ``problems``: protocol errors (missing or misplaced step
     markers, a marker with the wrong step, spikes after the image's last marker).
+    ``step_end_words[t]`` and ``feature_end_word``: the index in the batch's spike (feature)
+    stream of step ``t``'s end marker (the image's last feature marker), so that a testbench
+    that knows when each word was captured can say when a step's output was complete.
     """
 
     steps: list[list[tuple[int, int, int]]]
     features: list[int] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    step_end_words: list[int] = field(default_factory=list)
+    feature_end_word: int | None = None
 
 
 def _fields(layout) -> dict[str, tuple[int, int]]:
@@ -154,6 +159,7 @@ def split_outputs(cfg: ConvCoreConfig | Mapping[str, Any], spike_words: Sequence
             last = (raw >> ol) & ml
             if last != int(t == T - 1):
                 o.problems.append(f"end-of-step marker of step {t} has last={last}")
+            o.step_end_words.append(k)
             t += 1
             if t == T:
                 img, t = img + 1, 0
@@ -172,6 +178,7 @@ def split_outputs(cfg: ConvCoreConfig | Mapping[str, Any], spike_words: Sequence
             out[-1].problems.append(f"feature-stream word {k} after the last image: {unpack(lay['feature'], raw)}")
             continue
         if (raw >> ol) & ml:
+            out[fimg].feature_end_word = k
             fimg += 1
         else:
             out[fimg].features.append((raw >> oi) & mi)

@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import cocotb
 from cocotb.clock import Clock
+from cocotb.simtime import get_sim_time
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
 from ...rtl.verilog import FieldInfo, GeneratedVerilog, PortInfo
@@ -48,6 +49,7 @@ __all__ = [
     "random_stall",
     "stall_from_env",
     "Mismatch",
+    "CaptureTimes",
     "Checker",
     "mismatch_message",
 ]
@@ -236,12 +238,58 @@ def mismatch_message(vector: str, item: int | str, fld: str, expected: Any, foun
 
 @dataclass
 class Mismatch:
+    """One differing value. ``signal``, ``cycle`` and ``time_ns`` say where to look in the
+    waveform, when the testbench knows: the design signal that carried the value (hierarchical
+    name), the design's cycle counter and the simulation time when it was complete."""
+
     vector: str
     item: int
     field: str
     expected: Any
     found: Any
     note: str = ""
+    signal: str = ""
+    cycle: int | None = None
+    time_ns: float | None = None
+
+    def where(self) -> str:
+        if self.cycle is None and self.time_ns is None:
+            return ""
+        at = [] if self.cycle is None else [f"cycle {self.cycle}"]
+        at += [] if self.time_ns is None else [f"{self.time_ns:g} ns"]
+        return f" [{self.signal}, {', '.join(at)}]" if self.signal else f" [{', '.join(at)}]"
+
+
+class CaptureTimes:
+    """When each word a harness captured arrived: ``times[k]`` is ``(cycle, time_ns)`` of word
+    ``k`` since the counter ``count`` last went to 0 (a capture count that steps by one per
+    word, as the harnesses' ``spike_count``/``feature_count`` do), with ``cycle`` read from the
+    harness's cycle counter ``cycles``.
+
+    Value-change callbacks on the count, not a coroutine per clock cycle, so a run that lets
+    the design free-run keeps its speed.
+    """
+
+    def __init__(self, count, cycles) -> None:
+        self.times: list[tuple[int, float]] = []
+        self._count, self._cycles = count, cycles
+        self._task = cocotb.start_soon(self._watch())
+
+    async def _watch(self) -> None:
+        while True:
+            await self._count.value_change
+            await ReadOnly()        # every update of this time step done (the cycle counter too)
+            n = int(self._count.value)
+            if n < len(self.times):
+                del self.times[n:]
+            at = (int(self._cycles.value), get_sim_time("ns"))
+            self.times += [at] * (n - len(self.times))
+
+    def at(self, k: int | None) -> tuple[int | None, float | None]:
+        return self.times[k] if k is not None and 0 <= k < len(self.times) else (None, None)
+
+    def stop(self) -> None:
+        self._task.cancel()
 
 
 @dataclass
@@ -269,7 +317,7 @@ class Checker:
 
     def message(self, m: Mismatch) -> str:
         item = f"{m.item} ({m.note})" if m.note else m.item
-        return mismatch_message(m.vector, item, m.field, m.expected, m.found)
+        return mismatch_message(m.vector, item, m.field, m.expected, m.found) + m.where()
 
     def summary(self) -> str:
         if not self.mismatches:

@@ -11,7 +11,7 @@ from ..api import load
 from ..argtypes import count, output_dir
 from ..data import load_sample
 from ..images import read_images
-from ..verify import VerifyError, agreement, available_levels, first_difference, verify
+from ..verify import VerifyError, agreement, available_levels, first_difference, locate, verify
 from . import HELP
 
 __all__ = ["register"]
@@ -29,9 +29,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "Yosys's ECP5 cell models, on Verilator; needs the fpga extra; synthesis is cached, "
                     "the first run takes minutes"
                     "). Prints a table and, per level, the first image that differs and what "
-                    "differed. 'tb check' is the level's own testbench against vectors made from the "
-                    "weights it was given (with --corrupt-weight it passes while the level differs "
-                    "from the trained model). Exit status 1 if a level below int differs.")
+                    "differed, with, for the simulator levels, the signal, cycle and time of the earliest "
+                    "differing value and a waveform (FST) that shows it (with --out: the run's own "
+                    "with --waves, else that image run again alone). 'tb check' is the level's own "
+                    "testbench check against the trained integer model, every step's spikes "
+                    "included. Exit status 1 if a level below int differs.")
     p.add_argument("source", type=Path, metavar="RUN_FOLDER|STATE_FILE|EXPORT")
     p.add_argument("--images", type=count, default=50, help="how many images (default 50)")
     p.add_argument("--images-from", type=Path, default=None, metavar="PATH",
@@ -40,8 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="comma-separated levels among float,int,amaranth,verilator,icarus,netlist "
                         "(default: all this machine and network can run)")
     p.add_argument("--corrupt-weight", default=None, metavar="M,C,ROW,COL",
-                   help="invert this one Conv1 weight in the hardware levels only (a fault for the "
-                        "ladder to find; the golden model keeps the trained weight)")
+                   help="load this one Conv1 weight inverted into the hardware levels only (a fault "
+                        "for the ladder to find; they are still checked against the trained model)")
     p.add_argument("--waves", action="store_true",
                    help="record the simulators' waveforms (FST, for GTKWave or Surfer; kept under "
                         "--out), named in the first-difference lines")
@@ -105,9 +107,11 @@ def _main(args: argparse.Namespace) -> int:
         else:
             d = first_difference(ref, res)
             if d is not None:
+                if args.out is not None and res.waveform is None and d["image"] is not None and level != "amaranth":
+                    say(f"{level}: image {d['image']} again alone, with its waveform")
+                d = locate(net, res, d, images, folder=args.out, corrupt=corrupt)
                 d["level"] = level
                 d["name"] = None if d["image"] is None else names[d["image"]]
-                d["waveform"] = None if res.waveform is None else str(res.waveform)
                 d["testbench"] = res.notes[0] if res.notes else None    # its first signal-level mismatch
                 diffs.append(d)
         rows.append(row)
@@ -120,6 +124,12 @@ def _main(args: argparse.Namespace) -> int:
             where = "" if d["image"] is None else f" at image {d['image']} ({d['name']})"
             wave = f" (waveform {d['waveform']})" if d["waveform"] else ""
             print(f"first difference, {d['level']}{where}: {d['detail']}{wave}")
-            if d["testbench"]:
+            if d["cycle"] is not None or d["time_ns"] is not None:
+                print(f"  where: signal {d['signal']}, cycle {d['cycle']}, {d['time_ns']:g} ns in the waveform")
+            if d["at"]:
+                print(f"  earliest there: {d['at']}")
+            elif d["testbench"]:
                 print(f"  its testbench: {d['testbench']}")
+            if d["waveform"] is None and d["level"] in ("verilator", "icarus", "netlist"):
+                print("  waveform: run again with --out DIR (and --waves for every image's)")
     return 1 if any(not r["equal"] for r in rows) else 0
