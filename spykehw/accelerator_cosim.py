@@ -64,12 +64,13 @@ def weight_image(export: Export):
 
 def cosim_export(export: Export, dataset: str, images: int, *, simulator: str, folder: Path,
                  stall: float = 0.1, chunk: int = 0, malformed: bool = False, optimize: bool = True,
-                 data_dir=None, progress=None, preloaded: bool = False) -> dict[str, Any]:
+                 data_dir=None, progress=None, preloaded: bool = False, waves: bool = False) -> dict[str, Any]:
     """The first ``images`` test images of ``dataset`` (encoded with the export's options)
     through the accelerator of ``export``'s design point, loaded from its files (``preloaded``:
     its memories initialised with them at generation, as ``verilog accelerator --export``
     builds it, instead of writes through the weight window); a summary with mismatches, cycles
-    per image, simulated images/s, accuracy and W2 traffic."""
+    per image, simulated images/s, accuracy and W2 traffic. ``waves``: each simulator run's
+    waveform (FST, ``waveforms`` in the summary: one per ``chunk`` of images)."""
     from .sim.accelerator.runner import (  # hw extra: amaranth, cocotb
         build_accelerator,
         cosim_images,
@@ -88,7 +89,7 @@ def cosim_export(export: Export, dataset: str, images: int, *, simulator: str, f
     t_encode = time.perf_counter() - t0
     t0 = time.perf_counter()
     image = weight_image(export)
-    cosim = build_accelerator(point, simulator, folder / "rtl", optimize=optimize,
+    cosim = build_accelerator(point, simulator, folder / "rtl", optimize=optimize, waves=waves,
                               weights=image.words if preloaded else None)
     t_build = time.perf_counter() - t0
     params = AcceleratorParams(export.conv_weights, export.classifier)

@@ -23,7 +23,7 @@ from ...golden.design_point import DesignPoint
 from ...rtl.accelerator import Accelerator
 from ...rtl.design import classifier_config
 from ...rtl.verilog import GeneratedVerilog, generate
-from ..framework.runners import CocotbResult, SimBuild, cached_build, run_tests, tb_env
+from ..framework.runners import CocotbResult, SimBuild, cached_build, run_tests, tb_env, waveforms
 from .vectors import (
     AcceleratorParams,
     Job,
@@ -117,6 +117,7 @@ def cosim_images(cosim: AcceleratorCosim, params: AcceleratorParams, events: Seq
     passed = True
     rtl_classes: list[int] = []
     golden_classes: list[int] = []
+    results: list[CocotbResult] = []
     t0 = time.perf_counter()
     for part, a in enumerate(range(0, max(n, 1), chunk)):
         ev = list(events[a:a + chunk])
@@ -129,6 +130,7 @@ def cosim_images(cosim: AcceleratorCosim, params: AcceleratorParams, events: Seq
         job = make_job(cosim.point, params, ev, weights=weights, malformed=bad, stall=stall, seed=seed + part,
                        preloaded=preloaded)
         result, stats = run_job(cosim, job, folder / f"part{part:04d}", check=False, progress=progress)
+        results.append(result)
         report = result.report or {}
         mismatches += [m["message"] for m in report.get("mismatches", [])]
         passed &= result.passed
@@ -151,7 +153,7 @@ def cosim_images(cosim: AcceleratorCosim, params: AcceleratorParams, events: Seq
         "first_mismatches": mismatches[:10], "cycles_per_image": cycles / max(1, sent),
         "busy_cycles_per_image": busy / max(1, sent), "images_per_s_sim": sent / wall if wall else None,
         "wall_s": round(time.perf_counter() - t0, 1), "folder": str(folder),
-        "rtl_classes": rtl_classes, "golden_classes": golden_classes,
+        "rtl_classes": rtl_classes, "golden_classes": golden_classes, "waveforms": waveforms(*results),
         "w2_bytes_per_image": w2_bytes / max(1, sent),
         "w2_bursts_per_image": w2_beats / max(1, sent) / max(1, classifier_config(cosim.point).groups),
     }

@@ -15,6 +15,7 @@ from ...golden.options import TIME_STEPS, ConvOptions
 from ...rtl.classifier import ClassifierConfig
 from ...rtl.conv_config import ConvCoreConfig
 from ..conv.vector_gen import write_vector_set as write_conv_vectors
+from ..framework.runners import waveforms
 from .cosim import build_chain, build_top, generate_harness, run_chain, run_cosim
 from .vector_gen import chain_vectors, real_classifier, real_vectors, write_vector_set
 
@@ -28,10 +29,12 @@ __all__ = [
 
 def long_run_classifier(dataset: str = "mnist", images: int = 10000, *, lanes: int = 64, latency: int = 16,
                         folder: str | Path | None = None, simulator: str = "verilator",
-                        epochs: int = 10, hidden: int = 1000, data_dir=None) -> dict[str, Any]:
+                        epochs: int = 10, hidden: int = 1000, data_dir=None,
+                        waves: bool = False) -> dict[str, Any]:
     """Every one of ``images`` test images of ``dataset`` through the classifier RTL (features
     from the integer golden pipeline, a classifier trained on the full training set: see
     :func:`~spykehw.sim.classifier.vector_gen.real_classifier`), checked value by value.
+    ``waves``: the run's waveform (FST) in ``folder/run/`` (``waveforms`` in the summary).
 
     Returns a summary (mismatches, accuracy of the RTL's classes, cycles, times).
     """
@@ -47,7 +50,7 @@ def long_run_classifier(dataset: str = "mnist", images: int = 10000, *, lanes: i
     cfg = ClassifierConfig(rc.q.features, rc.q.hidden, rc.q.classes, fmt, lanes=lanes)
     design = generate_harness(cfg, work / "rtl", ev_depth=1 << 15, image_depth=256)
     t0 = time.perf_counter()
-    build = build_top(simulator, {"harness": design}, optimize=True)
+    build = build_top(simulator, {"harness": design}, optimize=True, waves=waves)
     t_build = time.perf_counter() - t0
     vectors = write_vector_set(work / f"{dataset}-{n}.npz", vs)
     t0 = time.perf_counter()
@@ -73,16 +76,18 @@ def long_run_classifier(dataset: str = "mnist", images: int = 10000, *, lanes: i
         "seconds": {"golden": round(t_golden, 1), "build": round(t_build, 1), "cosim": round(t_run, 1),
                     "sim_run": round(float(out["run_seconds"]), 1)},
         "images_per_s_sim": n / float(out["run_seconds"]), "folder": str(work),
+        "waveforms": waveforms(result),
     }
 
 
 def long_run_chain(dataset: str = "emnist", images: int = 1000, *, lanes: int = 64,
                    conv_parallelism: int = 30, folder: str | Path | None = None,
                    simulator: str = "verilator", epochs: int = 8, hidden: int = 1500,
-                   data_dir=None) -> dict[str, Any]:
+                   data_dir=None, waves: bool = False) -> dict[str, Any]:
     """``images`` test images end to end: golden integer encoder -> conv core RTL -> classifier
     RTL (:func:`run_chain`), every spike, feature and classifier output checked; the chain's
-    class must equal the golden model's for every image."""
+    class must equal the golden model's for every image. ``waves`` as for
+    :func:`long_run_classifier`."""
 
 
     fmt = preset(DEFAULT_PRESET)
@@ -98,7 +103,7 @@ def long_run_chain(dataset: str = "emnist", images: int = 1000, *, lanes: int = 
     conv_cfg = ConvCoreConfig(ConvOptions(), fmt, steps=TIME_STEPS, parallelism=conv_parallelism)
     cfg = ClassifierConfig(rc.q.features, rc.q.hidden, rc.q.classes, fmt, lanes=lanes)
     t0 = time.perf_counter()
-    chain = build_chain(conv_cfg, cfg, simulator, work / "rtl", optimize=True)
+    chain = build_chain(conv_cfg, cfg, simulator, work / "rtl", optimize=True, waves=waves)
     t_build = time.perf_counter() - t0
     t0 = time.perf_counter()
     result = run_chain(chain, conv_path, clf_path, work / "run", dump=work / "out.npz", check=False)
@@ -120,7 +125,7 @@ def long_run_chain(dataset: str = "emnist", images: int = 1000, *, lanes: int = 
         "active_features_per_image": float(out["feature_counts"].mean()),
         "seconds": {"golden": round(t_golden, 1), "build": round(t_build, 1), "cosim": round(t_run, 1),
                     "sim_run": round(float(out["run_seconds"]), 1)},
-        "folder": str(work),
+        "folder": str(work), "waveforms": waveforms(result),
     }
 
 

@@ -52,6 +52,7 @@ __all__ = [
     "run_tests",
     "run_cocotb",
     "tb_env",
+    "waveforms",
 ]
 
 TIMESCALE = ("1ns", "1ps")
@@ -326,6 +327,11 @@ def run_tests(build: SimBuild, test_module: str, test_dir: str | Path, *,
         detail = "" if failures else f"\nlast lines of {log}:\n{_tail(log)}"
         raise CosimFailure(result.summary() + detail, result)
     return result
+
+
+def waveforms(*results: CocotbResult) -> list[str]:
+    """The waveform files the runs wrote (for a summary: what ``--waves`` left, in run order)."""
+    return [str(r.waveform) for r in results if r.waveform is not None and r.waveform.is_file()]
 
 
 def run_cocotb(simulator: str, sources: Iterable[str | Path], toplevel: str, test_module: str,

@@ -21,7 +21,7 @@ from ..conv.tb import ENV_STATS
 from ..conv.vector_gen import core_config
 from ..framework.cocotb_support import ENV_STALL
 from ..framework.images import mnist_train_images
-from ..framework.runners import CosimFailure, run_tests, tb_env
+from ..framework.runners import CosimFailure, run_tests, tb_env, waveforms
 from .tb import ENV_LEARN_EVERY, ENV_LEARN_IMAGES, ENV_LEARN_OUT
 from .vector_gen import (
     initial_weights,
@@ -50,11 +50,12 @@ def build_learn_cosim(cfg: "ConvCoreConfig", simulator: str, folder, *, waves: b
 
 
 def run_learn_cosim(cosim, vectors, test_dir, *, images: int | None = None, every_image: bool = True,
-                    stall: bool = False, check: bool = True, weights_out=None):
+                    stall: bool = False, check: bool = True, weights_out=None, waves: bool = False):
     """Run :mod:`spykehw.sim.learning.tb` on a ``conv-learn`` file (the first ``images``
     images, or all); returns a :class:`~spykehw.sim.conv.harness.ConvCosimResult`. With
     ``check`` a mismatch raises :class:`~spykehw.sim.framework.runners.CosimFailure`;
-    ``weights_out``: an ``.npz`` file for the weights and snapshot read from the core at the end."""
+    ``weights_out``: an ``.npz`` file for the weights and snapshot read from the core at the end;
+    ``waves`` (on a build with waves): the run's waveform (FST) in ``test_dir``."""
 
 
     test_dir = Path(test_dir)
@@ -69,7 +70,7 @@ def run_learn_cosim(cosim, vectors, test_dir, *, images: int | None = None, ever
         extra[ENV_STALL] = "0.5"
     env = tb_env(vectors=vectors, ports=cosim.design.json_path, **extra)
     result = run_tests(cosim.build, "spykehw.sim.learning.tb", test_dir, extra_env=env,
-                       check=False, waves=False)
+                       check=False, waves=waves)
     stats = json.loads(stats_path.read_text()) if stats_path.is_file() else {}
     out = ConvCosimResult(result, stats)
     if check and not result.passed:
@@ -81,7 +82,8 @@ def run_learn_cosim(cosim, vectors, test_dir, *, images: int | None = None, ever
 
 def long_run(n_images: int = 500, *, epochs: int = 1, simulator: str = "verilator",
              parallelism: int = 30, formats: str = DEFAULT_PRESET, folder=None, data_dir=None,
-             optimize: bool = True, every_image: bool = True, progress: Any = None) -> dict[str, Any]:
+             optimize: bool = True, every_image: bool = True, progress: Any = None,
+             waves: bool = False) -> dict[str, Any]:
     """STDP-train Conv1 (default options) in the RTL for ``epochs`` epochs over the first
     ``n_images`` MNIST training images, from the authors' initial weights, and compare with the
     golden ``train_conv``: the winners of every image, and the weights and the last snapshot
@@ -90,11 +92,14 @@ def long_run(n_images: int = 500, *, epochs: int = 1, simulator: str = "verilato
     Images come from the embedded ``mnist-sample`` (5,000 training images) unless
     ``n_images > 5000`` or ``data_dir`` is given (then the full MNIST from the data folders).
     The weights and snapshot read from the core at the end go to ``<folder>/onchip_weights.npz``
-    when ``folder`` is given. Returns a JSON-friendly summary: ``identical``, mismatch lines,
+    when ``folder`` is given, and with ``waves`` the run's waveform (FST) to ``<folder>/run/``
+    (``waveforms``; ``waves`` needs ``folder``). Returns a JSON-friendly summary: ``identical``, mismatch lines,
     cycles per image, simulated cycles per second and images per second, wall times.
     """
 
 
+    if waves and folder is None:
+        raise ValueError("waves: needs a folder to keep the waveform in (--out DIR)")
     fmt = load_formats(formats)
     t0 = time.perf_counter()
     source = "mnist-sample" if n_images <= 5000 and data_dir is None else "mnist"
@@ -117,10 +122,11 @@ def long_run(n_images: int = 500, *, epochs: int = 1, simulator: str = "verilato
         path = write_vector_set(folder / "long.npz", vs)
         t1 = time.perf_counter()
         cosim = build_learn_cosim(core_config(vs, parallelism, learning=True), simulator, folder / "build",
-                                  optimize=optimize and simulator == "verilator", long=True)
+                                  optimize=optimize and simulator == "verilator", long=True, waves=waves)
         t_build = time.perf_counter() - t1
         res = run_learn_cosim(cosim, path, folder / "run", every_image=every_image, check=False,
-                              weights_out=None if tmp is not None else folder / "onchip_weights.npz")
+                              weights_out=None if tmp is not None else folder / "onchip_weights.npz",
+                              waves=waves)
         report = res.result.report or {}
         mism = report.get("mismatches", [])
         st = res.stats
@@ -142,7 +148,7 @@ def long_run(n_images: int = 500, *, epochs: int = 1, simulator: str = "verilato
             "sim_cycles_per_s": cycles / sim_s if sim_s else 0.0,
             "images_per_s": images_run / float(st.get("wall_s", 0.0)) if st.get("wall_s") else 0.0,
             "golden_s": t_golden, "build_s": t_build, "tb_wall_s": float(st.get("wall_s", 0.0)),
-            "wall_s": time.perf_counter() - t0,
+            "wall_s": time.perf_counter() - t0, "waveforms": waveforms(res.result),
         }
     finally:
         if tmp is not None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..accelerator_cosim import cosim_export, train_and_export
 from ..argtypes import count, existing_dir, existing_file, output_dir, probability
+from ..errors import SpykehwError
 from ..export import load_export
 from ..golden.formats import DEFAULT_PRESET
 from ..golden.progress import Progress
@@ -17,6 +18,18 @@ from ..sim.framework.vectors import read_vectors
 from .verilog import accelerator_arguments, accelerator_point, conv_config
 
 __all__ = ["register"]
+
+
+def _waves_argument(parser: argparse.ArgumentParser, where: str) -> None:
+    """``--waves``, the same for every block: the simulator runs record FST waveforms."""
+    parser.add_argument("--waves", action="store_true",
+                        help=f"record the simulator's waveform (FST, for GTKWave or Surfer; {where}); "
+                             "choose few images")
+
+
+def _print_waveforms(paths) -> None:
+    for path in paths:
+        print(f"waveform (FST, GTKWave or Surfer): {path}")
 
 
 def _missing(simulator: str) -> bool:
@@ -35,10 +48,12 @@ def _learn(args: argparse.Namespace) -> int:
         long_run,  # the hw extra (Amaranth, cocotb) is optional
     )
 
+    if args.waves and args.out is None:
+        raise SpykehwError("--waves: needs --out DIR (the waveform is kept there)")
     out = long_run(args.images, epochs=args.epochs, simulator=args.simulator,
                    parallelism=args.parallelism, formats=args.config, folder=args.out,
                    data_dir=args.data_dir, optimize=not args.no_optimize,
-                   every_image=not args.batched)
+                   every_image=not args.batched, waves=args.waves)
     print(json.dumps(out, indent=1))
     return 0 if out["identical"] else 1
 
@@ -89,8 +104,7 @@ def _conv(args: argparse.Namespace) -> int:
         print(f"  {line}")
     if summary["waveform"]:
         print(f"waveform of the first mismatching image: {summary['waveform']}")
-    for path in summary["waveforms"]:
-        print(f"waveform (FST, GTKWave or Surfer): {path}")
+    _print_waveforms(summary["waveforms"])
     print(f"results: {folder.path}")
     if summary["images"] != summary["images_in_file"]:
         print(f"spykehw cosim: error: {summary['images']} images compared, the vector file holds "
@@ -112,7 +126,7 @@ def _classifier(args: argparse.Namespace) -> int:
           f"on {args.simulator}: training the classifier (cached after the first run), building, "
           "simulating...", file=sys.stderr)
     common = dict(lanes=args.lanes, folder=folder.file("work"), simulator=args.simulator,
-                  epochs=args.epochs, hidden=hidden, data_dir=args.data_dir)
+                  epochs=args.epochs, hidden=hidden, data_dir=args.data_dir, waves=args.waves)
     if args.end_to_end:
         summary = long_run_chain(args.dataset, args.images, **common)
         agree = summary["chain_class_equals_golden"]
@@ -132,6 +146,7 @@ def _classifier(args: argparse.Namespace) -> int:
           f"{100 * summary['rtl_accuracy']:.2f}% (golden {100 * summary['golden_accuracy']:.2f}%); {cycles}")
     for line in summary["first_mismatches"]:
         print(f"  {line}")
+    _print_waveforms(summary["waveforms"])
     print(f"results: {folder.path}")
     if summary.get("images_compared", n) != n:
         print(f"spykehw cosim: error: {summary['images_compared']} images compared, {n} expected",
@@ -164,7 +179,7 @@ def _accelerator(args: argparse.Namespace) -> int:
         summary = cosim_export(export, args.dataset, args.images, simulator=args.simulator,
                                folder=folder.file("work"), stall=args.stall_rate, chunk=args.chunk or 0,
                                malformed=args.malformed, optimize=not args.no_optimize, data_dir=args.data_dir,
-                               progress=progress, preloaded=args.preloaded)
+                               progress=progress, preloaded=args.preloaded, waves=args.waves)
     folder.write_json("summary.json", summary, "mismatches, cycles per image, images/s, accuracy")
     for k in ("images", "frames_sent", "frames_compared", "mismatches", "cycles_per_image", "images_per_s_sim"):
         folder.result(k, summary[k])
@@ -179,6 +194,7 @@ def _accelerator(args: argparse.Namespace) -> int:
              f"{summary['w2_bursts_per_image']:.1f} bursts" if summary.get("w2_bytes_per_image") else ""))
     for line in summary["first_mismatches"]:
         print(f"  {line}")
+    _print_waveforms(summary["waveforms"])
     print(f"results: {folder.path}")
     return 0 if summary["passed"] and summary["mismatches"] == 0 else 1
 
@@ -206,9 +222,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="Conv1 weights from a state file instead of STDP on 300 images")
     c.add_argument("--stall", action="store_true", help="random stalls on the core's streams")
     c.add_argument("--chunk", type=count, default=500, help="images per simulator run (default 500)")
-    c.add_argument("--waves", action="store_true",
-                   help="record every run's waveform (FST, for GTKWave or Surfer; one per --chunk of "
-                        "images, runs/images-<first image>/conv_sim_top.fst); choose few images")
+    _waves_argument(c, "one per --chunk of images, in the run folder's images-<first image>/")
     c.add_argument("--no-optimize", action="store_true",
                    help="Verilator: -O0 C++ (faster build, slower run)")
     c.add_argument("--out", type=output_dir, default=Path("runs"), help="run folders (default runs/)")
@@ -232,6 +246,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     k.add_argument("--hidden", type=count, default=None, help="hidden units (default 1000 MNIST, 1500 EMNIST)")
     k.add_argument("--epochs", type=count, default=10, help="classifier training epochs (default 10)")
     k.add_argument("--simulator", choices=["verilator", "icarus"], default="verilator")
+    _waves_argument(k, "in the run folder's work/run/")
     k.add_argument("--out", type=output_dir, default=Path("runs"), help="run folders (default runs/)")
     k.add_argument("--data-dir", type=Path, default=None, metavar="DIR")
     k.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
@@ -264,6 +279,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="build the top with the export's weights in its memories (as verilog "
                         "accelerator --export does) instead of loading them over AXI4-Lite: no "
                         "loading time per simulator run (--chunk)")
+    _waves_argument(a, "one per --chunk of images, in the run folder's work/runs/part<N>/run/")
     a.add_argument("--malformed", action="store_true",
                    help="also interleave malformed frames (they must come back flagged)")
     a.add_argument("--no-optimize", action="store_true", help="Verilator: -O0 C++ (faster build)")
@@ -293,4 +309,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     lp.add_argument("--out", type=output_dir, default=None,
                     help="keep the build and run here (default: temporary)")
     lp.add_argument("--no-optimize", action="store_true", help="unoptimised Verilator build")
+    _waves_argument(lp, "needs --out; written to OUT/run/")
     lp.set_defaults(func=_learn)
