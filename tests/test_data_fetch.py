@@ -292,3 +292,22 @@ def test_cli_fetch_with_base_url(server, tmp_path, monkeypatch, capsys):
     assert main(["data", "fetch", "mnist", "--out", str(tmp_path), "--base-url", server.url,
                  "--quiet"]) == 2
     assert "size: expected" in capsys.readouterr().err
+
+
+def test_the_resuming_downloader_is_a_pooch_downloader(server, tmp_path):
+    """pooch.retrieve with the pinned hash and our downloader: pooch checks the hash and names
+    the file; a dropped transfer is resumed inside the one call."""
+    import pooch
+
+    from spykehw.data.fetch import ResumingDownloader
+
+    sources, name, data = one_file_source(server)
+    server.drops_left, server.drop_after = 1, 50_000
+    logs = []
+    spec = sources["toy"].files[0]
+    got = pooch.retrieve(server.url + name, known_hash=f"sha256:{spec.sha256}", fname=name, path=tmp_path,
+                         downloader=ResumingDownloader(tmp_path / (name + ".part"), spec, attempts=2,
+                                                       log=logs.append, progress=False, timeout=10,
+                                                       retry_delay=0))
+    assert open(got, "rb").read() == data and "resuming at byte 50000" in "\n".join(logs)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]

@@ -1,6 +1,8 @@
 """Downloading the official MNIST/EMNIST files, with resume and verification.
 
-The rules, for every file:
+Downloads go through pooch (its registry: the pinned SHA-256 of :mod:`spykehw.data.registry`;
+its temporary file and move to the final name) with :class:`ResumingDownloader`, which adds what
+pooch's own HTTP downloader lacks. The rules, for every file:
 
 * it is written to ``<name>.part`` and renamed to its final name only after it has been
   verified, so a final name never holds a partial or unverified file;
@@ -21,14 +23,11 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import http.client
 import os
 import re
 import shutil
 import sys
 import time
-import urllib.error
-import urllib.request
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
@@ -41,7 +40,7 @@ from .emnist import check_mapping
 from .locate import ENV_VAR, DatasetError, user_data_dir
 from .registry import DATASET_SOURCES, DatasetSource, RemoteFile
 
-__all__ = ["FetchError", "default_dest", "download", "fetch", "verify_file"]
+__all__ = ["FetchError", "ResumingDownloader", "default_dest", "download", "fetch", "verify_file"]
 
 Log = Callable[[str], None]
 _CHUNK = 1 << 16
@@ -140,85 +139,114 @@ def _publish(part: Path, final: Path) -> None:
     os.replace(part, final)
 
 
-def _open(url: str, offset: int, timeout: float):
-    headers = {"User-Agent": f"spykehw/{__version__}"}
-    if offset:
-        headers["Range"] = f"bytes={offset}-"
-    try:
-        return urllib.request.urlopen(urllib.request.Request(url, headers=headers),
-                                      timeout=timeout)
-    except urllib.error.HTTPError as e:
-        if e.code == 416 and offset:
-            return None  # nothing left to send: the .part is complete (verification decides)
-        raise FetchError(f"{url}: HTTP {e.code} {e.reason}") from None
-    except ValueError as e:
-        raise FetchError(f"{url}: bad URL ({e})") from None
-    except (urllib.error.URLError, OSError) as e:
-        raise _Interrupted(f"cannot connect: {getattr(e, 'reason', e)}") from None
+class ResumingDownloader:
+    """A pooch downloader (``downloader(url, output_file, pooch)``) that keeps what arrived in
+    ``part`` across interruptions and runs, continues it with an HTTP ``Range`` request, and
+    hands pooch the file only once it is complete and :func:`verify_file` passed (so pooch's own
+    SHA-256 check and move to the final name only ever see a verified file).
+
+    Raises :class:`FetchError`: the server refuses, every attempt was interrupted (``part`` kept
+    for the next run), or verification failed (``part`` deleted)."""
+
+    def __init__(self, part: Path, spec: RemoteFile, *, attempts: int, log: Log, progress: bool,
+                 timeout: float, retry_delay: float) -> None:
+        self.part, self.spec, self.attempts, self.log = part, spec, attempts, log
+        self.progress, self.timeout, self.retry_delay = progress, timeout, retry_delay
+
+    def __call__(self, url: str, output_file: str, _pooch=None) -> None:
+        label = self.spec.name
+        for attempt in range(1, self.attempts + 1):
+            try:
+                self._transfer(url)
+                break
+            except _Interrupted as e:
+                have = self.part.stat().st_size if self.part.exists() else 0
+                if attempt == self.attempts:
+                    raise FetchError(f"{url}: download interrupted ({e}); {have} bytes kept in "
+                                     f"{self.part}, run the command again to resume") from None
+                self.log(f"{label}: interrupted ({e}); retrying from byte {have} "
+                         f"(attempt {attempt + 1}/{self.attempts})")
+                time.sleep(self.retry_delay)
+        self.checks = _verify_part(self.part, self.spec, label, self.log)
+        os.replace(self.part, output_file)
+
+    def _transfer(self, url: str) -> None:
+        """Download (the rest of) ``url`` into ``part``; raise _Interrupted if it stops early."""
+        import requests  # pooch's HTTP client (and urllib3 under it); loaded only for a download
+        import urllib3
+
+        part, expected, label = self.part, self.spec.size, self.spec.name
+        offset = part.stat().st_size if part.exists() else 0
+        if expected is not None and offset > expected:
+            self.log(f"{label}: {part} is larger than the expected {expected} bytes; restarting")
+            offset = 0
+        if expected is not None and offset == expected:
+            return
+        headers = {"User-Agent": f"spykehw/{__version__}"} | ({"Range": f"bytes={offset}-"} if offset else {})
+        try:
+            resp = requests.get(url, headers=headers, stream=True, timeout=self.timeout)
+        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                requests.exceptions.InvalidSchema) as e:
+            raise FetchError(f"{url}: bad URL ({e})") from None
+        except requests.exceptions.RequestException as e:
+            raise _Interrupted(f"cannot connect: {e}") from None
+        with resp:
+            if resp.status_code == 416 and offset:
+                return  # nothing left to send: the .part is complete (verification decides)
+            if resp.status_code == 206 and offset:
+                m = re.match(r"bytes (\d+)-\d+/(\d+|\*)", resp.headers.get("Content-Range", ""))
+                if not m or int(m.group(1)) != offset:
+                    part.unlink(missing_ok=True)  # so that the next run starts afresh
+                    raise FetchError(f"{url}: asked for bytes from {offset}, server sent Content-Range "
+                                     f"{resp.headers.get('Content-Range')!r}; deleted {part}")
+                mode = "ab"
+                self.log(f"{label}: resuming at byte {offset}")
+            elif resp.status_code == 200:
+                if offset:
+                    self.log(f"{label}: server ignored the resume request (HTTP 200, not 206); "
+                             f"restarting from byte 0")
+                offset, mode = 0, "wb"
+            else:
+                raise FetchError(f"{url}: HTTP {resp.status_code} {resp.reason}")
+            length = resp.headers.get("Content-Length")
+            length = int(length) if length is not None else None
+            if expected is not None and length is not None and offset + length != expected:
+                part.unlink(missing_ok=True)
+                raise FetchError(f"{label}: size: expected {expected} bytes, server reports "
+                                 f"{offset + length} ({url}); deleted {part}")
+            total = length if length is not None else (expected - offset if expected else 0)
+            got = 0
+            with open(part, mode) as f, Progress(label, total=total, unit="B", enabled=self.progress) as p:
+                # read1: whatever has arrived, so that a dropped connection loses nothing already
+                # received (iter_content drops a partial chunk when the read fails)
+                while True:
+                    try:
+                        chunk = resp.raw.read1(_CHUNK)
+                    except (urllib3.exceptions.HTTPError, OSError) as e:    # ProtocolError: dropped
+                        raise _Interrupted(f"connection lost after {got} bytes ({e})") from None
+                    if not chunk:
+                        break
+                    f.write(chunk)
+                    got += len(chunk)
+                    p.advance(len(chunk))
+        if length is not None and got < length:
+            raise _Interrupted(f"connection closed after {got} of {length} bytes")
 
 
-def _transfer(url: str, part: Path, expected: int | None, *, label: str, log: Log,
-              progress: bool, timeout: float) -> None:
-    """Download (the rest of) ``url`` into ``part``; raise _Interrupted if it stops early."""
-    offset = part.stat().st_size if part.exists() else 0
-    if expected is not None and offset > expected:
-        log(f"{label}: {part} is larger than the expected {expected} bytes; restarting")
-        offset = 0
-    if expected is not None and offset == expected:
-        return
-    resp = _open(url, offset, timeout)
-    if resp is None:
-        return
-    with resp:
-        length = resp.headers.get("Content-Length")
-        length = int(length) if length is not None else None
-        if offset and resp.status == 206:
-            m = re.match(r"bytes (\d+)-\d+/(\d+|\*)", resp.headers.get("Content-Range", ""))
-            if not m or int(m.group(1)) != offset:
-                part.unlink(missing_ok=True)  # so that the next run starts afresh
-                raise FetchError(f"{url}: asked for bytes from {offset}, server sent "
-                                 f"Content-Range {resp.headers.get('Content-Range')!r}; "
-                                 f"deleted {part}")
-            mode = "ab"
-            log(f"{label}: resuming at byte {offset}")
-        elif resp.status == 200:
-            if offset:
-                log(f"{label}: server ignored the resume request (HTTP 200, not 206); "
-                    f"restarting from byte 0")
-            offset, mode = 0, "wb"
-        else:
-            raise FetchError(f"{url}: unexpected HTTP status {resp.status}")
-        if expected is not None and length is not None and offset + length != expected:
-            part.unlink(missing_ok=True)
-            raise FetchError(f"{label}: size: expected {expected} bytes, server reports "
-                             f"{offset + length} ({url}); deleted {part}")
-        total = length if length is not None else (expected - offset if expected else 0)
-        got = 0
-        with open(part, mode) as f, Progress(label, total=total, unit="B",
-                                               enabled=progress) as p:
-            while True:
-                try:
-                    chunk = resp.read(_CHUNK)
-                except (http.client.IncompleteRead, OSError) as e:
-                    raise _Interrupted(f"connection lost after {got} bytes ({e})") from None
-                if not chunk:
-                    break
-                f.write(chunk)
-                got += len(chunk)
-                p.advance(len(chunk))
-    if length is not None and got < length:
-        # http.client returns b"" at a premature close instead of raising.
-        raise _Interrupted(f"connection closed after {got} of {length} bytes")
+def _pooch_hash(spec: RemoteFile) -> str | None:
+    return None if spec.sha256 is None else f"sha256:{spec.sha256}"
 
 
 def download(url: str, final: str | Path, spec: RemoteFile, *, attempts: int = 3,
              log: Log = _stderr, progress: bool = True, timeout: float = 60.0,
              retry_delay: float = 2.0) -> Path:
-    """Download ``url`` to ``final`` via ``final.part``, resuming, then verify and rename.
+    """Download ``url`` to ``final`` with pooch (its registry holds the pinned SHA-256), through
+    :class:`ResumingDownloader` (``final.part``, resumed; size and every pinned checksum verified
+    before the file takes its final name).
 
-    A ``final`` that already exists and verifies is kept (no download). ``attempts`` transfers
-    are tried in a row (``retry_delay`` seconds apart), each resuming where the previous one
-    stopped.
+    A ``final`` that already exists and verifies is kept (no download); one that does not is
+    replaced. ``attempts`` transfers are tried in a row (``retry_delay`` seconds apart), each
+    resuming where the previous one stopped.
 
     Raises
     ------
@@ -226,6 +254,8 @@ def download(url: str, final: str | Path, spec: RemoteFile, *, attempts: int = 3
         The server refuses, every attempt was interrupted (the ``.part`` is kept for the next
         run), or verification failed (the ``.part`` is deleted).
     """
+    import pooch  # only for a download
+
     final = Path(final)
     label = final.name
     if final.exists():
@@ -235,24 +265,18 @@ def download(url: str, final: str | Path, spec: RemoteFile, *, attempts: int = 3
             return final
         except FetchError as e:
             log(f"{final}: existing file fails verification ({e}); downloading again")
+            final.unlink()
     final.parent.mkdir(parents=True, exist_ok=True)
-    part = final.with_name(final.name + ".part")
-    for attempt in range(1, attempts + 1):
-        try:
-            _transfer(url, part, spec.size, label=label, log=log, progress=progress,
-                      timeout=timeout)
-            break
-        except _Interrupted as e:
-            have = part.stat().st_size if part.exists() else 0
-            if attempt == attempts:
-                raise FetchError(f"{url}: download interrupted ({e}); {have} bytes kept in "
-                                 f"{part}, run the command again to resume") from None
-            log(f"{label}: interrupted ({e}); retrying from byte {have} "
-                f"(attempt {attempt + 1}/{attempts})")
-            time.sleep(retry_delay)
-    checks = _verify_part(part, spec, label, log)
-    _publish(part, final)
-    log(f"{label}: downloaded, verified ({', '.join(checks) or 'nothing pinned'})")
+    pooch.get_logger().setLevel("WARNING")      # our own lines say what happens
+    store = pooch.create(path=final.parent, base_url="", registry={label: _pooch_hash(spec)},
+                         urls={label: url})
+    downloader = ResumingDownloader(final.with_name(final.name + ".part"), spec, attempts=attempts,
+                                    log=log, progress=progress, timeout=timeout, retry_delay=retry_delay)
+    try:
+        store.fetch(label, downloader=downloader)
+    except ValueError as e:     # pooch's hash check (ours ran first: only if the registry disagrees)
+        raise FetchError(f"{label}: {e}") from None
+    log(f"{label}: downloaded, verified ({', '.join(downloader.checks) or 'nothing pinned'})")
     return final
 
 
