@@ -194,7 +194,7 @@ def locate(net: Network, res: LevelResult, difference: dict[str, Any], images: n
            folder: str | Path | None = None, corrupt: Sequence[int] | None = None) -> dict[str, Any]:
     """``difference`` (from :func:`first_difference`) with where to look in a simulator level's
     waveform: ``signal``, ``cycle`` (the conv harness's cycle counter), ``time_ns`` and
-    ``waveform`` (FST), plus ``at`` (the testbench's line). With the run's own waveform (``waves``)
+    ``waveform`` (FST), plus ``at`` (what differs there: field, expected, found). With the run's own waveform (``waves``)
     its records are used; otherwise, when ``folder`` is given, the image is simulated again alone
     with waves into ``folder/<level>/image-<i>`` (cycles and times then refer to that file).
     Levels without a simulator (``amaranth``) and differences without an image are returned as
@@ -216,8 +216,8 @@ def locate(net: Network, res: LevelResult, difference: dict[str, Any], images: n
         out["waveform"] = None if again.waveform is None else str(again.waveform)
     first = _earliest(records, i)
     if first is not None:
-        out.update(signal=first.get("signal") or None, cycle=first.get("cycle"),
-                   time_ns=first.get("time_ns"), at=first.get("message"))
+        out.update(signal=first.get("signal") or None, cycle=first.get("cycle"), time_ns=first.get("time_ns"),
+                   at=f"{first.get('field')}: expected {first.get('expected')}, found {first.get('found')}")
     return out
 
 

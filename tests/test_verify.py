@@ -7,6 +7,7 @@ and the corrupted weights); the comparison itself on hand-made results.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +84,16 @@ def test_every_level_equals_the_integer_model(net, capsys, require_simulator):
     assert doc["first_differences"] == [] and status == 0
 
 
+def golden_spikes(net, weights, image: int) -> set[tuple[int, int, int, int]]:
+    """The golden Conv1 spikes (step, map, row, column) of one sample test image."""
+    from spykehw.sim.classifier.vector_gen import chain_vectors
+    from spykehw.sim.conv.vector_gen import image_spikes
+
+    images = load_sample().test_images[image:image + 1]
+    conv_vs, _ = chain_vectors(net.fmt, weights, net.q, images, np.zeros(1, np.int64), source="images")
+    return {tuple(int(v) for v in row) for row in image_spikes(conv_vs, 0)}
+
+
 def changed_images(net, index) -> np.ndarray:
     images = load_sample().test_images[:N]
     golden = extract_features(images, net.int_weights, net.opts, net.fmt).features
@@ -118,7 +129,16 @@ def test_a_corrupted_weight_is_found_where_it_first_matters(net, capsys, tmp_pat
     # step the record names is one whose golden spikes the corrupted weight changes
     assert icarus["signal"] in (f"classifier_sim_top.conv.core.o_{s}__payload" for s in ("spikes", "features"))
     assert icarus["cycle"] > 0 and icarus["time_ns"] > 0
-    assert f"item {int(changed[0])} " in icarus["at"] and "cycle" in icarus["at"]
+    assert icarus["at"].startswith("conv ") and ": expected " in icarus["at"]
+    m = re.fullmatch(r"conv step (\d+) map (\d+) position \((\d+), (\d+)\): expected (no spike|spike), "
+                     r"found (no spike|spike)", icarus["at"])
+    if m:       # the spike named differs between the golden model and the golden model of the fault
+        spike = tuple(int(v) for v in m.groups()[:4])
+        trained, faulty = (golden_spikes(net, w, int(changed[0])) for w in
+                           (net.int_weights, corrupted(net.int_weights, index, net.fmt.conv.weight_bits)))
+        assert (spike in trained, spike in faulty) == (m[5] == "spike", m[6] == "spike")
+    else:
+        assert icarus["at"].startswith("conv feature ")
     assert amaranth["cycle"] is None and amaranth["signal"] is None
 
 
