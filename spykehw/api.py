@@ -253,7 +253,7 @@ class Network:
                                 classifier_lanes=classifier_lanes, w2_on_chip=w2_on_chip)
 
     def cosimulate(self, images: Any, *, simulator: str = "verilator", folder: str | Path | None = None,
-                   conv_lanes: int = 30, classifier_lanes: int | None = None):
+                   conv_lanes: int = 30, classifier_lanes: int | None = None, waves: bool = False):
         """Run images through the RTL (golden encoder -> conv core -> classifier) on a simulator.
 
         Parameters
@@ -265,6 +265,8 @@ class Network:
             Keep vectors, builds and logs here (default: a temporary folder).
         conv_lanes, classifier_lanes : int
             Parallelism of the two blocks.
+        waves : bool
+            Record the run's waveform (FST, ``result.waveform``; needs ``folder``, where it is kept).
 
         Returns
         -------
@@ -272,9 +274,12 @@ class Network:
             The RTL's classes, softmax words and features, and ``passed`` (every output equal to
             the integer golden model's).
         """
+        if waves and folder is None:
+            raise SpykehwError("waves: needs a folder to keep the waveform in")
         w, q = self.integer_model("cosimulate")
         return cosimulate_network(self.options, self.formats, w, q, _images(images), simulator=simulator,
-                                  folder=folder, conv_lanes=conv_lanes, classifier_lanes=classifier_lanes)
+                                  folder=folder, conv_lanes=conv_lanes, classifier_lanes=classifier_lanes,
+                                  waves=waves)
 
 
 # ----- loading ---------------------------------------------------------------------------------

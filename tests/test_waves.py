@@ -86,3 +86,21 @@ def test_learn_waves_need_a_folder(capsys):
 
     assert main(["cosim", "learn", "--waves", "--images", "1"]) == 2
     assert "--waves: needs --out DIR" in capsys.readouterr().err
+
+
+@pytest.mark.sim
+def test_the_api_cosimulation_keeps_its_fst(tmp_path):
+    import spykehw
+    from netfactory import make_run
+    from spykehw.data import load_sample
+    from spykehw.golden.errors import SpykehwError
+
+    pytest.importorskip("amaranth")
+    require_simulator("icarus")
+    net = spykehw.load(make_run(tmp_path / "net").folder)
+    images = load_sample().test_images[:1]
+    with pytest.raises(SpykehwError, match="waves: needs a folder"):
+        net.cosimulate(images, simulator="icarus", waves=True)
+    result = net.cosimulate(images, simulator="icarus", folder=tmp_path / "cosim", waves=True)
+    assert result.passed and Path(result.waveform).is_relative_to(tmp_path / "cosim")
+    fst(result.waveform)
