@@ -137,7 +137,10 @@ def test_cosim_reports_a_corrupted_expectation(harness, require_simulator, tmp_p
     case = good.options["cases"][image]
     expected_line = (f"vector corrupt.npz item {image} ({case}) field logits[{cls}]: "
                      f"expected {found + 1}, found {found}")
-    assert [m["message"] for m in result.report["mismatches"]] == [expected_line]
+    (m,) = result.report["mismatches"]
+    # and where it shows: the core's logit stream, at the image's last output cycle
+    assert m["message"] == f"{expected_line} [classifier_sim_top.harness.core.o_logits__payload, cycle {m['cycle']}]"
+    assert 0 < m["cycle"] and m["signal"] == "classifier_sim_top.harness.core.o_logits__payload"
     assert expected_line in str(info.value)
     assert str(result.waveform) in str(info.value)
     assert result.waveform.stat().st_size > 0

@@ -264,7 +264,7 @@ def test_cosim_classifier_fails_unless_every_image_was_compared(tmp_path, monkey
         return {"images": images, "images_compared": images - 1, "passed": False, "checked": 10,
                 "mismatches": 0, "first_mismatches": [], "rtl_accuracy": 0.5, "golden_accuracy": 0.5,
                 "rtl_classes_equal_golden": images, "cycles_per_image": 1.0,
-                "bytes_fetched_per_image": 1.0}
+                "bytes_fetched_per_image": 1.0, "waveforms": []}
 
     monkeypatch.setattr(harness, "long_run_classifier", short_run)
     rc = main(["cosim", "classifier", "--images", "5", "--out", str(tmp_path)])

@@ -205,10 +205,18 @@ async def run_batch(ports: ClassifierPorts, cfg, layouts, images, *, latency: in
         words=0 if cfg.w2_on_chip else int(ports.words.value.to_unsigned()))
 
 
-def report_mismatches(checker: Checker, mismatches, *, image_map=None) -> None:
+def report_mismatches(checker: Checker, mismatches, *, image_map=None, where=None) -> None:
+    """Into ``checker``; ``where(mismatch)``: a dict of :class:`Mismatch`'s ``signal``, ``cycle``."""
     for mm in mismatches:
         i = mm.image if image_map is None else image_map[mm.image]
-        checker.check(i, mm.field if mm.index is None else f"{mm.field}[{mm.index}]", mm.expected, mm.found)
+        checker.check(i, mm.field if mm.index is None else f"{mm.field}[{mm.index}]", mm.expected, mm.found,
+                      **(where(mm) if where is not None else {}))
+
+
+# The classifier core's output stream that carries each compared field (in the harness: ``core``).
+CLASSIFIER_SIGNALS = {"hidden": "o_hidden__payload", "logits": "o_logits__payload",
+                      "classes": "o_stream__payload", "words": "o_stream__payload",
+                      "protocol": "o_stream__payload"}
 
 
 @cocotb.test()
@@ -259,8 +267,11 @@ async def classifier_matches_vectors(dut):
     checker = Checker(vector=vs.name, waveform=env_path(ENV_WAVEFORM, required=False),
                       report_path=env_path(ENV_REPORT, required=False),
                       item_label=lambda i: cases[i] if i < len(cases) else "")
+    core = f"{dut._name}.harness.core" if inst is not None else f"{dut._name}.core"
     report_mismatches(checker, compare_outputs(got, hidden=vs["hidden"], logits=vs["logits"],
-                                               classes=vs["classes"], words=vs["words"]))
+                                               classes=vs["classes"], words=vs["words"]),
+                      where=lambda mm: {"signal": f"{core}.{CLASSIFIER_SIGNALS[mm.field]}",
+                                        "cycle": stamps[mm.image] if mm.image < len(stamps) else None})
     checker.checked = n * (cfg.hidden + 2 * cfg.classes + 1)
     checker.finish()
 
@@ -338,6 +349,7 @@ async def chain_matches_golden(dut):
     hidden, logits, outputs = [], [], []
     rtl_features: list[list[int]] = []
     conv_cycles, clf_cycles = [], []
+    clf_stamps: dict[int, int] = {}     # image -> the classifier harness's cycle of its last output
     t0 = time.perf_counter()
     for batch in batches:
         flat = [w for i in batch for w in tokens[i]]
@@ -375,6 +387,7 @@ async def chain_matches_golden(dut):
         # The classifier gets exactly what the conv core emitted, image by image.
         for a, b in _batches([rtl_features[i] for i in batch], depths["ev_depth"], depths["image_depth"]):
             r = await run_batch(clf, cfg, layouts, [rtl_features[i] for i in batch[a:b]], latency=latency)
+            clf_stamps.update(zip(batch[a:b], r.stamps))
             hidden += r.hidden
             logits += r.logits
             outputs += r.outputs
@@ -394,6 +407,8 @@ async def chain_matches_golden(dut):
                  clf_batch_cycles=np.array(clf_cycles, np.int64), run_seconds=wall,
                  conv_mismatches=sum(m.field.startswith("conv") for m in checker.mismatches))
     report_mismatches(checker, compare_outputs(got, hidden=vs["hidden"], logits=vs["logits"],
-                                               classes=vs["classes"], words=vs["words"]))
+                                               classes=vs["classes"], words=vs["words"]),
+                      where=lambda mm: {"signal": f"{dut._name}.clf.core.{CLASSIFIER_SIGNALS[mm.field]}",
+                                        "cycle": clf_stamps.get(mm.image)})
     checker.checked += n * (cfg.hidden + 2 * cfg.classes + 1)
     checker.finish()

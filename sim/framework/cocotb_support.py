@@ -307,12 +307,14 @@ class Checker:
     checked: int = 0
     mismatches: list[Mismatch] = field(default_factory=list)
 
-    def check(self, item: int, fld: str, expected: Any, found: Any) -> bool:
+    def check(self, item: int, fld: str, expected: Any, found: Any, *, signal: str = "",
+              cycle: int | None = None, time_ns: float | None = None) -> bool:
+        """Count one comparison; record a :class:`Mismatch` (with where it shows, if known)."""
         self.checked += 1
         if expected == found:
             return True
         note = self.item_label(item) if self.item_label is not None else ""
-        self.mismatches.append(Mismatch(self.vector, item, fld, expected, found, note))
+        self.mismatches.append(Mismatch(self.vector, item, fld, expected, found, note, signal, cycle, time_ns))
         return False
 
     def message(self, m: Mismatch) -> str:

@@ -125,7 +125,9 @@ def _main(args: argparse.Namespace) -> int:
             wave = f" (waveform {d['waveform']})" if d["waveform"] else ""
             print(f"first difference, {d['level']}{where}: {d['detail']}{wave}")
             if d["cycle"] is not None or d["time_ns"] is not None:
-                print(f"  where: signal {d['signal']}, cycle {d['cycle']}, {d['time_ns']:g} ns in the waveform")
+                at = [] if d["cycle"] is None else [f"cycle {d['cycle']}"]
+                at += [] if d["time_ns"] is None else [f"{d['time_ns']:g} ns"]
+                print(f"  where: signal {d['signal']}, {', '.join(at)} in the waveform")
             if d["at"]:
                 print(f"  earliest there: {d['at']}")
             elif d["testbench"]:
