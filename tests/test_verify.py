@@ -156,6 +156,23 @@ def test_without_waves_the_first_difference_is_run_again_with_its_waveform(net, 
     assert Path(d["waveform"]).stat().st_size > 0 and d["cycle"] > 0 and d["signal"].endswith("__payload")
 
 
+@pytest.mark.sim
+def test_both_simulators_locate_the_fault_at_the_same_cycle(net, capsys, tmp_path, require_simulator):
+    """Two independent simulators, each run again on the first differing image with its
+    waveform: the same signal, cycle, simulation time and value."""
+    pytest.importorskip("amaranth")
+    require_simulator("icarus")
+    require_simulator("verilator")
+    index = corrupting_weight(net)
+    status, doc = run_json(["verify", net.folder, "--images", N, "--levels", "int,verilator,icarus",
+                            "--corrupt-weight", ",".join(map(str, index)), "--out", tmp_path], capsys)
+    verilator, icarus = doc["first_differences"]
+    assert status == 1 and (verilator["level"], icarus["level"]) == ("verilator", "icarus")
+    where = ("image", "signal", "cycle", "time_ns", "at")
+    assert [verilator[k] for k in where] == [icarus[k] for k in where]
+    assert verilator["cycle"] > 0 and Path(verilator["waveform"]).stat().st_size > 0
+
+
 def test_waves_need_a_folder(net, capsys):
     assert main(["verify", str(net.folder), "--levels", "int", "--waves"]) == 2
     assert "--waves: needs --out DIR" in capsys.readouterr().err
