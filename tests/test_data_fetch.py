@@ -311,3 +311,16 @@ def test_the_resuming_downloader_is_a_pooch_downloader(server, tmp_path):
                                                        retry_delay=0))
     assert open(got, "rb").read() == data and "resuming at byte 50000" in "\n".join(logs)
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+def test_a_refused_connection_is_one_clear_line(tmp_path):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()       # nothing listens there now
+    sources = {"toy": DatasetSource("toy", f"http://127.0.0.1:{port}/", "toy", (RemoteFile("a.gz"),))}
+    with pytest.raises(FetchError) as e:
+        run(sources, tmp_path, attempts=1)
+    assert re.search(r"a\.gz: download interrupted \(cannot connect: \[Errno \d+\] Connection refused\); "
+                     r"0 bytes kept in .*a\.gz\.part, run the command again to resume$", str(e.value))
+    assert "\n" not in str(e.value) and "HTTPConnectionPool" not in str(e.value)

@@ -189,7 +189,7 @@ class ResumingDownloader:
                 requests.exceptions.InvalidSchema) as e:
             raise FetchError(f"{url}: bad URL ({e})") from None
         except requests.exceptions.RequestException as e:
-            raise _Interrupted(f"cannot connect: {e}") from None
+            raise _Interrupted(f"cannot connect: {_reason(e)}") from None
         with resp:
             if resp.status_code == 416 and offset:
                 return  # nothing left to send: the .part is complete (verification decides)
@@ -231,6 +231,13 @@ class ResumingDownloader:
                     p.advance(len(chunk))
         if length is not None and got < length:
             raise _Interrupted(f"connection closed after {got} of {length} bytes")
+
+
+def _reason(e: Exception) -> str:
+    """The operating system's words (``[Errno 111] Connection refused``) out of requests' nested
+    retry and pool messages, else the message itself."""
+    m = re.search(r"\[Errno -?\d+\] [^'\")\]]+", str(e))
+    return m.group(0) if m else str(e)
 
 
 def _pooch_hash(spec: RemoteFile) -> str | None:
