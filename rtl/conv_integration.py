@@ -405,9 +405,11 @@ class Integration(wiring.Component):
                          getattr(window, f"row{r}_fired").eq(getattr(fired, f"row{r}"))]
         wiring.connect(m, wiring.flipped(self.i_events), token.i_events)
         tok = self.i_events.payload
-        m.d.comb += [window.y.eq(tok.y), window.x.eq(tok.x), window.load.eq(token.accept)]
-        # token register -> pick stage -> stages I, R, X, W, Q
-        m.d.comb += [token.active.eq(self.active), token.finishing.eq(pick.finishing),
+        m.d.comb += [window.y.eq(tok.y), window.x.eq(tok.x), window.capture.eq(token.accept)]
+        # token register -> pick stage -> stages I, R, X, W, Q; an input spike is taken once
+        # its window mask is registered (a marker has no mask)
+        m.d.comb += [token.active.eq(self.active),
+                     token.finishing.eq(pick.finishing & (~window.loading | token.end)),
                      pick.take.eq(token.take), pick.end.eq(token.end), pick.mask.eq(window.mask),
                      *(getattr(pick, k).eq(getattr(token, k)) for k in ("y", "x", "pbase", "wbase"))]
         m.d.comb += [getattr(acc, f"i_{k}").eq(getattr(pick, f"i_{k}"))
