@@ -20,6 +20,7 @@ __all__ = [
     "select_bit",
     "table",
     "decode",
+    "at_most_one",
     "member_or_zero",
 ]
 
@@ -68,6 +69,18 @@ def decode(m: Module, index, width: int, name: str) -> Signal:
     """One-hot ``1 << index`` over ``width`` bits, as ``width`` comparators."""
     out = Signal(width, name=name)
     m.d.comb += out.eq(Cat(*(index == i for i in range(width))))
+    return out
+
+
+def at_most_one(m: Module, bits, name: str) -> Signal:
+    """At most one of ``bits`` is set, as a balanced tree of ``(any, several)`` pairs
+    (``several = several_l | several_r | any_l & any_r``): a few LUT levels, no carry chain."""
+    nodes = [(bits[i], Const(0, 1)) for i in range(len(bits))]
+    while len(nodes) > 1:
+        pairs = [((al | ar), (sl | sr | (al & ar))) for (al, sl), (ar, sr) in zip(nodes[::2], nodes[1::2])]
+        nodes = pairs + ([nodes[-1]] if len(nodes) % 2 else [])
+    out = Signal(name=name)
+    m.d.comb += out.eq(~nodes[0][1])
     return out
 
 

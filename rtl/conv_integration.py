@@ -14,7 +14,7 @@ from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .conv_blocks import FlagGrid, LaneUpdate, WindowMask, drive, member_or_zero, table
+from .conv_blocks import FlagGrid, LaneUpdate, WindowMask, at_most_one, drive, member_or_zero, table
 from .conv_config import ConvCoreConfig
 from .conv_ports import flag_set_signature, read_signature, write_signature
 from .layouts import index_bits, token_layout
@@ -155,10 +155,11 @@ class PickStage(wiring.Component):
         kr = onehot_table([i // K for i in range(KK)], len(cur_y), "kr")
         kc = onehot_table([i % K for i in range(KK)], len(cur_x), "kc")
         issue = Signal()
-        single = Signal()           # at most one bit left in the mask
+        # at most one bit left in the mask: from the mask itself, not from the carry chain of
+        # its lowest bit, since it decides the token's take and so the next token's accept
+        single = at_most_one(m, cur_mask, "single")
         m.d.comb += [
             issue.eq(cur_mask.any()),
-            single.eq((cur_mask ^ low) == 0),
             self.finishing.eq(~cur_mask.any() | (single & g_last)),
             self.busy.eq(cur_mask.any()),
         ]
