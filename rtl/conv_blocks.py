@@ -20,6 +20,7 @@ __all__ = [
     "select_bit",
     "table",
     "decode",
+    "at_most_one",
     "member_or_zero",
 ]
 
@@ -68,6 +69,18 @@ def decode(m: Module, index, width: int, name: str) -> Signal:
     """One-hot ``1 << index`` over ``width`` bits, as ``width`` comparators."""
     out = Signal(width, name=name)
     m.d.comb += out.eq(Cat(*(index == i for i in range(width))))
+    return out
+
+
+def at_most_one(m: Module, bits, name: str) -> Signal:
+    """At most one of ``bits`` is set, as a balanced tree of ``(any, several)`` pairs
+    (``several = several_l | several_r | any_l & any_r``): a few LUT levels, no carry chain."""
+    nodes = [(bits[i], Const(0, 1)) for i in range(len(bits))]
+    while len(nodes) > 1:
+        pairs = [((al | ar), (sl | sr | (al & ar))) for (al, sl), (ar, sr) in zip(nodes[::2], nodes[1::2])]
+        nodes = pairs + ([nodes[-1]] if len(nodes) % 2 else [])
+    out = Signal(name=name)
+    m.d.comb += out.eq(~nodes[0][1])
     return out
 
 
@@ -141,15 +154,21 @@ class WindowMask(wiring.Component):
     """The ``K*K`` output positions of an input spike at ``(y, x)`` that lie inside the ``H x H``
     output and have not fired: bit ``kr*K + kc`` for position ``(y - kr, x - kc)``.
 
-    When ``load`` (with the token) the window's ``K`` rows of not-fired flags and its columns
-    (index and inside-the-output flag) are registered; ``mask`` is selected from those
-    registers. The fired flags must not change between ``load`` and the use of ``mask`` (they
-    only change between steps).
+    Two registered steps, so that nothing but a row multiplexer lies between two registers:
+    when ``capture`` (with the token) the window's columns (index and inside-the-output flag)
+    and its ``K`` row indices ``y - r`` (with their inside flags) are registered; in the next
+    cycle (``loading``) the ``K`` rows of not-fired flags are read at those indices and
+    registered. From the cycle after that, ``mask`` is selected from the registers. The fired
+    flags must not change between ``loading`` and the use of ``mask`` (they only change between
+    steps).
 
     Members
     -------
-    y, x : In(index_bits(S)); load : In(1)
+    y, x : In(index_bits(S)); capture : In(1)
         The token's coordinates, and its acceptance.
+    loading : Out(1)
+        The rows of the token captured in the previous cycle are read now: ``mask`` is not
+        valid yet.
     mask : Out(K*K)
     row{r}_idx : Out(index_bits(H)); row{r}_fired : In(H)
         For ``r < K``: the fired flags of output row ``y - r`` (read from a :class:`FlagGrid`).
@@ -157,8 +176,8 @@ class WindowMask(wiring.Component):
 
     def __init__(self, *, kernel: int, in_size: int, out_size: int) -> None:
         self._K, self._H = kernel, out_size
-        members = {"y": In(index_bits(in_size)), "x": In(index_bits(in_size)), "load": In(1),
-                   "mask": Out(kernel * kernel)}
+        members = {"y": In(index_bits(in_size)), "x": In(index_bits(in_size)), "capture": In(1),
+                   "loading": Out(1), "mask": Out(kernel * kernel)}
         for r in range(kernel):
             if out_size > 1:
                 members[f"row{r}_idx"] = Out(index_bits(out_size))
@@ -168,6 +187,7 @@ class WindowMask(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         K, H = self._K, self._H
+        m.d.sync += self.loading.eq(self.capture)
         col_ok, col_idx = [], []
         for c in range(K):
             ok_now = Signal(name=f"col{c}_ok_now")
@@ -175,17 +195,20 @@ class WindowMask(wiring.Component):
             ci = Signal(index_bits(H), name=f"col{c}_idx")
             # (x >= 0 is always true, and Verilator warns about a constant comparison)
             m.d.comb += ok_now.eq(((self.x >= c) if c else 1) & (self.x < H + c))
-            with m.If(self.load):
+            with m.If(self.capture):
                 m.d.sync += [ok.eq(ok_now), ci.eq(Mux(ok_now, self.x - c, 0))]
             col_ok.append(ok)
             col_idx.append(ci)
         for r in range(K):
-            row_ok = Signal(name=f"row{r}_ok")
-            m.d.comb += row_ok.eq(((self.y >= r) if r else 1) & (self.y < H + r))
-            m.d.comb += drive(member_or_zero(self, f"row{r}_idx"), Mux(row_ok, self.y - r, 0))
+            ok_now = Signal(name=f"row{r}_ok_now")
+            ok = Signal(name=f"row{r}_ok")
+            m.d.comb += ok_now.eq(((self.y >= r) if r else 1) & (self.y < H + r))
+            idx = member_or_zero(self, f"row{r}_idx")
+            with m.If(self.capture):
+                m.d.sync += [ok.eq(ok_now), *drive(idx, Mux(ok_now, self.y - r, 0))]
             free = Signal(H, name=f"row{r}_free")
-            with m.If(self.load):
-                m.d.sync += free.eq(~getattr(self, f"row{r}_fired") & row_ok.replicate(H))
+            with m.If(self.loading):
+                m.d.sync += free.eq(~getattr(self, f"row{r}_fired") & ok.replicate(H))
             for c in range(K):
                 bit = select_bit(m, free, col_idx[c], f"row{r}_col{c}_free")
                 m.d.comb += self.mask[r * K + c].eq(bit & col_ok[c])

@@ -56,12 +56,14 @@ Maps are processed ``L`` at a time (``parallelism``): ``G = M / L`` groups, map 
   the Icarus simulation three times slower.) It is never cleared: a per-position *touched*
   flag (``H*H`` flip-flops, cleared in one cycle at the end of an image) makes an untouched word
   read as 0.
-- **Integration**: a token is accepted into a token register (which also registers the rows and
-  columns of its window); an input spike taken from it becomes a ``K*K`` mask of its output
-  positions that are inside the output and have not fired (from the *fired* flags, which only
-  change between steps); each set bit costs ``G`` cycles, one per group, lowest bit first, and
-  the next token is taken from the register in the cycle the last bit is picked (and the one
-  after it accepted), so there are no bubbles between input spikes. Fired positions cost
+- **Integration**: a token is accepted into a token register (which also registers the row
+  indices and columns of its window; in the next cycle the window's rows of *fired* flags are
+  registered, so an input spike stays at least two cycles in the register); an input spike
+  taken from it becomes a ``K*K`` mask of its output positions that are inside the output and
+  have not fired (the fired flags only change between steps); each set bit costs ``G`` cycles,
+  one per group, lowest bit first, and the next token is taken from the register in the cycle
+  the last bit is picked (and the one after it accepted), so there are no bubbles between input
+  spikes with at least two positions' work. Fired positions cost
   nothing: their potential is never observed again. A read-modify-write goes through six
   stages, one item per cycle: P picks the bit and registers the addresses, I reads the
   potential word and the touched flag, R registers the word straight from the block RAM's
@@ -90,12 +92,12 @@ Maps are processed ``L`` at a time (``parallelism``): ``G = M / L`` groups, map 
   emitted and the image state is cleared.
 
 Cycles, partners never stalling: an input spike with ``n`` free output positions costs
-``n*G`` cycles (one if ``n = 0``; the first of a step one more); the end of a step costs 5
+``max(n*G, 2)`` cycles (the first of a step one more); the end of a step costs 5
 cycles (every step's first token spends a cycle in the token register), plus 4 when its
 marker is taken in the cycle of the step's last pick (the pick still goes through I, R, X and
 W before firing starts; 3 when it was picked one cycle earlier, and so on), plus ``n*G + 3 + ceil(log2 L)``
 when ``n`` positions fire (``n*G + 4 + ceil(log2 L)`` with several groups). Conv1 on MNIST at
-``L = 30``: about 5,530 cycles per image (``sim/conv/bench.py``).
+``L = 30``: about 5,540 cycles per image (``sim/conv/bench.py``).
 
 Learning mode (``ConvCoreConfig(learning=True)``): the same datapath plus the STDP learning unit
 of :mod:`spykehw.rtl.conv_learning` (candidates collected while firing, greedy competition,

@@ -14,7 +14,7 @@ from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .conv_blocks import FlagGrid, LaneUpdate, WindowMask, drive, member_or_zero, table
+from .conv_blocks import FlagGrid, LaneUpdate, WindowMask, at_most_one, drive, member_or_zero, table
 from .conv_config import ConvCoreConfig
 from .conv_ports import flag_set_signature, read_signature, write_signature
 from .layouts import index_bits, token_layout
@@ -155,10 +155,11 @@ class PickStage(wiring.Component):
         kr = onehot_table([i // K for i in range(KK)], len(cur_y), "kr")
         kc = onehot_table([i % K for i in range(KK)], len(cur_x), "kc")
         issue = Signal()
-        single = Signal()           # at most one bit left in the mask
+        # at most one bit left in the mask: from the mask itself, not from the carry chain of
+        # its lowest bit, since it decides the token's take and so the next token's accept
+        single = at_most_one(m, cur_mask, "single")
         m.d.comb += [
             issue.eq(cur_mask.any()),
-            single.eq((cur_mask ^ low) == 0),
             self.finishing.eq(~cur_mask.any() | (single & g_last)),
             self.busy.eq(cur_mask.any()),
         ]
@@ -405,9 +406,11 @@ class Integration(wiring.Component):
                          getattr(window, f"row{r}_fired").eq(getattr(fired, f"row{r}"))]
         wiring.connect(m, wiring.flipped(self.i_events), token.i_events)
         tok = self.i_events.payload
-        m.d.comb += [window.y.eq(tok.y), window.x.eq(tok.x), window.load.eq(token.accept)]
-        # token register -> pick stage -> stages I, R, X, W, Q
-        m.d.comb += [token.active.eq(self.active), token.finishing.eq(pick.finishing),
+        m.d.comb += [window.y.eq(tok.y), window.x.eq(tok.x), window.capture.eq(token.accept)]
+        # token register -> pick stage -> stages I, R, X, W, Q; an input spike is taken once
+        # its window mask is registered (a marker has no mask)
+        m.d.comb += [token.active.eq(self.active),
+                     token.finishing.eq(pick.finishing & (~window.loading | token.end)),
                      pick.take.eq(token.take), pick.end.eq(token.end), pick.mask.eq(window.mask),
                      *(getattr(pick, k).eq(getattr(token, k)) for k in ("y", "x", "pbase", "wbase"))]
         m.d.comb += [getattr(acc, f"i_{k}").eq(getattr(pick, f"i_{k}"))

@@ -163,11 +163,12 @@ def test_conv_cycle_bound_by_hand():
 
     cfg = ConvCoreConfig(options=CONV1, formats=preset("fpga-16"), parallelism=30)
     # Conv1: 2 channels, 23x23 outputs, K=5: every row index covers sum_y |{kr}| = 23*5 rows,
-    # so 2 * 115**2 = 26,450 (input, position) pairs, plus 529 firings and 12 step ends of
-    # 13 + ceil(log2 30) = 18 cycles (one group).
-    assert conv_cycles_bound(cfg) == 26450 + 529 + 12 * 18
+    # so 2 * 115**2 = 26,450 (input, position) pairs; the 4 corner inputs of each channel have
+    # one position but spend 2 cycles in the token register (+ 2*4); plus 529 firings and 12
+    # step ends of 13 + ceil(log2 30) = 18 cycles (one group).
+    assert conv_cycles_bound(cfg) == 26450 + 2 * 4 + 529 + 12 * 18
     cfg6 = ConvCoreConfig(options=CONV1, formats=preset("fpga-16"), parallelism=6)
-    # 5 groups: 13 + ceil(log2 6) + 1 = 17 per step.
+    # 5 groups: every input costs >= 5 cycles (no corner term); 13 + ceil(log2 6) + 1 = 17 per step.
     assert conv_cycles_bound(cfg6) == 5 * (26450 + 529) + 12 * 17
 
 

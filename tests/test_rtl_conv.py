@@ -149,18 +149,19 @@ def test_no_input_no_output_and_cycles_by_hand():
 
 @pytest.mark.parametrize("parallelism, groups", [(2, 1), (1, 2)])
 def test_one_input_costs_g_cycles_per_position(parallelism, groups):
-    """One input spike whose K*K = 4 positions are all inside costs 4*G + 4 cycles on top of
-    the 5T + 1 of an empty image: its own cycle in the token register (it is accepted; next
-    cycle its mask is loaded, in the cycle that also accepts the end-of-step marker into the
-    register) and the 4*G picks (stage P), the last of which also takes the marker from the
-    register (which in an empty step needs a cycle of its own); then DRAIN waits while the
-    last pick is in stages I, R, X and W, four cycles more than the single DRAIN cycle of an
-    empty step (nothing fires: every potential stays below 18, see the hand-made layer
-    above)."""
+    """One input spike whose K*K = 4 positions are all inside costs 4*G + 5 cycles on top of
+    the 5T + 1 of an empty image: two cycles of its own in the token register (it is accepted
+    and its window's row indices registered; next cycle the window's rows of fired flags are
+    registered, so it cannot be taken yet; the cycle after, its mask is loaded into the pick
+    stage, in the cycle that also accepts the end-of-step marker into the register) and the
+    4*G picks (stage P), the last of which also takes the marker from the register (which in
+    an empty step needs a cycle of its own); then DRAIN waits while the last pick is in stages
+    I, R, X and W, four cycles more than the single DRAIN cycle of an empty step (nothing
+    fires: every potential stays below 18, see the hand-made layer above)."""
     cfg = hand_config(parallelism)
     ev = np.array([(0, 0, 1, 1)])
     run = simulate_core(cfg, [HAND_W], [ev], count_cycles=True)
-    assert run.cycles == [5 * 3 + 1 + 4 * groups + 4]
+    assert run.cycles == [5 * 3 + 1 + 4 * groups + 5]
 
 
 # ----- against the golden model: random small layers --------------------------------------------
@@ -455,3 +456,27 @@ def test_cli_verilog_and_vectors(tmp_path, capsys):
     vs = read_vectors(tmp_path / "x" / "conv-adversarial-fpga-8.npz", kind=KIND)
     assert "adversarial:borders@max" in vs.options["cases"]
     assert vs.options["sources"]["stdp"].endswith("train rows 0..19")
+
+
+@pytest.mark.parametrize("width", [1, 2, 5, 7])
+def test_at_most_one_every_input(width):
+    """The pick stage's "at most one bit left" tree, on every input of small widths, against a
+    bit count."""
+    from amaranth import Module, Signal
+    from amaranth.sim import Simulator
+    from spykehw.rtl.conv_blocks import at_most_one
+
+    m = Module()
+    bits = Signal(width)
+    out = at_most_one(m, bits, "single")
+    seen = []
+
+    async def bench(ctx):
+        for v in range(1 << width):
+            ctx.set(bits, v)
+            seen.append(ctx.get(out))
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen == [int(bin(v).count("1") <= 1) for v in range(1 << width)]

@@ -185,17 +185,23 @@ def conv_cycles_bound(cfg: Any) -> int:
     """Cycles per image of the conv core, upper bound from the schedule in ``rtl/conv_core.py``.
 
     Every input spikes ``max_spikes_per_input`` times and no output position fires before the
-    end of the image (firing only removes work): input ``(c, y, x)`` costs ``G`` cycles per
-    output position in its window, and the windows cover ``C * (H*K)**2`` (input, position)
-    pairs; ``n*G`` for the ``n`` positions fired (at most ``H*H`` over the image); and per step
-    at most ``13 + ceil(log2 L)`` (+1 with several groups): 5 for the end of the step, 4 for
-    draining the integration pipeline (stages I, R, X, W), ``3 + ceil(log2 L)`` (+1) for the firing pipeline (the
-    comparator tree has one register level per tree level) and 1 for the step's first token.
+    end of the image (firing only removes work): input ``(c, y, x)`` with ``n`` output
+    positions in its window costs ``max(n*G, 2)`` cycles (``G`` per position, and at least the
+    two cycles an input spike spends in the token register while its window is registered);
+    ``n*G`` for the ``n`` positions fired (at most ``H*H`` over the image); and per step at
+    most ``13 + ceil(log2 L)`` (+1 with several groups): 5 for the end of the step, 4 for
+    draining the integration pipeline (stages I, R, X, W), ``3 + ceil(log2 L)`` (+1) for the
+    firing pipeline (the comparator tree has one register level per tree level) and 1 for the
+    step's first token.
     """
-    G, C, H, K, T = cfg.groups, cfg.channels, cfg.out_size, cfg.kernel, cfg.steps
-    pairs = C * (H * K) ** 2 * cfg.max_spikes_per_input
+    G, C, H, K, T, S = cfg.groups, cfg.channels, cfg.out_size, cfg.kernel, cfg.steps, cfg.in_size
+
+    def inside(i: int) -> int:      # window offsets of input row (or column) i inside the output
+        return sum(0 <= i - k < H for k in range(K))
+
+    per_input = sum(max(inside(y) * inside(x) * G, 2) for y in range(S) for x in range(S))
     per_step = 13 + (cfg.parallelism - 1).bit_length() + (1 if G > 1 else 0)
-    return G * (pairs + H * H) + T * per_step
+    return C * cfg.max_spikes_per_input * per_input + G * H * H + T * per_step
 
 
 def _conv(s: BlockSettings) -> Block:
