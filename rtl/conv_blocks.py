@@ -146,6 +146,11 @@ class WindowMask(wiring.Component):
     registers. The fired flags must not change between ``load`` and the use of ``mask`` (they
     only change between steps).
 
+    With ``registered_rows`` the rows come from memory read ports (a
+    :class:`~spykehw.rtl.conv_memories.FlagMemory` read with ``load`` at ``row{r}_idx``): they
+    arrive one cycle after ``load`` and hold, so they are used as they are instead of being
+    registered.
+
     Members
     -------
     y, x : In(index_bits(S)); load : In(1)
@@ -155,8 +160,9 @@ class WindowMask(wiring.Component):
         For ``r < K``: the fired flags of output row ``y - r`` (read from a :class:`FlagGrid`).
     """
 
-    def __init__(self, *, kernel: int, in_size: int, out_size: int) -> None:
+    def __init__(self, *, kernel: int, in_size: int, out_size: int, registered_rows: bool = False) -> None:
         self._K, self._H = kernel, out_size
+        self._registered_rows = registered_rows
         members = {"y": In(index_bits(in_size)), "x": In(index_bits(in_size)), "load": In(1),
                    "mask": Out(kernel * kernel)}
         for r in range(kernel):
@@ -184,8 +190,14 @@ class WindowMask(wiring.Component):
             m.d.comb += row_ok.eq(((self.y >= r) if r else 1) & (self.y < H + r))
             m.d.comb += drive(member_or_zero(self, f"row{r}_idx"), Mux(row_ok, self.y - r, 0))
             free = Signal(H, name=f"row{r}_free")
-            with m.If(self.load):
-                m.d.sync += free.eq(~getattr(self, f"row{r}_fired") & row_ok.replicate(H))
+            if self._registered_rows:
+                ok = Signal(name=f"row{r}_ok_reg")
+                with m.If(self.load):
+                    m.d.sync += ok.eq(row_ok)
+                m.d.comb += free.eq(~getattr(self, f"row{r}_fired") & ok.replicate(H))
+            else:
+                with m.If(self.load):
+                    m.d.sync += free.eq(~getattr(self, f"row{r}_fired") & row_ok.replicate(H))
             for c in range(K):
                 bit = select_bit(m, free, col_idx[c], f"row{r}_col{c}_free")
                 m.d.comb += self.mask[r * K + c].eq(bit & col_ok[c])

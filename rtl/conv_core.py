@@ -136,6 +136,7 @@ from .conv_control import Control
 from .conv_firing import Firing
 from .conv_integration import Integration
 from .conv_learning import LearningUnit
+from .conv_memories import SinglePortRam
 from .conv_output import FeatureOutput
 from .layouts import feature_layout, spike_layout, token_layout
 from .weight_memory import lane_init
@@ -163,6 +164,10 @@ class ConvCore(wiring.Component):
     weight_init : sequence of int
         The weight memory's contents after configuration: the weight bus's words by address
         (an export's ``conv1_weights``); empty (the default) for zeros, loaded over the bus.
+    spram_primitive : bool
+        With ``config.potential_memory == "spram"``: instantiate the iCE40 ``SB_SPRAM256KA``
+        (synthesis) instead of its behavioural model (simulation); see
+        :class:`~spykehw.rtl.conv_memories.SinglePortRam`.
 
     Members
     -------
@@ -185,7 +190,8 @@ class ConvCore(wiring.Component):
     """
 
     def __init__(self, config: ConvCoreConfig | None = None, *, hierarchy: bool = False,
-                 weight_init: Sequence[int] = (), read_back: bool = True, **kwargs: Any) -> None:
+                 weight_init: Sequence[int] = (), read_back: bool = True,
+                 spram_primitive: bool = False, **kwargs: Any) -> None:
         self._hierarchy = bool(hierarchy)
         if config is None:
             config = ConvCoreConfig(**kwargs)
@@ -199,6 +205,7 @@ class ConvCore(wiring.Component):
             raise ValueError(f"weight_init: {len(weight_init)} words, the weight memory holds {cfg.weight_words}")
         self._weight_init = tuple(weight_init)
         self._read_back = bool(read_back)
+        self._spram_primitive = bool(spram_primitive)
         members = {
             "i_events": In(stream.Signature(token_layout(cfg.channels, cfg.in_size))),
             "o_spikes": Out(stream.Signature(spike_layout(cfg.maps, cfg.out_size, cfg.steps))),
@@ -260,6 +267,8 @@ class ConvCore(wiring.Component):
             ctl.draining.eq(integ.draining), ctl.fire_done.eq(fire.done),
             ctl.spk_free.eq(out.spk_free), ctl.feat_free.eq(out.feat_free),
         ]
+        if cfg.spram:
+            m.d.comb += ctl.clearing.eq(integ.clearing)
         wiring.connect(m, fire.ahead, out.ahead)
         wiring.connect(m, out.o_spikes, wiring.flipped(self.o_spikes))
         wiring.connect(m, out.o_features, wiring.flipped(self.o_features))
@@ -351,6 +360,18 @@ class ConvCore(wiring.Component):
         p_ren = Signal()
         m.d.comb += [p_raddr.eq(Mux(ctl.fire, fire.p_rd.addr, integ.p_rd.addr)),
                      p_ren.eq(Mux(ctl.fire, fire.p_rd.en, integ.p_rd.en))]
+        if cfg.spram:
+            # One port: the write (stage W) and the reads never fall in the same cycle.
+            for lane in range(cfg.parallelism):
+                m.submodules[f"pot_mem{lane}"] = ram = SinglePortRam(
+                    depth=cfg.out_size ** 2 * cfg.groups, width=cfg.potential_bits,
+                    primitive=self._spram_primitive)
+                m.d.comb += [
+                    ram.addr.eq(Mux(integ.p_wr.en, integ.p_wr.addr, p_raddr)),
+                    ram.we.eq(integ.p_wr.en), ram.wdata.eq(integ.p_wr.data[lane]), ram.re.eq(p_ren),
+                    integ.p_rd.data[lane].eq(ram.rdata), fire.p_rd.data[lane].eq(ram.rdata),
+                ]
+            return
         for lane in range(cfg.parallelism):
             mem = memory.Memory(shape=unsigned(cfg.potential_bits), depth=cfg.out_size ** 2 * cfg.groups,
                                 init=[])

@@ -92,6 +92,7 @@ class BlockSettings:
     variant: str = "on-chip"        # accelerator: where W2 lives (DesignPoint.weights)
     export: Any = None              # accelerator: a spykehw.export.Export (design point, initial weights)
     learning: bool = False          # conv: the learning core (STDP unit and snapshot copy)
+    potential_memory: str = "block"  # conv: ConvCoreConfig.potential_memory ("spram": the UP5K core)
 
     def design_point(self) -> DesignPoint:
         """The accelerator's design point: the export's, or Conv1 with these settings."""
@@ -110,7 +111,7 @@ class BlockSettings:
                 "bench_files": list(self.bench.files) if self.bench is not None else [],
                 "variant": self.variant,
                 "export": None if self.export is None else str(self.export.path),
-                "learning": self.learning}
+                "learning": self.learning, "potential_memory": self.potential_memory}
 
 
 @dataclass(frozen=True)
@@ -208,12 +209,15 @@ def _conv(s: BlockSettings) -> Block:
 
     try:
         cfg = ConvCoreConfig(options=s.conv_options or CONV1, formats=s.formats, steps=s.steps,
-                             parallelism=s.parallelism, learning=s.learning)
+                             parallelism=s.parallelism, learning=s.learning,
+                             potential_memory=s.potential_memory)
     except SpykehwError as e:
-        raise BlockError(f"--parallelism: {e}") from None
+        raise BlockError(f"--parallelism/--potentials: {e}") from None
+    # The flow synthesises for an FPGA: SB_SPRAM256KA itself, not its simulation model.
+    make = lambda: ConvCore(cfg, spram_primitive=cfg.spram)  # noqa: E731
     if s.learning:
         # (the inference bound and benchmark do not cover the LEARN phase)
-        return Block("conv", "conv_core", lambda: ConvCore(cfg),
+        return Block("conv", "conv_core", make,
                      Figure(None, "unavailable", "training: spykehw cosim learn reports cycles per image"),
                      Figure(0, "exact", "weights and potentials are on chip"))
     measured = None
@@ -225,7 +229,7 @@ def _conv(s: BlockSettings) -> Block:
         cycles = Figure(conv_cycles_bound(cfg), "bound",
                         "upper bound from the ConvCore schedule (rtl/conv_core.py docstring): every "
                         "input spikes, nothing fires early (no --bench measurement for this L)")
-    return Block("conv", "conv_core", lambda: ConvCore(cfg), cycles,
+    return Block("conv", "conv_core", make, cycles,
                  Figure(0, "exact", "weights and potentials are on chip"))
 
 
