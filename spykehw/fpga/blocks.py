@@ -222,7 +222,7 @@ def _conv(s: BlockSettings) -> Block:
                      Figure(0, "exact", "weights and potentials are on chip"))
     measured = None
     if s.bench is not None and (s.conv_options is None or s.conv_options == CONV1):
-        measured = s.bench.conv_cycles(s.parallelism, s.formats.name)
+        measured = s.bench.conv_cycles(s.parallelism, s.formats.name, spram=cfg.spram)
     if measured is not None:
         cycles = Figure(measured[0], "measured", measured[1])
     else:
