@@ -97,6 +97,19 @@ W before firing starts; 3 when it was picked one cycle earlier, and so on), plus
 when ``n`` positions fire (``n*G + 4 + ceil(log2 L)`` with several groups). Conv1 on MNIST at
 ``L = 30``: about 5,530 cycles per image (``sim/conv/bench.py``).
 
+UP5K configuration (``ConvCoreConfig(potential_memory="spram")``, inference only): the
+potentials are single-port RAMs (:class:`~spykehw.rtl.conv_memories.SinglePortRam`: the iCE40
+``SB_SPRAM256KA`` with ``spram_primitive=True``, else its behavioural model). The pick stage issues
+an item only in every other cycle (a slot register alternates from reset) and the write-back moves
+from X to W, so reads (I) and writes (W, three cycles later) never share a cycle; the forwarding
+from W covers the item behind. The fired flags (one block-RAM copy per kernel row, read with the
+token's acceptance: the rows arrive when the window mask would have registered them), the touched
+flags (read in I, selected in R) and the pending flags (read in W, selected in Q) are
+:class:`~spykehw.rtl.conv_memories.FlagMemory` rows; after every step the FSM waits in CLEAR
+while they are swept (``H + 1`` cycles). An input spike with ``n`` free positions then costs
+``2*n*G`` cycles (plus one when its first pick waits for the slot). Conv1 on MNIST at ``L = 2``:
+about 160,000 cycles per image.
+
 Learning mode (``ConvCoreConfig(learning=True)``): the same datapath plus the STDP learning unit
 of :mod:`spykehw.rtl.conv_learning` (candidates collected while firing, greedy competition,
 homeostasis, integer STDP written back into the weight memories between steps, learning-rate

@@ -192,10 +192,17 @@ def conv_cycles_bound(cfg: Any) -> int:
     at most ``13 + ceil(log2 L)`` (+1 with several groups): 5 for the end of the step, 4 for
     draining the integration pipeline (stages I, R, X, W), ``3 + ceil(log2 L)`` (+1) for the firing pipeline (the
     comparator tree has one register level per tree level) and 1 for the step's first token.
+
+    The UP5K core (``cfg.spram``) picks an item every other cycle (``2G`` per position, plus
+    one per input spike waiting for its slot) and sweeps its flag memories after every step
+    (``H + 1`` cycles).
     """
     G, C, H, K, T = cfg.groups, cfg.channels, cfg.out_size, cfg.kernel, cfg.steps
     pairs = C * (H * K) ** 2 * cfg.max_spikes_per_input
     per_step = 13 + (cfg.parallelism - 1).bit_length() + (1 if G > 1 else 0)
+    if cfg.spram:
+        inputs = C * cfg.in_size ** 2 * cfg.max_spikes_per_input
+        return 2 * G * pairs + inputs + G * H * H + T * (per_step + H + 1)
     return G * (pairs + H * H) + T * per_step
 
 
