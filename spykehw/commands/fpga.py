@@ -187,7 +187,8 @@ def _sweep(args, dev, configs, parallelisms, lanes, opts, accuracy, settings_for
               "pnr_timeout_s": opts.pnr_timeout_s, "router": opts.router,
               "classes": args.classes, "hidden": args.hidden,
               "active_features": args.active_features,
-              "bench": [str(b) for b in args.bench or []]}
+              "bench": [str(b) for b in args.bench or []],
+              **({"potential_memory": args.potentials} if args.potentials != "block" else {})}
     keys = {p: point_key(p, {**shared, "bench": bench_key(bench),
                              "formats": settings_for(p.config, 1, 1).formats.to_dict()}, code)
             for p in points}
