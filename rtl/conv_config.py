@@ -209,7 +209,8 @@ class ConvCoreConfig:
 
     def memory_bits(self) -> dict[str, int]:
         """Bits of each memory (the flip-flop flags are not counted here; with ``spram`` the
-        fired (one copy per kernel row), touched and pending flags are memories)."""
+        fired, touched and pending flags are memories, the fired one with ``K`` read ports,
+        which synthesis turns into ``K`` copies)."""
         H, P, L, G = self.out_size, self.pool_size, self.parallelism, self.groups
         bits = {
             "potentials": H * H * G * L * self.potential_bits,
@@ -218,7 +219,7 @@ class ConvCoreConfig:
             "feature_flags": P * P * self.maps,
         }
         if self.spram:
-            bits |= {"fired_flags": self.kernel * H * H, "touched_flags": H * H,
+            bits |= {"fired_flags": H * H, "touched_flags": H * H,
                      "pending_flags": H * H}
         return bits
 
