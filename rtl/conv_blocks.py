@@ -162,6 +162,11 @@ class WindowMask(wiring.Component):
     flags must not change between ``loading`` and the use of ``mask`` (they only change between
     steps).
 
+    With ``registered_rows`` the rows come from memory read ports (a
+    :class:`~spykehw.rtl.conv_memories.FlagMemory` read with ``loading`` at ``row{r}_idx``):
+    they arrive one cycle after ``loading`` and hold until the next token's ``loading``, so they
+    are used as they are instead of being registered.
+
     Members
     -------
     y, x : In(index_bits(S)); capture : In(1)
@@ -174,8 +179,9 @@ class WindowMask(wiring.Component):
         For ``r < K``: the fired flags of output row ``y - r`` (read from a :class:`FlagGrid`).
     """
 
-    def __init__(self, *, kernel: int, in_size: int, out_size: int) -> None:
+    def __init__(self, *, kernel: int, in_size: int, out_size: int, registered_rows: bool = False) -> None:
         self._K, self._H = kernel, out_size
+        self._registered_rows = registered_rows
         members = {"y": In(index_bits(in_size)), "x": In(index_bits(in_size)), "capture": In(1),
                    "loading": Out(1), "mask": Out(kernel * kernel)}
         for r in range(kernel):
@@ -207,8 +213,11 @@ class WindowMask(wiring.Component):
             with m.If(self.capture):
                 m.d.sync += [ok.eq(ok_now), *drive(idx, Mux(ok_now, self.y - r, 0))]
             free = Signal(H, name=f"row{r}_free")
-            with m.If(self.loading):
-                m.d.sync += free.eq(~getattr(self, f"row{r}_fired") & ok.replicate(H))
+            if self._registered_rows:
+                m.d.comb += free.eq(~getattr(self, f"row{r}_fired") & ok.replicate(H))
+            else:
+                with m.If(self.loading):
+                    m.d.sync += free.eq(~getattr(self, f"row{r}_fired") & ok.replicate(H))
             for c in range(K):
                 bit = select_bit(m, free, col_idx[c], f"row{r}_col{c}_free")
                 m.d.comb += self.mask[r * K + c].eq(bit & col_ok[c])

@@ -32,6 +32,8 @@ __all__ = [
 
 
 MAX_STEPS = 1 << 10
+POTENTIAL_MEMORIES = ("block", "spram")
+SPRAM_WORDS = 16384     # words of one SB_SPRAM256KA (16K x 16 bits)
 
 
 class ConvCoreError(SpykehwError, ValueError):
@@ -60,6 +62,16 @@ class ConvCoreConfig:
         homeostasis, integer STDP with ``formats.stdp`` and the options' schedule, and the
         ``o_winners`` stream. Only ``options.competition == "greedy"`` (the authors' code) is
         built. ``False`` (default): the inference core, unchanged.
+    potential_memory : str
+        ``"block"`` (default): the potentials in simple dual-port block RAM, one
+        read-modify-write per cycle, the per-position flags in flip-flops (the ECP5 core).
+        ``"spram"``: the iCE40 UltraPlus (UP5K) configuration: the potentials in single-port
+        RAM (``SB_SPRAM256KA``, :class:`~spykehw.rtl.conv_memories.SinglePortRam`), so a
+        read-modify-write takes two cycles (reads and writes in alternate cycles), and the
+        fired, touched and pending flags in block RAM
+        (:class:`~spykehw.rtl.conv_memories.FlagMemory`), cleared by a sweep of ``H`` cycles
+        after each step. Inference only; the words of a lane (``H*H*G``) must fit one SPRAM's
+        16K.
     """
 
     options: ConvOptions
@@ -68,6 +80,7 @@ class ConvCoreConfig:
     parallelism: int = 1
     max_spikes_per_input: int = 1
     learning: bool = False
+    potential_memory: str = "block"
 
     def __post_init__(self) -> None:
         if not isinstance(self.options, ConvOptions):
@@ -92,6 +105,23 @@ class ConvCoreConfig:
         if self.learning and self.options.competition != "greedy":
             raise ConvCoreError(f"options.competition: the learning core builds only 'greedy' "
                                 f"(the authors' STDP competition), not {self.options.competition!r}")
+
+        if self.potential_memory not in POTENTIAL_MEMORIES:
+            raise ConvCoreError(f"potential_memory: one of {', '.join(POTENTIAL_MEMORIES)}, "
+                                f"not {self.potential_memory!r}")
+        if self.spram:
+            if self.learning:
+                raise ConvCoreError("potential_memory: 'spram' builds the inference core only, "
+                                    "not learning=True")
+            words = self.out_size ** 2 * self.groups
+            if words > SPRAM_WORDS:
+                raise ConvCoreError(f"potential_memory: 'spram' holds {SPRAM_WORDS} words per lane, "
+                                    f"this layer needs H*H*G = {words} (raise parallelism)")
+
+    @property
+    def spram(self) -> bool:
+        """The UP5K configuration (``potential_memory == "spram"``)."""
+        return self.potential_memory == "spram"
 
     # --- shape -----------------------------------------------------------------------------
 
@@ -178,20 +208,26 @@ class ConvCoreConfig:
         })
 
     def memory_bits(self) -> dict[str, int]:
-        """Bits of each memory (the flags are flip-flops, not counted here)."""
+        """Bits of each memory (the flip-flop flags are not counted here; with ``spram`` the
+        fired, touched and pending flags are memories, the fired one with ``K`` read ports,
+        which synthesis turns into ``K`` copies)."""
         H, P, L, G = self.out_size, self.pool_size, self.parallelism, self.groups
-        return {
+        bits = {
             "potentials": H * H * G * L * self.potential_bits,
             "weights": self.kernel_weights * G * L * self.weight_bits,
             "pending": H * H * self.pending_layout().size,
             "feature_flags": P * P * self.maps,
         }
+        if self.spram:
+            bits |= {"fired_flags": H * H, "touched_flags": H * H,
+                     "pending_flags": H * H}
+        return bits
 
     def flag_bits(self) -> int:
         """Flip-flops of the per-position flags: fired, touched, pending, and the pool
-        windows' touched flags."""
+        windows' touched flags (with ``spram`` only the latter: the others are in block RAM)."""
         H, P = self.out_size, self.pool_size
-        return 3 * H * H + P * P
+        return (0 if self.spram else 3 * H * H) + P * P
 
     def to_dict(self) -> dict[str, Any]:
         """Parameters for the JSON beside the Verilog (and for checks against vector files)."""
@@ -201,6 +237,7 @@ class ConvCoreConfig:
             "steps": self.steps,
             "parallelism": self.parallelism,
             "max_spikes_per_input": self.max_spikes_per_input,
+            **({"potential_memory": self.potential_memory} if self.spram else {}),
             **({"learning": True, "stdp": dataclasses.asdict(self.formats.stdp),
                 "snapshot_base": self.snapshot_base} if self.learning else {}),
             "channels": self.channels, "in_size": self.in_size, "maps": self.maps,

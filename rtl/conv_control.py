@@ -17,7 +17,8 @@ class Control(wiring.Component):
     """The phases of a step: INTEGRATE (tokens in) until the end-of-step marker is taken, DRAIN
     until the last read-modify-write has left stages I and X, FIRE until every pending position
     is captured, LEARN (learning core only) until the learning unit is done, STEP_END until the
-    markers can enter the output registers (one cycle: ``step_end``); then the next step.
+    markers can enter the output registers (one cycle: ``step_end``); then the next step, with the
+UP5K configuration (``cfg.spram``) after CLEAR, while the flag memories are swept.
 
     Members
     -------
@@ -28,6 +29,8 @@ class Control(wiring.Component):
         Every pending position was captured.
     spk_free, feat_free : In(1)
         The output registers can take a marker.
+    clearing : In(1) (``spram`` only)
+        The flag memories are being swept.
     learn_done, win_free : In(1) (learning core only)
         The learning unit is done with the step; its winners register can take a marker.
     integrate, fire : Out(1); learn : Out(1) (learning core only)
@@ -46,6 +49,8 @@ class Control(wiring.Component):
                    "spk_free": In(1), "feat_free": In(1),
                    "integrate": Out(1), "fire": Out(1), "step_end": Out(1),
                    "t": Out(index_bits(cfg.steps)), "last_step": Out(1), "started": Out(1)}
+        if cfg.spram:
+            members["clearing"] = In(1)
         if cfg.learning:
             members.update({"learn_done": In(1), "win_free": In(1), "learn": Out(1)})
         super().__init__(members)
@@ -91,5 +96,9 @@ class Control(wiring.Component):
                     if T > 1:
                         with m.Else():
                             m.d.sync += t.eq(t + 1)
-                    m.next = "INTEGRATE"
+                    m.next = "CLEAR" if cfg.spram else "INTEGRATE"
+            if cfg.spram:
+                with m.State("CLEAR"):
+                    with m.If(~self.clearing):
+                        m.next = "INTEGRATE"
         return m

@@ -99,6 +99,19 @@ W before firing starts; 3 when it was picked one cycle earlier, and so on), plus
 when ``n`` positions fire (``n*G + 4 + ceil(log2 L)`` with several groups). Conv1 on MNIST at
 ``L = 30``: about 5,540 cycles per image (``sim/conv/bench.py``).
 
+UP5K configuration (``ConvCoreConfig(potential_memory="spram")``, inference only): the
+potentials are single-port RAMs (:class:`~spykehw.rtl.conv_memories.SinglePortRam`: the iCE40
+``SB_SPRAM256KA`` with ``spram_primitive=True``, else its behavioural model). The pick stage issues
+an item only in every other cycle (a slot register alternates from reset) and the write-back moves
+from X to W, so reads (I) and writes (W, three cycles later) never share a cycle; the forwarding
+from W covers the item behind. The fired flags (one block-RAM copy per kernel row, read with the
+token's acceptance: the rows arrive when the window mask would have registered them), the touched
+flags (read in I, selected in R) and the pending flags (read in W, selected in Q) are
+:class:`~spykehw.rtl.conv_memories.FlagMemory` rows; after every step the FSM waits in CLEAR
+while they are swept (``H + 1`` cycles). An input spike with ``n`` free positions then costs
+``2*n*G`` cycles (plus one when its first pick waits for the slot). Conv1 on MNIST at ``L = 2``:
+about 160,000 cycles per image.
+
 Learning mode (``ConvCoreConfig(learning=True)``): the same datapath plus the STDP learning unit
 of :mod:`spykehw.rtl.conv_learning` (candidates collected while firing, greedy competition,
 homeostasis, integer STDP written back into the weight memories between steps, learning-rate
@@ -138,6 +151,7 @@ from .conv_control import Control
 from .conv_firing import Firing
 from .conv_integration import Integration
 from .conv_learning import LearningUnit
+from .conv_memories import SinglePortRam
 from .conv_output import FeatureOutput
 from .layouts import feature_layout, spike_layout, token_layout
 from .weight_memory import lane_init
@@ -165,6 +179,10 @@ class ConvCore(wiring.Component):
     weight_init : sequence of int
         The weight memory's contents after configuration: the weight bus's words by address
         (an export's ``conv1_weights``); empty (the default) for zeros, loaded over the bus.
+    spram_primitive : bool
+        With ``config.potential_memory == "spram"``: instantiate the iCE40 ``SB_SPRAM256KA``
+        (synthesis) instead of its behavioural model (simulation); see
+        :class:`~spykehw.rtl.conv_memories.SinglePortRam`.
 
     Members
     -------
@@ -187,7 +205,8 @@ class ConvCore(wiring.Component):
     """
 
     def __init__(self, config: ConvCoreConfig | None = None, *, hierarchy: bool = False,
-                 weight_init: Sequence[int] = (), read_back: bool = True, **kwargs: Any) -> None:
+                 weight_init: Sequence[int] = (), read_back: bool = True,
+                 spram_primitive: bool = False, **kwargs: Any) -> None:
         self._hierarchy = bool(hierarchy)
         if config is None:
             config = ConvCoreConfig(**kwargs)
@@ -201,6 +220,7 @@ class ConvCore(wiring.Component):
             raise ValueError(f"weight_init: {len(weight_init)} words, the weight memory holds {cfg.weight_words}")
         self._weight_init = tuple(weight_init)
         self._read_back = bool(read_back)
+        self._spram_primitive = bool(spram_primitive)
         members = {
             "i_events": In(stream.Signature(token_layout(cfg.channels, cfg.in_size))),
             "o_spikes": Out(stream.Signature(spike_layout(cfg.maps, cfg.out_size, cfg.steps))),
@@ -262,6 +282,8 @@ class ConvCore(wiring.Component):
             ctl.draining.eq(integ.draining), ctl.fire_done.eq(fire.done),
             ctl.spk_free.eq(out.spk_free), ctl.feat_free.eq(out.feat_free),
         ]
+        if cfg.spram:
+            m.d.comb += ctl.clearing.eq(integ.clearing)
         wiring.connect(m, fire.ahead, out.ahead)
         wiring.connect(m, out.o_spikes, wiring.flipped(self.o_spikes))
         wiring.connect(m, out.o_features, wiring.flipped(self.o_features))
@@ -353,6 +375,18 @@ class ConvCore(wiring.Component):
         p_ren = Signal()
         m.d.comb += [p_raddr.eq(Mux(ctl.fire, fire.p_rd.addr, integ.p_rd.addr)),
                      p_ren.eq(Mux(ctl.fire, fire.p_rd.en, integ.p_rd.en))]
+        if cfg.spram:
+            # One port: the write (stage W) and the reads never fall in the same cycle.
+            for lane in range(cfg.parallelism):
+                m.submodules[f"pot_mem{lane}"] = ram = SinglePortRam(
+                    depth=cfg.out_size ** 2 * cfg.groups, width=cfg.potential_bits,
+                    primitive=self._spram_primitive)
+                m.d.comb += [
+                    ram.addr.eq(Mux(integ.p_wr.en, integ.p_wr.addr, p_raddr)),
+                    ram.we.eq(integ.p_wr.en), ram.wdata.eq(integ.p_wr.data[lane]), ram.re.eq(p_ren),
+                    integ.p_rd.data[lane].eq(ram.rdata), fire.p_rd.data[lane].eq(ram.rdata),
+                ]
+            return
         for lane in range(cfg.parallelism):
             mem = memory.Memory(shape=unsigned(cfg.potential_bits), depth=cfg.out_size ** 2 * cfg.groups,
                                 init=[])

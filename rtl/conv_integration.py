@@ -14,8 +14,9 @@ from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .conv_blocks import FlagGrid, LaneUpdate, WindowMask, at_most_one, drive, member_or_zero, table
+from .conv_blocks import FlagGrid, LaneUpdate, WindowMask, at_most_one, drive, member_or_zero, select_bit, table
 from .conv_config import ConvCoreConfig
+from .conv_memories import FlagMemory
 from .conv_ports import flag_set_signature, read_signature, write_signature
 from .layouts import index_bits, token_layout
 
@@ -158,9 +159,15 @@ class PickStage(wiring.Component):
         # at most one bit left in the mask: from the mask itself, not from the carry chain of
         # its lowest bit, since it decides the token's take and so the next token's accept
         single = at_most_one(m, cur_mask, "single")
+        # A single-port potential memory (spram) reads in stage I and writes in stage W, three
+        # cycles later: items issued only in every other cycle keep reads and writes in
+        # alternate cycles.
+        slot = Signal()
+        if cfg.spram:
+            m.d.sync += slot.eq(~slot)
         m.d.comb += [
-            issue.eq(cur_mask.any()),
-            self.finishing.eq(~cur_mask.any() | (single & g_last)),
+            issue.eq(cur_mask.any() & ~slot),
+            self.finishing.eq(~cur_mask.any() | (single & g_last & ~slot)),
             self.busy.eq(cur_mask.any()),
         ]
         with m.If(issue):
@@ -241,6 +248,7 @@ class Accumulate(wiring.Component):
             "n_pend": Out(range(NPOS + 1)),
             "step_clear": In(1), "image_clear": In(1),
             "draining": Out(1), "q_valid": Out(1),
+            **({"clearing": Out(1)} if cfg.spram else {}),
         })
 
     def elaborate(self, platform):
@@ -254,33 +262,52 @@ class Accumulate(wiring.Component):
                     "pg": lambda: _idx(NPOS * G, f"{name}_pg"),
                     "paddr": lambda: _idx(NPOS * G, f"{name}_paddr"),
                     "u": lambda: _idx(H, f"{name}_u"), "v": lambda: _idx(H, f"{name}_v"),
-                    "touched": lambda: Signal(name=f"{name}_touched")}
+                    "touched": lambda: Signal(name=f"{name}_touched"),
+                    "first": lambda: Signal(name=f"{name}_first")}
             return {k: make[k]() for k in fields}
 
         def advance(dst: dict, src: dict) -> list:
             return [dst[k].eq(src[k]) for k in dst]
 
         # ----- stage I: the potential read; the touched flag ---------------------------------
-        m.submodules.touched = touched = FlagGrid(rows=H, cols=H, bit_reads=1)
         seq_touched = Signal()      # the position's touched flag, as its group 0 read it
-        m.d.comb += [*drive(member_or_zero(touched, "bit0_row"), self.i_u),
-                     touched.bit0_col.eq(self.i_v),
-                     touched.set_en.eq(self.i_valid & self.i_first),
-                     *drive(member_or_zero(touched, "set_row"), self.i_u),
-                     touched.set_col.eq(self.i_v), touched.clear.eq(self.image_clear),
-                     self.p_rd.en.eq(self.i_valid), self.p_rd.addr.eq(self.i_paddr)]
-        with m.If(self.i_valid & self.i_first):
-            m.d.sync += seq_touched.eq(touched.bit0)
+        m.d.comb += [self.p_rd.en.eq(self.i_valid), self.p_rd.addr.eq(self.i_paddr)]
+        every = ("valid", "pg", "paddr", "u", "v", "touched")
         i = {"valid": self.i_valid, "pg": self.i_pg, "paddr": self.i_paddr, "u": self.i_u,
-             "v": self.i_v, "touched": Mux(self.i_first, touched.bit0, seq_touched)}
+             "v": self.i_v}
+        if cfg.spram:
+            # The flags in block RAM: group 0's read in I is on the read port in R.
+            m.submodules.touched = touched = FlagMemory(rows=H, cols=H, row_reads=1)
+            m.d.comb += [touched.row0_en.eq(self.i_valid & self.i_first),
+                         *drive(member_or_zero(touched, "row0_idx"), self.i_u),
+                         touched.set_en.eq(self.i_valid & self.i_first),
+                         *drive(member_or_zero(touched, "set_row"), self.i_u),
+                         touched.set_col.eq(self.i_v), touched.clear.eq(self.image_clear)]
+            r = stage("r", "valid", "pg", "paddr", "u", "v", "first")
+            m.d.sync += advance(r, {**i, "first": self.i_first})
+            r_flag = select_bit(m, touched.row0, r["v"], "r_touched_flag")
+            with m.If(r["valid"] & r["first"]):
+                m.d.sync += seq_touched.eq(r_flag)
+            r_touched = Mux(r["first"], r_flag, seq_touched)
+        else:
+            m.submodules.touched = touched = FlagGrid(rows=H, cols=H, bit_reads=1)
+            m.d.comb += [*drive(member_or_zero(touched, "bit0_row"), self.i_u),
+                         touched.bit0_col.eq(self.i_v),
+                         touched.set_en.eq(self.i_valid & self.i_first),
+                         *drive(member_or_zero(touched, "set_row"), self.i_u),
+                         touched.set_col.eq(self.i_v), touched.clear.eq(self.image_clear)]
+            with m.If(self.i_valid & self.i_first):
+                m.d.sync += seq_touched.eq(touched.bit0)
+            r = stage("r", *every)
+            m.d.sync += advance(r, {**i, "touched": Mux(self.i_first, touched.bit0, seq_touched)})
+            r_touched = r["touched"]
 
         # ----- stage R: the read word is registered; the weight read; forwarding -------------
-        every = ("valid", "pg", "paddr", "u", "v", "touched")
-        r, x = stage("r", *every), stage("x", *every)
+        x = stage("x", *every)
         w = stage("w", "valid", "pg", "paddr", "u", "v")
         q = stage("q", "valid", "pg", "u", "v")
         r_waddr = _idx(cfg.weight_words, "r_waddr")
-        m.d.sync += [*advance(r, i), r_waddr.eq(self.i_waddr)]
+        m.d.sync += r_waddr.eq(self.i_waddr)
         m.d.comb += [self.w_rd.en.eq(r["valid"]), self.w_rd.addr.eq(r_waddr)]
         m.submodules.lanes = lanes = LaneUpdate(lanes=L, pot_bits=V, weight_bits=cfg.weight_bits,
                                                 threshold=cfg.threshold)
@@ -291,7 +318,7 @@ class Accumulate(wiring.Component):
         x_fwd = Signal()
         x_word = [Signal(V, name=f"x_word{lane}") for lane in range(L)]
         x_fwd_word = [Signal(V, name=f"x_fwd_word{lane}") for lane in range(L)]
-        m.d.sync += [*advance(x, r), x_fwd.eq(fwd_x | fwd_w),
+        m.d.sync += [*advance(x, {**r, "touched": r_touched}), x_fwd.eq(fwd_x | fwd_w),
                      *(x_word[lane].eq(self.p_rd.data[lane]) for lane in range(L)),
                      *(x_fwd_word[lane].eq(Mux(fwd_x, lanes.new[lane], w_new[lane]))
                        for lane in range(L))]
@@ -301,23 +328,38 @@ class Accumulate(wiring.Component):
             lanes.touched.eq(x_fwd | x["touched"]),
             *(lanes.old[lane].eq(Mux(x_fwd, x_fwd_word[lane], x_word[lane])) for lane in range(L)),
             *(lanes.w[lane].eq(self.w_rd.data[lane]) for lane in range(L)),
-            *(self.p_wr.data[lane].eq(lanes.new[lane]) for lane in range(L)),
-            self.p_wr.addr.eq(x["paddr"]), self.p_wr.en.eq(x["valid"]),
         ]
+        # A single-port memory writes in W (see PickStage), from W's registers: the forwarding
+        # above covers the read of the item behind (in R while W writes).
+        wr = w if cfg.spram else x
+        wr_word = w_new if cfg.spram else lanes.new
+        m.d.comb += [*(self.p_wr.data[lane].eq(wr_word[lane]) for lane in range(L)),
+                     self.p_wr.addr.eq(wr["paddr"]), self.p_wr.en.eq(wr["valid"])]
 
         # ----- stage W: did a lane cross; the pending flag (Q's append forwarded) -------------
         w_crossed = Signal(L)
         m.d.sync += [*advance(w, x), w_crossed.eq(lanes.crossed),
                      *(w_new[lane].eq(lanes.new[lane]) for lane in range(L))]
-        m.submodules.pending = pending = FlagGrid(rows=H, cols=H, bit_reads=1)
-        m.d.comb += [*drive(member_or_zero(pending, "bit0_row"), w["u"]), pending.bit0_col.eq(w["v"])]
-
         # ----- stage Q: append to the pending list -------------------------------------------
         q_crossed = Signal()
         q_pending = Signal()        # already on the list
         push = Signal()
-        m.d.sync += [*advance(q, w), q_crossed.eq(w_crossed.any()),
-                     q_pending.eq(pending.bit0 | (push & (q["u"] == w["u"]) & (q["v"] == w["v"])))]
+        push_same = Signal()        # Q appends W's position (W's read misses it)
+        m.d.comb += push_same.eq(push & (q["u"] == w["u"]) & (q["v"] == w["v"]))
+        m.d.sync += [*advance(q, w), q_crossed.eq(w_crossed.any())]
+        if cfg.spram:
+            # W reads the row from block RAM, Q selects the bit.
+            m.submodules.pending = pending = FlagMemory(rows=H, cols=H, row_reads=1)
+            q_fwd = Signal()
+            m.d.comb += [pending.row0_en.eq(w["valid"]),
+                         *drive(member_or_zero(pending, "row0_idx"), w["u"]),
+                         q_pending.eq(q_fwd | select_bit(m, pending.row0, q["v"], "q_pending_flag")),
+                         self.clearing.eq(touched.busy | pending.busy)]
+            m.d.sync += q_fwd.eq(push_same)
+        else:
+            m.submodules.pending = pending = FlagGrid(rows=H, cols=H, bit_reads=1)
+            m.d.comb += [*drive(member_or_zero(pending, "bit0_row"), w["u"]), pending.bit0_col.eq(w["v"])]
+            m.d.sync += q_pending.eq(pending.bit0 | push_same)
         m.d.comb += push.eq(q["valid"] & q_crossed & ~q_pending)
         # The entry's pool window, from tables (no halving arithmetic on the fly).
         q_wrow = _idx(NWIN, "q_wrow")
@@ -387,14 +429,21 @@ class Integration(wiring.Component):
             "q_wr": Out(write_signature(NPOS, cfg.pending_layout())),
             "n_pend": Out(range(NPOS + 1)),
             "accept": Out(1), "marker": Out(1), "draining": Out(1), "busy": Out(1),
+            **({"clearing": Out(1)} if cfg.spram else {}),
         })
 
     def elaborate(self, platform):
         m = Module()
         cfg = self._cfg
         K, H, L = cfg.kernel, cfg.out_size, cfg.parallelism
-        m.submodules.fired_flags = fired = FlagGrid(rows=H, cols=H, row_reads=K)
-        m.submodules.window = window = WindowMask(kernel=K, in_size=cfg.in_size, out_size=H)
+        if cfg.spram:
+            # In block RAM, read as the token is accepted: the rows arrive with the registers
+            # the window mask would otherwise load.
+            m.submodules.fired_flags = fired = FlagMemory(rows=H, cols=H, row_reads=K)
+        else:
+            m.submodules.fired_flags = fired = FlagGrid(rows=H, cols=H, row_reads=K)
+        m.submodules.window = window = WindowMask(kernel=K, in_size=cfg.in_size, out_size=H,
+                                                  registered_rows=cfg.spram)
         m.submodules.token = token = TokenStage(cfg)
         m.submodules.pick = pick = PickStage(cfg)
         m.submodules.accumulate = acc = Accumulate(cfg)
@@ -407,6 +456,9 @@ class Integration(wiring.Component):
         wiring.connect(m, wiring.flipped(self.i_events), token.i_events)
         tok = self.i_events.payload
         m.d.comb += [window.y.eq(tok.y), window.x.eq(tok.x), window.capture.eq(token.accept)]
+        if cfg.spram:
+            m.d.comb += [*(getattr(fired, f"row{r}_en").eq(window.loading) for r in range(K)),
+                         self.clearing.eq(fired.busy | acc.clearing)]
         # token register -> pick stage -> stages I, R, X, W, Q; an input spike is taken once
         # its window mask is registered (a marker has no mask)
         m.d.comb += [token.active.eq(self.active),

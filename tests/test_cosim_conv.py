@@ -11,6 +11,7 @@ with a report that names the file, image, step, map and position, and a waveform
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,7 @@ ICARUS_SUBSET = {
 }
 
 
-def _build(name: str, parallelism: int, simulator: str, folder):
+def _build(name: str, parallelism: int, simulator: str, folder, potential_memory: str = "block"):
     """Verilator builds carry waveform support (recorded only when a run asks), so a failing
     image can be re-run with a waveform without a second build; Icarus builds a second,
     dumping, variant only when that happens (it compiles in seconds)."""
@@ -39,8 +40,8 @@ def _build(name: str, parallelism: int, simulator: str, folder):
 
     require_simulator(simulator)
     vs = read_vectors(committed_path(name), kind=KIND)
-    return build_conv_cosim(core_config(vs, parallelism), simulator, folder,
-                            waves=simulator == "verilator")
+    cfg = dataclasses.replace(core_config(vs, parallelism), potential_memory=potential_memory)
+    return build_conv_cosim(cfg, simulator, folder, waves=simulator == "verilator")
 
 
 def _images(name: str, simulator: str, everything: bool) -> list[int] | None:
@@ -110,6 +111,16 @@ def test_fpga8_committed_vectors_with_stalls(simulator, tmp_path):
     random idle cycles on the input and random ``ready`` on both outputs."""
     cosim = _build("fpga-8", 10, simulator, tmp_path / "build")
     assert _run(cosim, "fpga-8", tmp_path / "run", stall=True).passed
+
+
+@pytest.mark.parametrize("simulator", SIM_PARAMS)
+def test_up5k_committed_vectors_with_stalls(simulator, tmp_path):
+    """The UP5K configuration (``potential_memory="spram"``: single-port potentials read and
+    written in alternate cycles, the flags in block RAM), Conv1, fpga-16, L = 2 (15 groups),
+    with random stalls on every stream: the same vectors as the ECP5 core."""
+    cosim = _build("fpga-16", 2, simulator, tmp_path / "build", potential_memory="spram")
+    assert cosim.config.spram
+    assert _run(cosim, "fpga-16", tmp_path / "run", stall=True).passed
 
 
 @pytest.mark.long

@@ -200,6 +200,23 @@ def test_conv1_does_not_fit_up5k(tmp_path, capsys):
 
 
 @pytest.mark.long
+def test_conv1_up5k_configuration_fits(tmp_path):
+    """The UP5K core (``--potentials spram``), fpga-16, L = 2: synthesis puts the potentials
+    in the four SB_SPRAM256KA (two per lane of 22 bits) and the design fits."""
+    rc = main(["fpga", "--block", "conv", "--target", "ice40-up5k", "--config", "fpga-16",
+               "--parallelism", "2", "--potentials", "spram", "--synth-only", "--quiet",
+               "--out", str(tmp_path)])
+    assert rc == 0
+    (folder,) = list(tmp_path.iterdir())
+    report = json.loads((folder / "report.json").read_text())
+    assert report["fit"]["message"] == "fits ice40-up5k"
+    cells = synth_log_cells((folder / "synth.log").read_text(), "conv_core")
+    assert cells.get("SB_SPRAM256KA") == 4
+    assert report["blocks"][0]["resources"]["spram"] == 4
+    assert "--potentials spram" in report["command"]
+
+
+@pytest.mark.long
 def test_conv1_l30_on_ecp5_85k(tmp_path):
     rc = main(["fpga", "--block", "conv", "--target", "ecp5-85k", "--config", "fpga-16",
                "--parallelism", "30", "--quiet", "--out", str(tmp_path)])

@@ -73,8 +73,9 @@ HAND_SPIKES = {0: {(1, 1, 1)}, 1: set(), 2: {(0, 0, 0), (1, 0, 1), (1, 1, 0), (1
 HAND_FEATURES = {0, 1}
 
 
-def hand_config(parallelism: int) -> ConvCoreConfig:
-    return ConvCoreConfig(options=HAND_OPTS, formats=HAND_FMT, steps=3, parallelism=parallelism)
+def hand_config(parallelism: int, potential_memory: str = "block") -> ConvCoreConfig:
+    return ConvCoreConfig(options=HAND_OPTS, formats=HAND_FMT, steps=3, parallelism=parallelism,
+                          potential_memory=potential_memory)
 
 
 def golden(events_list, weights, opts, fmt, steps, max_spikes=1):
@@ -99,10 +100,13 @@ def spikes_by_step(out):
     return {t: set(s) for t, s in enumerate(out.steps)}
 
 
+@pytest.mark.parametrize("potential_memory", ["block", "spram"])
 @pytest.mark.parametrize("parallelism", [2, 1])
-def test_hand_made_layer(parallelism):
-    """The spikes and features worked out by hand above, with L = 2 (one group) and L = 1."""
-    run = simulate_core(hand_config(parallelism), [HAND_W], [HAND_EVENTS], order="reversed")
+def test_hand_made_layer(parallelism, potential_memory):
+    """The spikes and features worked out by hand above, with L = 2 (one group) and L = 1, on
+    the ECP5 core and the UP5K one (single-port potentials, flags in block RAM)."""
+    run = simulate_core(hand_config(parallelism, potential_memory), [HAND_W], [HAND_EVENTS],
+                        order="reversed")
     out = run.outputs[0]
     assert not out.problems
     assert spikes_by_step(out) == HAND_SPIKES
@@ -164,6 +168,22 @@ def test_one_input_costs_g_cycles_per_position(parallelism, groups):
     assert run.cycles == [5 * 3 + 1 + 4 * groups + 5]
 
 
+@pytest.mark.parametrize("parallelism, groups", [(2, 1), (1, 2)])
+def test_up5k_cycles_by_hand(parallelism, groups):
+    """The UP5K core (``potential_memory="spram"``) on the two cases above. Every step but the
+    last is followed by CLEAR: the flag memories' sweep, one cycle per row (H = 3), and one
+    cycle to see it done: (T - 1)(H + 1) = 8 cycles more for the empty image. The input
+    spike's 4*G items are picked in every other cycle (a read-modify-write of the single-port
+    memory takes two), 8G - 1 cycles from the first pick to the last instead of 4G, plus one
+    when the first pick waits for its slot (0 or 1: the slot alternates from reset)."""
+    cfg = hand_config(parallelism, "spram")
+    empty = simulate_core(cfg, [HAND_W], [np.zeros((0, 4), int)] * 2, count_cycles=True)
+    assert empty.cycles == [5 * 3 + 1 + 2 * 4] * 2
+    run = simulate_core(cfg, [HAND_W], [np.array([(0, 0, 1, 1)])], count_cycles=True)
+    extra = run.cycles[0] - (5 * 3 + 1 + 4 * groups + 5) - 2 * 4
+    assert extra - (4 * groups - 1) in (0, 1)
+
+
 # ----- against the golden model: random small layers --------------------------------------------
 
 RANDOM_LAYERS = [
@@ -189,11 +209,14 @@ def random_images(rng, opts, steps, n, max_spikes, density):
     return images
 
 
+@pytest.mark.parametrize("potential_memory", ["block", "spram"])
 @pytest.mark.parametrize("name, opts, fmt_name, steps, parallelism, max_spikes", RANDOM_LAYERS,
                          ids=[r[0] for r in RANDOM_LAYERS])
-def test_random_layers_match_golden(name, opts, fmt_name, steps, parallelism, max_spikes):
+def test_random_layers_match_golden(name, opts, fmt_name, steps, parallelism, max_spikes,
+                                    potential_memory):
     """Random weights (two sets, so the weights are reloaded between images) and inputs,
-    tokens of a step in shuffled order, random stalls on all streams."""
+    tokens of a step in shuffled order, random stalls on all streams; the ECP5 core and the
+    UP5K one."""
     fmt = preset(fmt_name)
     rng = np.random.default_rng(zlib.crc32(name.encode()))
     top = (1 << fmt.conv.weight_bits) - 1
@@ -202,7 +225,7 @@ def test_random_layers_match_golden(name, opts, fmt_name, steps, parallelism, ma
     images = random_images(rng, opts, steps, 4, max_spikes, 0.5)
     which = [0, 0, 1, 1]
     cfg = ConvCoreConfig(options=opts, formats=fmt, steps=steps, parallelism=parallelism,
-                         max_spikes_per_input=max_spikes)
+                         max_spikes_per_input=max_spikes, potential_memory=potential_memory)
     exp_s, exp_f = [], []
     for i, ev in enumerate(images):
         run = golden([ev], sets[which[i]], opts, fmt, steps, max_spikes)
@@ -397,6 +420,9 @@ def test_signature_and_layouts():
     ({"formats": "fpga-16"}, TypeError, "formats must be a NumberFormats"),
     ({"options": {}}, TypeError, "options must be a ConvOptions"),
     ({"steps": 2.5}, TypeError, None),
+    ({"potential_memory": "huge"}, ConvCoreError, "potential_memory: one of block, spram, not 'huge'"),
+    ({"potential_memory": "spram", "learning": True}, ConvCoreError,
+     "potential_memory: 'spram' builds the inference core only"),
 ])
 def test_rejects_bad_parameters(kwargs, error, match):
     args = {"options": CONV1, "formats": preset("fpga-16"), "steps": 12, "parallelism": 30, **kwargs}
@@ -407,15 +433,17 @@ def test_rejects_bad_parameters(kwargs, error, match):
 
 # ----- generated Verilog ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("layer, opts, parallelism, max_spikes", [
-    ("conv1", CONV1, 30, 1),
-    pytest.param("conv1", CONV1, 10, 1, marks=pytest.mark.long),
-    pytest.param("conv2", CONV2, 40, 4, marks=pytest.mark.long),    # about a minute
+@pytest.mark.parametrize("layer, opts, parallelism, max_spikes, potential_memory", [
+    ("conv1", CONV1, 30, 1, "block"),
+    ("conv1", CONV1, 2, 1, "spram"),        # the UP5K core (simulation model of the SPRAM)
+    pytest.param("conv1", CONV1, 10, 1, "block", marks=pytest.mark.long),
+    pytest.param("conv2", CONV2, 40, 4, "block", marks=pytest.mark.long),    # about a minute
 ])
-def test_generated_verilog_is_lint_clean(layer, opts, parallelism, max_spikes, tmp_path):
+def test_generated_verilog_is_lint_clean(layer, opts, parallelism, max_spikes, potential_memory,
+                                         tmp_path):
     fmt = preset("fpga-16")
     cfg = ConvCoreConfig(options=opts, formats=fmt, steps=12, parallelism=parallelism,
-                         max_spikes_per_input=max_spikes)
+                         max_spikes_per_input=max_spikes, potential_memory=potential_memory)
     core = ConvCore(cfg)
     g = generate(core, "conv_core", tmp_path, core.params(), formats=fmt)
     warnings = lint(g.verilog_path)

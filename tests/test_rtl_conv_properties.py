@@ -1,5 +1,6 @@
 """Property test: small random conv layers (channels, input size, kernel, maps, parallelism,
-steps, spikes per input, number formats, weights and inputs drawn by hypothesis) in the Amaranth
+steps, spikes per input, number formats, potential memory (the ECP5 or the UP5K core), weights and
+inputs drawn by hypothesis) in the Amaranth
 simulator equal the golden model (:func:`spykehw.golden.conv.run_conv`), spike for spike and
 feature for feature, with shuffled tokens and random stalls."""
 
@@ -30,20 +31,22 @@ def layers(draw):
     spikes = draw(st.integers(1, 2))
     threshold = draw(st.sampled_from([1.0, 2.0, 3.0, 5.0]))
     seed = draw(st.integers(0, 2**32 - 1))
-    return ConvOptions(in_channels=C, in_size=S, maps=M, kernel=K, threshold=threshold), fmt, steps, L, spikes, seed
+    memory = draw(st.sampled_from(["block", "spram"]))      # the ECP5 core or the UP5K one
+    return (ConvOptions(in_channels=C, in_size=S, maps=M, kernel=K, threshold=threshold), fmt, steps, L,
+            spikes, seed, memory)
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(layers())
 def test_random_small_layers_equal_the_golden_model(layer):
-    opts, fmt_name, steps, parallelism, spikes, seed = layer
+    opts, fmt_name, steps, parallelism, spikes, seed, memory = layer
     fmt = preset(fmt_name)
     rng = np.random.default_rng(seed)
     top = (1 << fmt.conv.weight_bits) - 1
     weights = rng.integers(top // 3, top + 1, size=(opts.maps, opts.in_channels, opts.kernel, opts.kernel))
     images = random_images(rng, opts, steps, 2, spikes, float(rng.uniform(0.2, 0.7)))
     cfg = ConvCoreConfig(options=opts, formats=fmt, steps=steps, parallelism=parallelism,
-                         max_spikes_per_input=spikes)
+                         max_spikes_per_input=spikes, potential_memory=memory)
     exp_s, exp_f = [], []
     for ev in images:
         run = golden([ev], weights, opts, fmt, steps, spikes)

@@ -3,8 +3,9 @@
 Measures, on the first ``--images`` MNIST test images (STDP weights from 300 training images,
 preset ``fpga-16``):
 
-- cycles per Conv1 image at ``L = 30`` and at ``L = 10`` (the harness's cycle counter: from
-  the first token to the end of the last image, partners never stalling);
+- cycles per Conv1 image at ``L = 30`` and at ``L = 10`` (``--parallelism``; with
+  ``--potentials spram`` the UP5K core, reported as ``L<n>-spram``) (the harness's cycle
+  counter: from the first token to the end of the last image, partners never stalling);
 - images per second on Verilator (``-O2``, free-running clock inside the simulation) and on
   Icarus (on ``--icarus-images`` images): images over the testbench's wall time, which
   includes loading the weights, writing the event memory, reading the capture memories and
@@ -15,6 +16,7 @@ Every run must also match the golden model (``mismatches`` must be 0). Speed tar
 reported next to the numbers, never asserted::
 
     .venv/bin/python -m spykehw.sim.conv.bench [--images 500] [--icarus-images 10] [--out F]
+        [--parallelism 30,10] [--potentials block|spram]
 """
 
 from __future__ import annotations
@@ -62,41 +64,45 @@ def _cosim(cfg, simulator, vectors, folder, *, optimize, images=None):
 
 
 def run_benchmark(images: int = 500, icarus_images: int = 10, folder: Path | None = None,
-                  simulators: tuple[str, ...] = ("verilator", "icarus")) -> dict:
+                  simulators: tuple[str, ...] = ("verilator", "icarus"),
+                  parallelisms: tuple[int, ...] = (30, 10), potential_memory: str = "block") -> dict:
 
     folder = Path(folder or tempfile.mkdtemp(prefix="spykehw-bench-conv-"))
     fmt = preset(DEFAULT_PRESET)
     weights, note = conv1_weights(fmt)
     vs = source_vectors(fmt, "mnist", images, first=True, weights=weights, weights_note=note)
     vectors = write_vector_set(folder / "vectors.npz", vs)
-    cfg30 = ConvCoreConfig(options=CONV1, formats=fmt, steps=TIME_STEPS, parallelism=30)
-    cfg10 = ConvCoreConfig(options=CONV1, formats=fmt, steps=TIME_STEPS, parallelism=10)
+    cfgs = {f"L{p}" + ("-spram" if potential_memory == "spram" else ""):
+            ConvCoreConfig(options=CONV1, formats=fmt, steps=TIME_STEPS, parallelism=p,
+                           potential_memory=potential_memory) for p in parallelisms}
+    first, cfg30 = next(iter(cfgs.items()))
     report: dict = {"preset": fmt.name, "layer": "conv1", "images": images, "weights": note,
+                    "potential_memory": potential_memory,
                     "targets": TARGETS, "results": {}, "skipped": {}}
     res = report["results"]
 
     if "verilator" in simulators and find_simulator("verilator") is not None:
-        v30 = _cosim(cfg30, "verilator", vectors, folder / "verilator-L30", optimize=True)
-        res["verilator_L30"] = _brief(v30)
-        v10 = _cosim(cfg10, "verilator", vectors, folder / "verilator-L10", optimize=True)
-        res["verilator_L10"] = _brief(v10)
-        res["conv1_cycles_per_image"] = {"L30": v30["cycles_per_image"], "L10": v10["cycles_per_image"]}
-        res["verilator_images_per_s"] = v30["images_per_s"]
+        runs = {key: _cosim(cfg, "verilator", vectors, folder / f"verilator-{key}", optimize=True)
+                for key, cfg in cfgs.items()}
+        for key, run in runs.items():
+            res[f"verilator_{key}"] = _brief(run)
+        res["conv1_cycles_per_image"] = {key: run["cycles_per_image"] for key, run in runs.items()}
+        res["verilator_images_per_s"] = runs[first]["images_per_s"]
     elif "verilator" in simulators:
         report["skipped"]["verilator"] = missing_reason("verilator")
-    if "icarus" in simulators and find_simulator("icarus") is not None:
-        ic = _cosim(cfg30, "icarus", vectors, folder / "icarus-L30", optimize=False,
+    if "icarus" in simulators and find_simulator("icarus") is not None and icarus_images > 0:
+        ic = _cosim(cfg30, "icarus", vectors, folder / f"icarus-{first}", optimize=False,
                     images=icarus_images)
-        res["icarus_L30"] = _brief(ic)
+        res[f"icarus_{first}"] = _brief(ic)
         res["icarus_images_per_s"] = ic["images_per_s"]
-    elif "icarus" in simulators:
+    elif "icarus" in simulators and icarus_images > 0:
         report["skipped"]["icarus"] = missing_reason("icarus")
 
     core = ConvCore(cfg30)
     g = generate(core, "conv_core", folder / "yosys", core.params(), formats=fmt)
     t0 = time.perf_counter()
     stat = yosys_stat(g)
-    res["yosys_fpga16_L30"] = {
+    res[f"yosys_fpga16_{first}"] = {
         "tool": stat["tool"], "level": stat["level"], "cells": stat["cells"],
         "flip_flops": stat["flip_flops"], "memory_bits": stat["memory_bits"],
         "memories": len(stat["memories"]), "seconds": round(time.perf_counter() - t0, 1),
@@ -126,9 +132,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--simulators", default="verilator,icarus")
     p.add_argument("--folder", type=Path, default=None, help="work folder (default: a temporary one)")
     p.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    p.add_argument("--parallelism", default="30,10", metavar="L[,L...]",
+                   help="conv core lanes to measure (default 30,10; Icarus and Yosys: the first)")
+    p.add_argument("--potentials", choices=("block", "spram"), default="block",
+                   help="ConvCoreConfig.potential_memory: block (the ECP5 core, default) or spram "
+                        "(the UP5K core; results keyed L<n>-spram)")
     args = p.parse_args(argv)
+    try:
+        lanes = tuple(int(x) for x in args.parallelism.split(",") if x.strip())
+    except ValueError:
+        p.error(f"--parallelism: expected integers separated by commas, found {args.parallelism!r}")
     report = run_benchmark(args.images, args.icarus_images, args.folder,
-                           tuple(s.strip() for s in args.simulators.split(",") if s.strip()))
+                           tuple(s.strip() for s in args.simulators.split(",") if s.strip()),
+                           lanes, args.potentials)
     text = json.dumps(report, indent=2, sort_keys=True) + "\n"
     if args.out is not None:
         with atomic_write(args.out, "w") as f:

@@ -85,6 +85,8 @@ def _command(args: argparse.Namespace, freq: float) -> str:
         parts += ["--parallelism", args.parallelism]
     if args.block == "conv" and args.learning:
         parts += ["--learning"]
+    if args.block in ("conv", "all") and args.potentials != "block":
+        parts += ["--potentials", args.potentials]
     if args.block in ("classifier", "all", "accelerator"):
         parts += ["--lanes", args.lanes]
     if args.block == "accelerator":
@@ -155,7 +157,8 @@ def _main(args: argparse.Namespace) -> int:
         return BlockSettings(formats=formats[config], parallelism=p, lanes=ln,
                              classes=args.classes, hidden=args.hidden,
                              active_features=args.active_features, bench=bench,
-                             variant=args.variant, export=export, learning=args.learning)
+                             variant=args.variant, export=export, learning=args.learning,
+                             potential_memory=args.potentials)
 
     single = len(sweep_points(args.block, dev.name, configs, parallelisms, lanes)) == 1
     if single and args.resume is None and args.workers <= 1 and not args.scheduler:
@@ -184,7 +187,8 @@ def _sweep(args, dev, configs, parallelisms, lanes, opts, accuracy, settings_for
               "pnr_timeout_s": opts.pnr_timeout_s, "router": opts.router,
               "classes": args.classes, "hidden": args.hidden,
               "active_features": args.active_features,
-              "bench": [str(b) for b in args.bench or []]}
+              "bench": [str(b) for b in args.bench or []],
+              **({"potential_memory": args.potentials} if args.potentials != "block" else {})}
     keys = {p: point_key(p, {**shared, "bench": bench_key(bench),
                              "formats": settings_for(p.config, 1, 1).formats.to_dict()}, code)
             for p in points}
@@ -259,6 +263,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--learning", action="store_true",
                    help="conv: the learning core (ConvCoreConfig(learning=True): STDP competition, "
                         "homeostasis, update engine, snapshot copy)")
+    p.add_argument("--potentials", choices=("block", "spram"), default="block",
+                   help="conv: where the potentials live: block (block RAM, one read-modify-write "
+                        "per cycle; default) or spram (iCE40 UltraPlus: SB_SPRAM256KA, a "
+                        "read-modify-write every other cycle, the fired/touched/pending flags in "
+                        "block RAM; the UP5K configuration)")
     p.add_argument("--lanes", default="64", metavar="L[,L...]",
                    help="classifier lanes: hidden accumulators per cycle (default 64)")
     p.add_argument("--active-features", type=count, default=DEFAULT_ACTIVE_FEATURES, metavar="N",

@@ -58,11 +58,12 @@ class BenchData:
                 return doc, path
         return None
 
-    def conv_cycles(self, parallelism: int, preset: str) -> tuple[float, str] | None:
-        """Measured Conv1 cycles per image at ``parallelism`` (latest file first)."""
+    def conv_cycles(self, parallelism: int, preset: str, *, spram: bool = False) -> tuple[float, str] | None:
+        """Measured Conv1 cycles per image at ``parallelism`` (latest file first); with ``spram``
+        of the UP5K core (``--potentials spram``, key ``L<n>-spram``)."""
         for path, doc in reversed(self.conv):
             per_l = (doc.get("results") or {}).get("conv1_cycles_per_image") or {}
-            value = per_l.get(f"L{parallelism}")
+            value = per_l.get(f"L{parallelism}" + ("-spram" if spram else ""))
             if value is None:
                 continue
             note = "" if doc.get("preset") == preset else \

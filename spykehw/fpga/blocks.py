@@ -92,6 +92,7 @@ class BlockSettings:
     variant: str = "on-chip"        # accelerator: where W2 lives (DesignPoint.weights)
     export: Any = None              # accelerator: a spykehw.export.Export (design point, initial weights)
     learning: bool = False          # conv: the learning core (STDP unit and snapshot copy)
+    potential_memory: str = "block"  # conv: ConvCoreConfig.potential_memory ("spram": the UP5K core)
 
     def design_point(self) -> DesignPoint:
         """The accelerator's design point: the export's, or Conv1 with these settings."""
@@ -110,7 +111,7 @@ class BlockSettings:
                 "bench_files": list(self.bench.files) if self.bench is not None else [],
                 "variant": self.variant,
                 "export": None if self.export is None else str(self.export.path),
-                "learning": self.learning}
+                "learning": self.learning, "potential_memory": self.potential_memory}
 
 
 @dataclass(frozen=True)
@@ -193,15 +194,23 @@ def conv_cycles_bound(cfg: Any) -> int:
     draining the integration pipeline (stages I, R, X, W), ``3 + ceil(log2 L)`` (+1) for the
     firing pipeline (the comparator tree has one register level per tree level) and 1 for the
     step's first token.
+
+    The UP5K core (``cfg.spram``) picks an item every other cycle (``2G`` per position, plus
+    one per input spike waiting for its slot: ``max(2*n*G + 1, 2)``) and sweeps its flag
+    memories after every step (``H + 1`` cycles).
     """
     G, C, H, K, T, S = cfg.groups, cfg.channels, cfg.out_size, cfg.kernel, cfg.steps, cfg.in_size
 
     def inside(i: int) -> int:      # window offsets of input row (or column) i inside the output
         return sum(0 <= i - k < H for k in range(K))
 
-    per_input = sum(max(inside(y) * inside(x) * G, 2) for y in range(S) for x in range(S))
+    def cost(n: int) -> int:        # an input spike with n positions in its window
+        return max(2 * n * G + 1, 2) if cfg.spram else max(n * G, 2)
+
+    per_input = sum(cost(inside(y) * inside(x)) for y in range(S) for x in range(S))
     per_step = 13 + (cfg.parallelism - 1).bit_length() + (1 if G > 1 else 0)
-    return C * cfg.max_spikes_per_input * per_input + G * H * H + T * per_step
+    sweep = H + 1 if cfg.spram else 0
+    return C * cfg.max_spikes_per_input * per_input + G * H * H + T * (per_step + sweep)
 
 
 def _conv(s: BlockSettings) -> Block:
@@ -214,24 +223,27 @@ def _conv(s: BlockSettings) -> Block:
 
     try:
         cfg = ConvCoreConfig(options=s.conv_options or CONV1, formats=s.formats, steps=s.steps,
-                             parallelism=s.parallelism, learning=s.learning)
+                             parallelism=s.parallelism, learning=s.learning,
+                             potential_memory=s.potential_memory)
     except SpykehwError as e:
-        raise BlockError(f"--parallelism: {e}") from None
+        raise BlockError(f"--parallelism/--potentials: {e}") from None
+    # The flow synthesises for an FPGA: SB_SPRAM256KA itself, not its simulation model.
+    make = lambda: ConvCore(cfg, spram_primitive=cfg.spram)  # noqa: E731
     if s.learning:
         # (the inference bound and benchmark do not cover the LEARN phase)
-        return Block("conv", "conv_core", lambda: ConvCore(cfg),
+        return Block("conv", "conv_core", make,
                      Figure(None, "unavailable", "training: spykehw cosim learn reports cycles per image"),
                      Figure(0, "exact", "weights and potentials are on chip"))
     measured = None
     if s.bench is not None and (s.conv_options is None or s.conv_options == CONV1):
-        measured = s.bench.conv_cycles(s.parallelism, s.formats.name)
+        measured = s.bench.conv_cycles(s.parallelism, s.formats.name, spram=cfg.spram)
     if measured is not None:
         cycles = Figure(measured[0], "measured", measured[1])
     else:
         cycles = Figure(conv_cycles_bound(cfg), "bound",
                         "upper bound from the ConvCore schedule (rtl/conv_core.py docstring): every "
                         "input spikes, nothing fires early (no --bench measurement for this L)")
-    return Block("conv", "conv_core", lambda: ConvCore(cfg), cycles,
+    return Block("conv", "conv_core", make, cycles,
                  Figure(0, "exact", "weights and potentials are on chip"))
 
 

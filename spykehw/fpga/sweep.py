@@ -203,7 +203,8 @@ def run_point(spec: dict[str, Any]) -> dict[str, Any]:
 
     ``spec``: ``point`` (SweepPoint dict), ``folder``, ``freq_mhz``, ``seeds``, ``placed_svg``,
     ``ram_styles``, ``route``, ``pnr_timeout_s``, ``router``, ``classes``, ``hidden``, ``active_features``,
-    ``bench`` (benchmark JSON paths), ``command``, ``args``, ``quiet``.
+    ``bench`` (benchmark JSON paths), ``command``, ``args``, ``quiet``; optionally
+    ``potential_memory`` (``--potentials``).
     """
     # hw extra (Amaranth, cocotb): loaded only when this runs
     from .flow import FlowOptions, implement
@@ -212,7 +213,8 @@ def run_point(spec: dict[str, Any]) -> dict[str, Any]:
     bench = read_bench(spec["bench"]) if spec.get("bench") else None
     settings = BlockSettings(formats=load_formats(p["config"]), parallelism=p["parallelism"],
                              lanes=p["lanes"], classes=spec["classes"], hidden=spec["hidden"],
-                             active_features=spec["active_features"], bench=bench)
+                             active_features=spec["active_features"], bench=bench,
+                             potential_memory=spec.get("potential_memory", "block"))
     opts = FlowOptions(device=device(p["target"]), freq_mhz=spec["freq_mhz"], seeds=tuple(spec["seeds"]),
                        placed_svg=spec["placed_svg"],
                        ram_styles=tuple(tuple(x) for x in spec["ram_styles"]), route=spec["route"],
