@@ -101,7 +101,7 @@ def test_settings_parse_as_toml_scalars_and_apply_in_order():
     assert isinstance(o.classifier.eta, float)
     with pytest.raises(OptionsError, match=r"^conv\.maps: must be in 1\.\.1024, found 0$"):
         apply_settings(NetworkOptions(), [("conv.maps", 0)])
-    assert len(option_keys()) == 65  # 40 for Conv1 + classifier, 25 for Pool1 and Conv2
+    assert len(option_keys()) == 66  # 41 for Conv1 + classifier, 25 for Pool1 and Conv2
 
 
 @pytest.mark.parametrize("name", ["authors-code", "paper"])
