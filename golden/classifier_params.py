@@ -124,9 +124,9 @@ def dropout_masks(rng: np.random.Generator, rows: int, hidden: int, p: float) ->
 
 def class_weights(y: np.ndarray, n_classes: int, mode: str) -> np.ndarray:
     """Per-class factors of ``delta3`` (``ClassifierOptions.class_weights``), float64 ``(C,)``:
-    all 1.0 for ``"none"``; ``N / (C * n_c)`` for ``"balanced"`` (``n_c`` the rows of class
+    all 1.0 for ``"uniform"``; ``N / (C * n_c)`` for ``"balanced"`` (``n_c`` the rows of class
     ``c`` among the ``N`` labels ``y``; a class without rows gets 0.0, it has no sample to scale)."""
-    if mode == "none":
+    if mode == "uniform":
         return np.ones(n_classes, np.float64)
     counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=n_classes)[:n_classes]
     out = np.zeros(n_classes, np.float64)

@@ -18,7 +18,7 @@ def test_class_weights_by_hand():
     # N = 4 rows, C = 3 classes: class 0 has 3 rows, class 1 one, class 2 none.
     w = class_weights(np.array([0, 1, 0, 0]), 3, "balanced")
     np.testing.assert_allclose(w, [4 / 9, 4 / 3, 0.0], rtol=1e-15)
-    np.testing.assert_array_equal(class_weights(np.array([0, 1, 0, 0]), 3, "none"), [1.0, 1.0, 1.0])
+    np.testing.assert_array_equal(class_weights(np.array([0, 1, 0, 0]), 3, "uniform"), [1.0, 1.0, 1.0])
 
 
 def test_weighted_gradients_are_those_of_the_weighted_cost():
@@ -84,7 +84,7 @@ def test_option_is_settable_and_checked():
     opts = apply_settings(options_preset("authors-code", "emnist"),
                           [parse_setting("classifier.class_weights=balanced")])
     assert opts.classifier.class_weights == "balanced"
-    assert options_preset("authors-code", "emnist").classifier.class_weights == "none"
+    assert options_preset("authors-code", "emnist").classifier.class_weights == "uniform"
     with pytest.raises(OptionsError, match="classifier.class_weights"):
         apply_settings(options_preset("authors-code", "emnist"),
                        [parse_setting("classifier.class_weights=inverse")])
