@@ -15,6 +15,8 @@ factor, as in the notebook), ``delta2 = (delta3 W3^T) * g(z2)`` with ``g = 1[0 <
 (sg1, closed at both ends), ``g = 1[z2 >= 0]`` (sg2 and relu). Gradients are summed over the
 batch (``dW3 = a2^T delta3``, ``dW2 = x^T delta2``) and the update is
 ``W -= (eta/batch) dW``, ``b -= eta * mean_batch(delta)``, all four from the pre-update weights.
+With ``class_weights = "balanced"`` (an option, not the authors') each sample's ``delta3`` is
+first scaled by ``N / (C * n_c)`` of its class (``classifier_params.class_weights``).
 
 Numbers
 -------
@@ -55,6 +57,7 @@ from .classifier_params import (
     ClassifierParams,
     check_binary,
     check_labels,
+    class_weights,
     dropout_masks,
     init_params,
 )
@@ -177,9 +180,14 @@ class TrainState:
         return ClassifierParams(*(a.copy() for a in self.shadow))
 
     def steps(self, x: np.ndarray, y: np.ndarray, row0: int, n_batches: int,
-              opts: ClassifierOptions, masks: np.ndarray) -> None:
+              opts: ClassifierOptions, masks: np.ndarray, cw: np.ndarray | None = None) -> None:
+        """Train ``n_batches`` batches from row ``row0``; ``cw`` the class weights (default:
+        computed from the trained rows' labels, see :func:`class_weights`)."""
         if n_batches <= 0:
             return
+        if cw is None:
+            cw = class_weights(y[row0:row0 + n_batches * opts.batch], self.shadow[2].shape[1],
+                               opts.class_weights)
         if self._member is None or self._member.shape[1] != opts.batch:
             self._member = np.zeros((self.shadow[0].shape[0], opts.batch), np.bool_)
         qat = self.qp is not None
@@ -187,7 +195,7 @@ class TrainState:
         train_kernel(*self.shadow, *self.fwd, x, y, row0, n_batches, opts.batch,
                       np.ascontiguousarray(masks, dtype=np.bool_), float(opts.eta),
                       MODES[opts.gradient], opts.cost == "quadratic", float(opts.sg1_window),
-                      qat, qp, self._member, self._slot, self._rows)
+                      qat, qp, self._member, self._slot, self._rows, cw)
 
     def epoch(self, x: np.ndarray, y: np.ndarray, opts: ClassifierOptions,
               rng: np.random.Generator, progress: Progress | None = None) -> None:
@@ -198,6 +206,7 @@ class TrainState:
         starts = list(range(0, total, per))
         if not starts:
             return
+        cw = class_weights(y[:total * opts.batch], self.shadow[2].shape[1], opts.class_weights)
 
         def masks_of(b0: int) -> np.ndarray:
             return dropout_masks(rng, min(per, total - b0) * opts.batch, H, opts.dropout)
@@ -212,7 +221,7 @@ class TrainState:
                 if n + 1 < len(starts):
                     pending = pool.submit(masks_of, starts[n + 1])
                 nb = min(per, total - b0)
-                self.steps(x, y, b0 * opts.batch, nb, opts, masks)
+                self.steps(x, y, b0 * opts.batch, nb, opts, masks, cw)
                 if progress is not None:
                     progress.advance(nb * opts.batch)
 

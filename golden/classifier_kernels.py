@@ -115,10 +115,12 @@ def _quantized(w, q):
 
 
 @njit(cache=True)
-def _sample_pass(F2, f2, F3, f3, xr, yr, m, mode, quadratic, window, z2, a2, d2, d3, z3, add=True):
+def _sample_pass(F2, f2, F3, f3, xr, yr, m, mode, quadratic, window, z2, a2, d2, d3, z3, add=True,
+                 wy=1.0):
     """Forward and backward of one training sample: ``z2, a2, d2 (H,)``, ``d3 (C,)``; ``z3`` is
     scratch. ``m`` is the sample's dropout mask (True = dropped). With ``add`` False, ``z2``
-    already holds ``f2 + sum of the active rows of F2``."""
+    already holds ``f2 + sum of the active rows of F2``. ``wy`` scales ``d3`` (class weights;
+    1.0 leaves every value as it was)."""
     H = z2.shape[0]
     C = d3.shape[0]
     if add:
@@ -142,6 +144,9 @@ def _sample_pass(F2, f2, F3, f3, xr, yr, m, mode, quadratic, window, z2, a2, d2,
         for c in range(C):
             d3[c] /= tot
     d3[yr] -= 1.0
+    if wy != 1.0:
+        for c in range(C):
+            d3[c] *= wy
     for h in range(H):
         zh = z2[h]
         if mode == SG1:
@@ -164,13 +169,14 @@ def _sub_row(w, lr, d):
 
 @njit(cache=True, nogil=True)
 def train_kernel(W2, b2, W3, b3, F2, f2, F3, f3, x, y, row0, n_batches, batch, masks,
-                  eta, mode, quadratic, window, qat, qp, member, slot, rows):
+                  eta, mode, quadratic, window, qat, qp, member, slot, rows, cw):
     """Train ``n_batches`` consecutive batches starting at row ``row0`` (serial, in place).
 
     ``W2, b2, W3, b3`` are the trained (shadow) params; ``F2, f2, F3, f3`` the ones the forward
     pass uses: the same arrays in float training, their quantized copies (float64, exact) in QAT
     (``qat`` True, ``qp[k] = (scale, lo, hi)`` for W2, b2, W3, b3). ``member``/``slot``/``rows``
-    are scratch (``slot`` all -1 on entry and on exit).
+    are scratch (``slot`` all -1 on entry and on exit). ``cw (C,)``: each sample's ``delta3``
+    is scaled by ``cw[label]`` (all 1.0: unweighted).
     """
     F, H = W2.shape
     C = W3.shape[1]
@@ -224,7 +230,7 @@ def train_kernel(W2, b2, W3, b3, F2, f2, F3, f3, x, y, row0, n_batches, batch, m
         # forward and backward of every sample with the pre-update weights
         for s in range(batch):
             _sample_pass(F2, f2, F3, f3, x[r0 + s], y[r0 + s], masks[b * batch + s], mode,
-                         quadratic, window, z2[s], a2[s], d2[s], d3[s], z3, False)
+                         quadratic, window, z2[s], a2[s], d2[s], d3[s], z3, False, cw[y[r0 + s]])
         # W3 += -lr * a2^T delta3 (rows of hidden units active in some sample), b3
         gW3[:, :] = 0.0
         touched[:] = False

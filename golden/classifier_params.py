@@ -15,7 +15,7 @@ from .errors import SpykehwError
 from .options import ClassifierOptions
 
 __all__ = ["ClassifierError", "ClassifierParams", "check_binary", "check_labels", "split_validation",
-           "init_params", "dropout_masks"]
+           "init_params", "dropout_masks", "class_weights"]
 
 
 class ClassifierError(SpykehwError, ValueError):
@@ -120,3 +120,16 @@ def dropout_masks(rng: np.random.Generator, rows: int, hidden: int, p: float) ->
         return np.zeros((rows, hidden), dtype=np.bool_)
     return rng.random((rows, hidden), dtype=np.float32) < np.float32(p)
 
+
+
+def class_weights(y: np.ndarray, n_classes: int, mode: str) -> np.ndarray:
+    """Per-class factors of ``delta3`` (``ClassifierOptions.class_weights``), float64 ``(C,)``:
+    all 1.0 for ``"uniform"``; ``N / (C * n_c)`` for ``"balanced"`` (``n_c`` the rows of class
+    ``c`` among the ``N`` labels ``y``; a class without rows gets 0.0, it has no sample to scale)."""
+    if mode == "uniform":
+        return np.ones(n_classes, np.float64)
+    counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=n_classes)[:n_classes]
+    out = np.zeros(n_classes, np.float64)
+    seen = counts > 0
+    out[seen] = len(y) / (n_classes * counts[seen].astype(np.float64))
+    return out

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .classifier import softmax_ce
-from .classifier_params import ClassifierParams
+from .classifier_params import ClassifierParams, class_weights
 from .options import ClassifierOptions
 
 __all__ = ["Gradients", "gradients", "train_steps_dense"]
@@ -36,10 +36,11 @@ class Gradients:
 
 
 def gradients(params: ClassifierParams, x: np.ndarray, y: np.ndarray, opts: ClassifierOptions,
-              dropout_mask: np.ndarray | None = None) -> Gradients:
+              dropout_mask: np.ndarray | None = None, cw: np.ndarray | None = None) -> Gradients:
     """Dense numpy forward + backward of one batch (float64), the reference for the kernels.
 
     ``dropout_mask`` (bool ``(n, H)``, True = dropped) sets ``z2 = -1`` for the dropped units.
+    ``cw`` (``(C,)``, optional) scales each sample's ``delta3`` by ``cw[label]`` (class weights).
     Returns batch *sums*; for the relu path ``d loss / d theta = grad / n``.
     """
     W2, b2, W3, b3 = (np.asarray(a, dtype=np.float64) for a in (params.W2, params.b2, params.W3, params.b3))
@@ -67,6 +68,8 @@ def gradients(params: ClassifierParams, x: np.ndarray, y: np.ndarray, opts: Clas
         a3 = e / e.sum(axis=1, keepdims=True)
         loss = float(np.mean(softmax_ce(z3, y)))
     d3 = a3 - onehot
+    if cw is not None:
+        d3 = d3 * np.asarray(cw, dtype=np.float64)[y][:, None]
     d2 = (d3 @ W3.T) * gate
     return Gradients(dW2=x.T @ d2, db2=d2.sum(axis=0), dW3=a2.T @ d3, db3=d3.sum(axis=0),
                      loss=loss, z2=z2, a2=a2, z3=z3, a3=a3, delta2=d2, delta3=d3)
@@ -81,9 +84,10 @@ def train_steps_dense(params: ClassifierParams, x: np.ndarray, y: np.ndarray,
     """
     p = params.copy()
     bs = opts.batch
+    cw = class_weights(y[:len(x) // bs * bs], p.classes, opts.class_weights)
     for b in range(len(x) // bs):
         sl = slice(b * bs, (b + 1) * bs)
-        gr = gradients(p, x[sl], y[sl], opts, masks[sl])
+        gr = gradients(p, x[sl], y[sl], opts, masks[sl], cw)
         lr = opts.eta / bs
         p = ClassifierParams(
             W2=(p.W2.astype(np.float64) - lr * gr.dW2).astype(p.W2.dtype),

@@ -233,6 +233,12 @@ class ClassifierOptions:
         (``U(+-sqrt(4/fan_in))``, EMNIST actual-gradient notebook).
     val_fraction:
         the validation set is the first ``int(val_fraction * N)`` training rows (not shuffled).
+    class_weights:
+        ``"uniform"`` (authors' code): every training sample counts the same. ``"balanced"``: each
+        sample's ``delta3`` (so every gradient it contributes) is scaled by ``N / (C * n_c)``,
+        ``n_c`` the training rows of its class ``c`` among the ``N`` trained rows, so every
+        class weighs the same in the cost (for unbalanced data such as EMNIST bymerge; not in
+        the authors' code or the paper).
     """
 
     hidden: int = 1000
@@ -246,6 +252,7 @@ class ClassifierOptions:
     init: str = "truncated_normal"
     init_std: float = 0.01
     val_fraction: float = 0.09
+    class_weights: str = "uniform"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -263,6 +270,8 @@ class ClassifierOptions:
         _check(self.init in ("truncated_normal", "uniform_fan_in"), "classifier.init",
                f"must be 'truncated_normal' or 'uniform_fan_in', not {self.init!r}")
         _check(0 <= self.val_fraction < 1, "classifier.val_fraction", "must be in [0, 1)")
+        _check(self.class_weights in ("uniform", "balanced"), "classifier.class_weights",
+               f"must be 'uniform' or 'balanced', not {self.class_weights!r}")
 
 
 def classifier_defaults(dataset: str) -> ClassifierOptions:

@@ -101,10 +101,16 @@ def test_settings_parse_as_toml_scalars_and_apply_in_order():
     assert isinstance(o.classifier.eta, float)
     with pytest.raises(OptionsError, match=r"^conv\.maps: must be in 1\.\.1024, found 0$"):
         apply_settings(NetworkOptions(), [("conv.maps", 0)])
-    assert len(option_keys()) == 65  # 40 for Conv1 + classifier, 25 for Pool1 and Conv2
+    assert len(option_keys()) == 66  # 41 for Conv1 + classifier, 25 for Pool1 and Conv2
 
 
-@pytest.mark.parametrize("name", ["authors-code", "paper"])
+@pytest.mark.parametrize("dataset", ["mnist", "emnist"])
+def test_authors_data_preset_changes_only_the_image_mode(dataset):
+    got = changed_keys(options_preset("authors-data", dataset), options_preset("authors-code", dataset))
+    assert got == {"encoder.image_mode": "raw"}
+
+
+@pytest.mark.parametrize("name", ["authors-code", "authors-data", "paper"])
 @pytest.mark.parametrize("dataset", ["mnist", "emnist"])
 def test_options_file_round_trip(tmp_path, name, dataset):
     opts = apply_settings(options_preset(name, dataset), [("classifier.dropout", 0.25)])
