@@ -1,5 +1,5 @@
 """The conv core in the Conv2 configuration with trained-like weights on real Pool1 spike trains
-(``spykehw cosim conv --layer 2``, ``spykehw cosim learn --layer 2``), and the run folder it
+(``spykehw cosim conv --layer conv2``, ``spykehw cosim learn --layer conv2``), and the run folder it
 reads (:mod:`spykehw.conv2_run`).
 
 Everything comes from the embedded MNIST sample: Conv1 STDP on 300 training images, Pool1 spike
@@ -130,6 +130,6 @@ def test_run_folder_read_and_refused(trained, tmp_path):
 def test_cli_refuses_layer2_without_a_run(tmp_path, capsys):
     from spykehw.cli import main
 
-    assert main(["cosim", "conv", "--layer", "2", "--out", str(tmp_path / "runs"), "--count", "1"]) == 2
-    assert "--layer 2: needs --run RUN" in capsys.readouterr().err
+    assert main(["cosim", "conv", "--layer", "conv2", "--out", str(tmp_path / "runs"), "--count", "1"]) == 2
+    assert "--layer conv2: needs --run RUN" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()

@@ -41,7 +41,7 @@ def _learn(args: argparse.Namespace) -> int:
 
     common = dict(epochs=args.epochs, simulator=args.simulator, folder=args.out, data_dir=args.data_dir,
                   optimize=not args.no_optimize, every_image=not args.batched)
-    if args.layer == 2:
+    if args.layer == "conv2":
         opts, fmt, conv1, note = _conv2_network(args)
         print(f"Conv2 STDP in the RTL on the Pool1 spike trains of {args.images} MNIST training "
               f"images (Conv1 weights: {note}); golden training, building, simulating...", file=sys.stderr)
@@ -49,7 +49,7 @@ def _learn(args: argparse.Namespace) -> int:
                              conv1_note=note, **common)
     else:
         if args.run is not None:
-            raise SpykehwError("--run: only with --layer 2 (Conv1 learns from the authors' initial weights)")
+            raise SpykehwError("--run: only with --layer conv2 (Conv1 learns from the authors' initial weights)")
         out = long_run(args.images, parallelism=args.parallelism or 30, formats=args.config or DEFAULT_PRESET,
                        **common)
     print(json.dumps(out, indent=1))
@@ -73,14 +73,14 @@ def _conv2_network(args: argparse.Namespace):
 
 def _conv2_vectors_check(args: argparse.Namespace) -> None:
     if args.run is None:
-        raise SpykehwError("--layer 2: needs --run RUN, a `spykehw run --layers 2` folder (its "
+        raise SpykehwError("--layer conv2: needs --run RUN, a `spykehw run --layers 2` folder (its "
                            "trained Conv2 weights)")
     if args.config is not None or args.state is not None:
-        raise SpykehwError("--layer 2: the formats and weights are the run's (no --config, --state)")
+        raise SpykehwError("--layer conv2: the formats and weights are the run's (no --config, --state)")
 
 
 def _conv2_vectors(args: argparse.Namespace):
-    """``cosim conv --layer 2``: the core config and a conv-infer set of the run's trained Conv2
+    """``cosim conv --layer conv2``: the core config and a conv-infer set of the run's trained Conv2
     on the Pool1 spike trains of the first ``--count`` test images."""
     from ..sim.conv.layer2 import (  # the hw extra (Amaranth) is optional
         conv2_core_config,
@@ -114,7 +114,7 @@ def _conv(args: argparse.Namespace) -> int:
         write_vector_set,
     )
 
-    if args.layer == 2 and args.vectors is None:
+    if args.layer == "conv2" and args.vectors is None:
         _conv2_vectors_check(args)
     if _missing(args.simulator):
         return 2
@@ -123,13 +123,13 @@ def _conv(args: argparse.Namespace) -> int:
         vs = read_vectors(args.vectors, kind=KIND)
         vectors = args.vectors
         cfg = core_config(vs, args.parallelism)
-    elif args.layer == 2:
+    elif args.layer == "conv2":
         cfg, vs = _conv2_vectors(args)
         vectors = write_vector_set(folder.file("vectors.npz"), vs)
         folder.add("vectors.npz", f"conv-infer vectors (Conv2): {vs.description}")
     else:
         if args.run is not None:
-            raise SpykehwError("--run: only with --layer 2 (Conv1 weights: --state)")
+            raise SpykehwError("--run: only with --layer conv2 (Conv1 weights: --state)")
         cfg = conv_config(args.config, "conv1", args.parallelism, 12)
         weights, note = conv1_weights(cfg.formats, state=args.state, data_dir=args.data_dir)
         print(f"vectors: {args.count} {args.source} test images (rows 0..{args.count - 1}), "
@@ -256,15 +256,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "images (or a vector file) and report mismatches.")
     sub = p.add_subparsers(dest="block", metavar="BLOCK", required=True)
     c = sub.add_parser("conv", help="the conv core on real images (a long run)",
-                       description="Conv1 core (or with --layer 2 the Conv2 core and a run's trained "
+                       description="Conv1 core (or with --layer conv2 the Conv2 core and a run's trained "
                                    "weights): the first COUNT test images through the integer "
                                    "golden model and the generated Verilog; every step of every "
                                    "image is compared. Exit status 1 on any mismatch.")
-    c.add_argument("--layer", type=int, choices=(1, 2), default=1,
-                   help="1 (default): Conv1 on the images' encoding; 2: Conv2 on their real Pool1 "
+    c.add_argument("--layer", choices=("conv1", "conv2"), default="conv1",
+                   help="conv1 (default): Conv1 on the images' encoding; conv2: Conv2 on their real Pool1 "
                         "spike trains, with the trained Conv1 and Conv2 of --run")
     c.add_argument("--run", type=existing_dir, default=None, metavar="RUN",
-                   help="--layer 2: a `spykehw run --layers 2` folder (int_state.npz, "
+                   help="--layer conv2: a `spykehw run --layers 2` folder (int_state.npz, "
                         "int_conv2_state.npz; its options and formats)")
     c.add_argument("--count", type=count, default=2000, help="test images (default 2000)")
     c.add_argument("--source", choices=["mnist", "mnist-sample", "emnist"], default="mnist",
@@ -348,7 +348,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a.set_defaults(func=_accelerator)
 
     lp = sub.add_parser("learn", help="STDP-train Conv1 (or Conv2) in the RTL and compare with the golden model",
-                        description="STDP-train Conv1 in the RTL (default options; with --layer 2 "
+                        description="STDP-train Conv1 in the RTL (default options; with --layer conv2 "
                                     "Conv2 on the images' Pool1 spike trains) for EPOCHS epochs "
                                     "over the first IMAGES MNIST training images from the authors' "
                                     "initial weights and compare the winners of every image, and the "
@@ -356,12 +356,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                     "every image, with the golden train_conv; JSON on stdout; exit "
                                     "status 1 if not identical. With --out the weights and snapshot "
                                     "read from the core go to OUT/onchip_weights.npz.")
-    lp.add_argument("--layer", type=int, choices=(1, 2), default=1,
-                    help="1 (default): Conv1; 2: Conv2 on the images' real Pool1 spike trains (the "
+    lp.add_argument("--layer", choices=("conv1", "conv2"), default="conv1",
+                    help="conv1 (default): Conv1; conv2: Conv2 on the images' real Pool1 spike trains (the "
                          "options, formats and Conv1 of --run, else the defaults and Conv1 STDP on "
                          "300 images)")
     lp.add_argument("--run", type=existing_dir, default=None, metavar="RUN",
-                    help="--layer 2: a `spykehw run --layers 2` folder")
+                    help="--layer conv2: a `spykehw run --layers 2` folder")
     lp.add_argument("--images", type=count, default=500, help="MNIST training images (default 500)")
     lp.add_argument("--epochs", type=count, default=1, help="epochs over the images (default 1)")
     lp.add_argument("--batched", action="store_true",
