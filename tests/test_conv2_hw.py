@@ -133,3 +133,24 @@ def test_cli_refuses_layer2_without_a_run(tmp_path, capsys):
     assert main(["cosim", "conv", "--layer", "conv2", "--out", str(tmp_path / "runs"), "--count", "1"]) == 2
     assert "--layer conv2: needs --run RUN" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.long
+@pytest.mark.sim
+def test_long_conv2_commands_on_the_sample(tmp_path, require_simulator):
+    """The two long commands end to end on the embedded sample (about 15 minutes): a `run
+    --layers 2` folder (Conv2 STDP on 5,000 training images), its trained Conv2 on the Pool1
+    trains of the 1,000 sample test images, and 300 training images of Conv2 STDP on chip."""
+    from spykehw.cli import main
+
+    require_simulator("verilator")
+    assert main(["run", "--dataset", "mnist-sample", "--layers", "2", "--no-hardware", "--quiet",
+                 "--conv2-images", "5000", "--epochs", "2", "--hidden", "32", "--out", str(tmp_path / "runs")]) == 0
+    (run,) = (tmp_path / "runs").glob("run-*")
+    assert main(["cosim", "conv", "--layer", "conv2", "--run", str(run), "--count", "1000", "--source",
+                 "mnist-sample", "--quiet", "--out", str(tmp_path / "cosim")]) == 0
+    (folder,) = (tmp_path / "cosim").glob("cosim-conv-*")
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["images"] == 1000 and summary["mismatches"] == 0
+    assert main(["cosim", "learn", "--layer", "conv2", "--run", str(run), "--images", "300",
+                 "--out", str(tmp_path / "learn")]) == 0
