@@ -172,6 +172,19 @@ def test_conv_cycle_bound_by_hand():
     assert conv_cycles_bound(cfg6) == 5 * (26450 + 529) + 12 * 17
 
 
+def test_conv2_block_by_hand():
+    """``--layer conv2``'s block: 200 maps at L = 40 (5 groups), inputs spiking 4 times: 30
+    channels x (7*5)**2 (input, position) pairs x 4 = 147,000, plus 49 firings, per group;
+    12 step ends of 13 + ceil(log2 40) + 1 = 20 cycles."""
+    from spykehw.golden.options import CONV2
+
+    s = BlockSettings(formats=preset("fpga-16").conv2_formats(), parallelism=40, conv_options=CONV2,
+                      max_spikes_per_input=4)
+    (c,) = build_blocks("conv", s).blocks
+    assert c.cycles.value == 5 * (147000 + 49) + 12 * 20 and c.cycles.kind == "bound"
+    assert s.to_dict()["max_spikes_per_input"] == 4
+
+
 def test_block_figures():
     s = BlockSettings(formats=preset("fpga-8"), lanes=64)
     (b,) = build_blocks("softmax", s).blocks
@@ -321,6 +334,8 @@ def test_exit_status():
     (["--parallelism", "x"], "integers"),
     (["--config", "nope"], "unknown preset"),
     (["--ram-style", "weight_mem*=fast"], "ram-style"),
+    (["--layer", "conv2", "--parallelism", "30"], "parallelism"),       # 200 maps: 30 does not divide
+    (["--layer", "conv2", "--parallelism", "40,20"], "one point only"),
 ])
 def test_cli_rejects_bad_input(argv, message, tmp_path, capsys):
     rc = main(["fpga", "--block", "conv", "--synth-only", "--quiet", "--out", str(tmp_path), *argv])

@@ -82,6 +82,7 @@ __all__ = [
     "write_vector_set",
     "SOURCES",
     "conv1_weights",
+    "source_test_images",
     "source_vectors",
 ]
 
@@ -304,6 +305,28 @@ def conv1_weights(formats: NumberFormats, *, state: str | Path | None = None,
     return stdp_weights(images, formats), f"golden train_conv1 on {source} train rows 0..{train_images - 1}"
 
 
+def source_test_images(source: str, count: int, *, seed: int = 0, first: bool = True,
+                       data_dir: str | Path | None = None) -> tuple[np.ndarray, list[str], dict[str, str]]:
+    """``count`` test images of ``source`` (``mnist``, ``mnist-sample``, ``emnist``): the first
+    rows with ``first``, else random rows drawn with ``seed``; their case labels and a
+    ``sources`` entry saying where they come from."""
+    if count < 1:
+        raise ConvVectorError(f"count: must be >= 1, not {count}")
+    if source == "emnist":
+        images, label = emnist_test_images(data_dir), "emnist-bymerge-test"
+        note = {label: "EMNIST bymerge test file rows, file order, upright"}
+    elif source in ("mnist", "mnist-sample"):
+        images, label = mnist_test_images(source, data_dir), "mnist-test"
+        note = {label: f"{source} test rows"}
+    else:
+        raise ConvVectorError(f"source: must be mnist, mnist-sample or emnist, not {source!r}")
+    if count > len(images):
+        raise ConvVectorError(f"count: {source} has {len(images)} test images, not {count}")
+    rows = (np.arange(count) if first else
+            np.sort(np.random.default_rng(seed).choice(len(images), count, replace=False)))
+    return images[rows], row_labels(label, rows.tolist()), note
+
+
 def source_vectors(formats: NumberFormats, source: str, count: int, *, seed: int = 0,
                    first: bool = False, weights: np.ndarray | None = None, weights_note: str = "",
                    data_dir: str | Path | None = None) -> VectorSet:
@@ -324,19 +347,9 @@ def source_vectors(formats: NumberFormats, source: str, count: int, *, seed: int
                  for w in names for e, ev in adv.items()
                  if w == "stdp" or e in ("all_first_step", "borders", "dense_random")]
     else:
-        if count < 1:
-            raise ConvVectorError(f"count: must be >= 1, not {count}")
-        if source == "emnist":
-            images, label = emnist_test_images(data_dir), "emnist-bymerge-test"
-            sources[label] = "EMNIST bymerge test file rows, file order, upright"
-        else:
-            images, label = mnist_test_images(source, data_dir), "mnist-test"
-            sources[label] = f"{source} test rows"
-        if count > len(images):
-            raise ConvVectorError(f"count: {source} has {len(images)} test images, not {count}")
-        rows = (np.arange(count) if first else
-                np.sort(np.random.default_rng(seed).choice(len(images), count, replace=False)))
-        cases = encode_cases(images[rows], row_labels(label, rows.tolist()), formats)
+        images, labels, note = source_test_images(source, count, seed=seed, first=first, data_dir=data_dir)
+        sources.update(note)
+        cases = encode_cases(images, labels, formats)
     return make_conv_vectors(
         formats, CONV1, [(n, w) for n, w in sets.items()], cases, layer="conv1", sources=sources,
         seed=seed, description=f"conv1 of preset {formats.name}: {len(cases)} {source} cases; "

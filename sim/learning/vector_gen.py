@@ -52,8 +52,9 @@ from ...golden.arithmetic import int_arithmetic
 from ...golden.conv import run_conv
 from ...golden.errors import SpykehwError
 from ...golden.formats import NumberFormats, preset
-from ...golden.options import CONV1, CONV2, TIME_STEPS, ConvOptions, EncoderOptions
+from ...golden.options import CONV1, CONV2, TIME_STEPS, ConvOptions, EncoderOptions, NetworkOptions
 from ...golden.pipeline import initial_conv1_weights
+from ...golden.pipeline2 import initial_conv2_weights
 from ...golden.spikes import SpikeEvents
 from ..conv.cases import (
     STDP_TRAIN_IMAGES,
@@ -62,6 +63,7 @@ from ..conv.cases import (
     pool_events,
     stdp_weights,
 )
+from ..conv.layer2 import conv2_max_spikes, pool1_events
 from ..conv.vector_gen import LAYER_OPTIONS, layer_header
 from ..framework.images import mnist_train_images
 from ..framework.vector_checks import check_conv_learn
@@ -90,6 +92,7 @@ __all__ = [
     "committed_set",
     "write_committed",
     "initial_weights",
+    "conv2_learn_vectors",
 ]
 
 KIND = "conv-learn"
@@ -195,6 +198,21 @@ def make_learn_vectors(formats: NumberFormats, opts: ConvOptions, weights0: np.n
             "snapshots": exp.snapshots,
         },
     )
+
+
+def conv2_learn_vectors(images: np.ndarray, labels: Sequence[str], conv1_weights: np.ndarray,
+                        opts: NetworkOptions, fmt: NumberFormats, *, epochs: int = 1,
+                        sources: dict[str, Any] | None = None, description: str = "") -> VectorSet:
+    """A ``conv-learn`` set of layer ``conv2``: golden Conv2 STDP on the real Pool1 spike trains
+    of ``images`` (:func:`spykehw.sim.conv.layer2.pool1_events`) from the authors' initial Conv2
+    weights, with what :func:`spykehw.golden.pipeline2.train_conv2` trains with (the ``conv2``
+    options, ``conv2_formats``, the Pool1 input bound), for ``epochs`` epochs."""
+    images = np.asarray(images, dtype=np.uint8)
+    events = pool1_events(images, conv1_weights, opts, fmt)
+    return make_learn_vectors(
+        fmt.conv2_formats(), opts.conv2, initial_conv2_weights(opts, fmt), events, list(labels),
+        steps=opts.encoder.steps, max_spikes_per_input=conv2_max_spikes(opts), layer="conv2",
+        images=images, encoder=opts.encoder, sources=sources, epochs=epochs, description=description)
 
 
 def write_vector_set(path: str | Path, vs: VectorSet) -> Path:

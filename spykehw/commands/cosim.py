@@ -8,9 +8,11 @@ from pathlib import Path
 
 from ..accelerator_cosim import cosim_export, train_and_export
 from ..argtypes import count, existing_dir, existing_file, output_dir, probability
+from ..conv2_run import load_conv2_run
 from ..errors import SpykehwError
 from ..export import load_export
-from ..golden.formats import DEFAULT_PRESET
+from ..golden.formats import DEFAULT_PRESET, load_formats
+from ..golden.options import NetworkOptions
 from ..golden.progress import Progress
 from ..output import RunFolder
 from ..sim.framework.toolchain import find_simulator, missing_reason
@@ -44,18 +46,74 @@ def _learn(args: argparse.Namespace) -> int:
     """``spykehw cosim learn``: the long STDP run, printed as JSON; exit status 1 if not identical."""
     import json
 
-    from ..sim.learning.cosim import (
-        long_run,  # the hw extra (Amaranth, cocotb) is optional
+    from ..sim.learning.cosim import (  # the hw extra (Amaranth, cocotb) is optional
+        long_run,
+        long_run_conv2,
     )
 
     if args.waves and args.out is None:
         raise SpykehwError("--waves: needs --out DIR (the waveform is kept there)")
-    out = long_run(args.images, epochs=args.epochs, simulator=args.simulator,
-                   parallelism=args.parallelism, formats=args.config, folder=args.out,
-                   data_dir=args.data_dir, optimize=not args.no_optimize,
-                   every_image=not args.batched, waves=args.waves)
+    common = dict(epochs=args.epochs, simulator=args.simulator, folder=args.out, data_dir=args.data_dir,
+                  optimize=not args.no_optimize, every_image=not args.batched, waves=args.waves)
+    if args.layer == "conv2":
+        opts, fmt, conv1, note = _conv2_network(args)
+        print(f"Conv2 STDP in the RTL on the Pool1 spike trains of {args.images} MNIST training "
+              f"images (Conv1 weights: {note}); golden training, building, simulating...", file=sys.stderr)
+        out = long_run_conv2(args.images, conv1, opts, fmt, parallelism=args.parallelism or 40,
+                             conv1_note=note, **common)
+    else:
+        if args.run is not None:
+            raise SpykehwError("--run: only with --layer conv2 (Conv1 learns from the authors' initial weights)")
+        out = long_run(args.images, parallelism=args.parallelism or 30, formats=args.config or DEFAULT_PRESET,
+                       **common)
     print(json.dumps(out, indent=1))
     return 0 if out["identical"] else 1
+
+
+def _conv2_network(args: argparse.Namespace):
+    """Options, formats and Conv1 weights of the Conv2 hardware: those of ``--run``, or without
+    it the default options, ``--config`` and Conv1 STDP on 300 sample images."""
+    from ..sim.conv.vector_gen import conv1_weights  # the hw extra (Amaranth) is optional
+
+    if args.run is not None:
+        if args.config is not None:
+            raise SpykehwError("--config: with --run the number formats are the run's")
+        run = load_conv2_run(args.run)
+        return run.options, run.formats, run.conv1_weights, f"{run.path / 'int_state.npz'}"
+    fmt = load_formats(args.config or DEFAULT_PRESET)
+    w, note = conv1_weights(fmt, data_dir=args.data_dir)
+    return NetworkOptions(), fmt, w, note
+
+
+def _conv2_vectors_check(args: argparse.Namespace) -> None:
+    if args.run is None:
+        raise SpykehwError("--layer conv2: needs --run RUN, a `spykehw run --layers 2` folder (its "
+                           "trained Conv2 weights)")
+    if args.config is not None or args.state is not None:
+        raise SpykehwError("--layer conv2: the formats and weights are the run's (no --config, --state)")
+
+
+def _conv2_vectors(args: argparse.Namespace):
+    """``cosim conv --layer conv2``: the core config and a conv-infer set of the run's trained Conv2
+    on the Pool1 spike trains of the first ``--count`` test images."""
+    from ..sim.conv.layer2 import (  # the hw extra (Amaranth) is optional
+        conv2_core_config,
+        conv2_infer_vectors,
+    )
+    from ..sim.conv.vector_gen import source_test_images
+
+    run = load_conv2_run(args.run)
+    cfg = conv2_core_config(run.options, run.formats, args.parallelism)
+    images, labels, sources = source_test_images(args.source, args.count, data_dir=args.data_dir)
+    print(f"vectors: the Pool1 spike trains of {args.count} {args.source} test images (rows 0.."
+          f"{args.count - 1}) through Conv2 of {run.describe()}", file=sys.stderr)
+    vs = conv2_infer_vectors(
+        images, labels, run.conv1_weights, run.conv2_weights, run.options, run.formats,
+        sources={**sources, "conv2": f"trained Conv2 of {run.path / 'int_conv2_state.npz'}",
+                 "events": "golden pipeline2.pool1_spikes (Conv1 of int_state.npz, the run's pool1 options)"},
+        description=f"conv2 of {run.path}: {args.count} {args.source} test images' Pool1 spike trains; "
+                    "expected values from golden run_conv")
+    return cfg, vs
 
 
 def _conv(args: argparse.Namespace) -> int:
@@ -70,6 +128,8 @@ def _conv(args: argparse.Namespace) -> int:
         write_vector_set,
     )
 
+    if args.layer == "conv2" and args.vectors is None:
+        _conv2_vectors_check(args)
     if _missing(args.simulator):
         return 2
     folder = RunFolder(args.out, "cosim-conv", args=vars(args) | {"func": None})
@@ -77,7 +137,13 @@ def _conv(args: argparse.Namespace) -> int:
         vs = read_vectors(args.vectors, kind=KIND)
         vectors = args.vectors
         cfg = core_config(vs, args.parallelism)
+    elif args.layer == "conv2":
+        cfg, vs = _conv2_vectors(args)
+        vectors = write_vector_set(folder.file("vectors.npz"), vs)
+        folder.add("vectors.npz", f"conv-infer vectors (Conv2): {vs.description}")
     else:
+        if args.run is not None:
+            raise SpykehwError("--run: only with --layer conv2 (Conv1 weights: --state)")
         cfg = conv_config(args.config, "conv1", args.parallelism, 12)
         weights, note = conv1_weights(cfg.formats, state=args.state, data_dir=args.data_dir)
         print(f"vectors: {args.count} {args.source} test images (rows 0..{args.count - 1}), "
@@ -205,9 +271,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "images (or a vector file) and report mismatches.")
     sub = p.add_subparsers(dest="block", metavar="BLOCK", required=True)
     c = sub.add_parser("conv", help="the conv core on real images (a long run)",
-                       description="Conv1 core: the first COUNT test images through the integer "
+                       description="Conv1 core (or with --layer conv2 the Conv2 core and a run's trained "
+                                   "weights): the first COUNT test images through the integer "
                                    "golden model and the generated Verilog; every step of every "
                                    "image is compared. Exit status 1 on any mismatch.")
+    c.add_argument("--layer", choices=("conv1", "conv2"), default="conv1",
+                   help="conv1 (default): Conv1 on the images' encoding; conv2: Conv2 on their real Pool1 "
+                        "spike trains, with the trained Conv1 and Conv2 of --run")
+    c.add_argument("--run", type=existing_dir, default=None, metavar="RUN",
+                   help="--layer conv2: a `spykehw run --layers 2` folder (int_state.npz, "
+                        "int_conv2_state.npz; its options and formats)")
     c.add_argument("--count", type=count, default=2000, help="test images (default 2000)")
     c.add_argument("--source", choices=["mnist", "mnist-sample", "emnist"], default="mnist",
                    help="image source (default mnist: the 10,000 test images)")
@@ -217,7 +290,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--config", default=None, metavar="PRESET",
                    help="number formats: a preset (default fpga-16) or a TOML file")
     c.add_argument("--parallelism", type=count, default=None, metavar="L",
-                   help="maps per cycle (default 30)")
+                   help="maps per cycle (default 30; Conv2: 40)")
     c.add_argument("--state", type=existing_file, default=None, metavar="STATE",
                    help="Conv1 weights from a state file instead of STDP on 300 images")
     c.add_argument("--stall", action="store_true", help="random stalls on the core's streams")
@@ -289,22 +362,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
     a.set_defaults(func=_accelerator)
 
-    lp = sub.add_parser("learn", help="STDP-train Conv1 in the RTL and compare with the golden model",
-                        description="STDP-train Conv1 in the RTL (default options) for EPOCHS epochs "
+    lp = sub.add_parser("learn", help="STDP-train Conv1 (or Conv2) in the RTL and compare with the golden model",
+                        description="STDP-train Conv1 in the RTL (default options; with --layer conv2 "
+                                    "Conv2 on the images' Pool1 spike trains) for EPOCHS epochs "
                                     "over the first IMAGES MNIST training images from the authors' "
                                     "initial weights and compare the winners of every image, and the "
                                     "weights and the last snapshot (last_snapshot_weights) after "
                                     "every image, with the golden train_conv; JSON on stdout; exit "
                                     "status 1 if not identical. With --out the weights and snapshot "
                                     "read from the core go to OUT/onchip_weights.npz.")
+    lp.add_argument("--layer", choices=("conv1", "conv2"), default="conv1",
+                    help="conv1 (default): Conv1; conv2: Conv2 on the images' real Pool1 spike trains (the "
+                         "options, formats and Conv1 of --run, else the defaults and Conv1 STDP on "
+                         "300 images)")
+    lp.add_argument("--run", type=existing_dir, default=None, metavar="RUN",
+                    help="--layer conv2: a `spykehw run --layers 2` folder")
     lp.add_argument("--images", type=count, default=500, help="MNIST training images (default 500)")
     lp.add_argument("--epochs", type=count, default=1, help="epochs over the images (default 1)")
     lp.add_argument("--batched", action="store_true",
                     help="compare the weights after each batch of images instead of every image")
     lp.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
-    lp.add_argument("--parallelism", type=count, default=30, help="maps per cycle L (default 30)")
-    lp.add_argument("--config", default=DEFAULT_PRESET,
-                    help=f"number formats: preset or TOML (default {DEFAULT_PRESET})")
+    lp.add_argument("--parallelism", type=count, default=None,
+                    help="maps per cycle L (default 30; Conv2: 40)")
+    lp.add_argument("--config", default=None,
+                    help=f"number formats: preset or TOML (default {DEFAULT_PRESET}; with --run the run's)")
     lp.add_argument("--data-dir", type=Path, default=None, help="datasets folder (default: embedded sample)")
     lp.add_argument("--out", type=output_dir, default=None,
                     help="keep the build and run here (default: temporary)")

@@ -46,6 +46,8 @@ from spykehw.quant.store import Store
 from ..argtypes import count, existing_dir, output_dir, positive_float, workers
 from ..export import load_export
 from ..golden.errors import SpykehwError
+from ..golden.options import CONV2, TIME_STEPS, PoolOptions
+from ..golden.pool import max_pool_spikes
 
 __all__ = ["register", "EXIT_NO_FIT", "EXIT_FAILED"]
 
@@ -83,6 +85,8 @@ def _command(args: argparse.Namespace, freq: float) -> str:
     parts = ["spykehw", "fpga", "--block", args.block, "--target", args.target, "--config", args.config]
     if args.block in ("conv", "all", "accelerator"):
         parts += ["--parallelism", args.parallelism]
+    if args.block == "conv" and args.layer != "conv1":
+        parts += ["--layer", args.layer]
     if args.block == "conv" and args.learning:
         parts += ["--learning"]
     if args.block in ("conv", "all") and args.potentials != "block":
@@ -153,14 +157,24 @@ def _main(args: argparse.Namespace) -> int:
             raise SpykehwError("--export: only for --block accelerator")
         export = load_export(args.export)
 
+    if args.layer != "conv1" and args.block != "conv":
+        raise SpykehwError(f"--layer {args.layer}: only for --block conv")
+
     def settings_for(config: str, p: int, ln: int) -> BlockSettings:
-        return BlockSettings(formats=formats[config], parallelism=p, lanes=ln,
+        layer = {} if args.layer == "conv1" else {
+            # Conv2 as `run --layers 2` trains it by default (net4): its STDP constants, inputs
+            # spiking up to 4 times (Pool1 without inhibition)
+            "conv_options": CONV2, "max_spikes_per_input": max_pool_spikes(PoolOptions(), TIME_STEPS),
+            "formats": formats[config].conv2_formats()}
+        return BlockSettings(**{"formats": formats[config], **layer}, parallelism=p, lanes=ln,
                              classes=args.classes, hidden=args.hidden,
                              active_features=args.active_features, bench=bench,
                              variant=args.variant, export=export, learning=args.learning,
                              potential_memory=args.potentials)
 
     single = len(sweep_points(args.block, dev.name, configs, parallelisms, lanes)) == 1
+    if not single and args.layer != "conv1":
+        raise SpykehwError(f"--layer {args.layer}: one point only (a sweep builds Conv1)")
     if single and args.resume is None and args.workers <= 1 and not args.scheduler:
         build_blocks(args.block, settings_for(configs[0], parallelisms[0], lanes[0]))  # checks first
         folder = RunFolder(args.out, "fpga", args=record)
@@ -259,7 +273,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--config", default="fpga-16", metavar="PRESET[,PRESET...]",
                    help="number formats: preset names or TOML files (default fpga-16)")
     p.add_argument("--parallelism", default="1", metavar="L[,L...]",
-                   help="conv core map lanes L, a divisor of 30 (default 1)")
+                   help="conv core map lanes L, a divisor of 30 (Conv2: of 200) (default 1)")
+    p.add_argument("--layer", choices=("conv1", "conv2"), default="conv1",
+                   help="conv: the Conv1 core (default) or the Conv2 core (CONV2: 30x11x11 -> "
+                        "200x7x7, inputs spiking up to 4 times, the conv2_stdp constants; one point)")
     p.add_argument("--learning", action="store_true",
                    help="conv: the learning core (ConvCoreConfig(learning=True): STDP competition, "
                         "homeostasis, update engine, snapshot copy)")

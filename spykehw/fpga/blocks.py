@@ -87,6 +87,7 @@ class BlockSettings:
     hidden: int = 1000
     steps: int = 12
     conv_options: Any = None        # ConvOptions of the conv layer; None = Conv1
+    max_spikes_per_input: int = 1   # conv: how often an input spikes per image (Conv2: 4, Pool1 inputs)
     active_features: int = DEFAULT_ACTIVE_FEATURES  # classifier model: active features per image (see below)
     bench: Any = None               # spykehw.fpga.bench.BenchData: measured figures (--bench)
     variant: str = "on-chip"        # accelerator: where W2 lives (DesignPoint.weights)
@@ -107,6 +108,7 @@ class BlockSettings:
         return {"formats": self.formats.name, "parallelism": self.parallelism,
                 "lanes": self.lanes, "classes": self.classes, "hidden": self.hidden,
                 "steps": self.steps, "conv_layer": "conv1" if conv is None else conv,
+                "max_spikes_per_input": self.max_spikes_per_input,
                 "active_features": self.active_features,
                 "bench_files": list(self.bench.files) if self.bench is not None else [],
                 "variant": self.variant,
@@ -223,8 +225,8 @@ def _conv(s: BlockSettings) -> Block:
 
     try:
         cfg = ConvCoreConfig(options=s.conv_options or CONV1, formats=s.formats, steps=s.steps,
-                             parallelism=s.parallelism, learning=s.learning,
-                             potential_memory=s.potential_memory)
+                             parallelism=s.parallelism, max_spikes_per_input=s.max_spikes_per_input,
+                             learning=s.learning, potential_memory=s.potential_memory)
     except SpykehwError as e:
         raise BlockError(f"--parallelism/--potentials: {e}") from None
     # The flow synthesises for an FPGA: SB_SPRAM256KA itself, not its simulation model.
