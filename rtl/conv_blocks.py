@@ -21,6 +21,7 @@ __all__ = [
     "table",
     "decode",
     "at_most_one",
+    "flag_members",
     "member_or_zero",
 ]
 
@@ -84,6 +85,30 @@ def at_most_one(m: Module, bits, name: str) -> Signal:
     return out
 
 
+def flag_members(*, rows: int, cols: int, bit_reads: int = 0, row_reads: int = 0,
+                 read_enables: bool = False) -> dict:
+    """The signature members a ``rows x cols`` flag store shares with the others (:class:`FlagGrid`,
+    :class:`~spykehw.rtl.conv_memories.FlagMemory`): ``set_en``, ``set_col``, ``clear``,
+    ``set_row`` (absent for one row), then ``bit_reads`` bit read ports and ``row_reads`` row read
+    ports (with ``row{k}_en`` when ``read_enables``)."""
+    rb, cb = index_bits(rows), index_bits(cols)
+    members = {"set_en": In(1), "set_col": In(cb), "clear": In(1)}
+    if rows > 1:
+        members["set_row"] = In(rb)
+    for k in range(bit_reads):
+        if rows > 1:
+            members[f"bit{k}_row"] = In(rb)
+        members[f"bit{k}_col"] = In(cb)
+        members[f"bit{k}"] = Out(1)
+    for k in range(row_reads):
+        if read_enables:
+            members[f"row{k}_en"] = In(1)
+        if rows > 1:
+            members[f"row{k}_idx"] = In(rb)
+        members[f"row{k}"] = Out(cols)
+    return members
+
+
 class FlagGrid(wiring.Component):
     """``rows x cols`` flip-flop flags (one register per row), cleared all at once.
 
@@ -108,20 +133,7 @@ class FlagGrid(wiring.Component):
     def __init__(self, *, rows: int, cols: int, bit_reads: int = 0, row_reads: int = 0) -> None:
         self._rows, self._cols = rows, cols
         self._bit_reads, self._row_reads = bit_reads, row_reads
-        rb, cb = index_bits(rows), index_bits(cols)
-        members = {"set_en": In(1), "set_col": In(cb), "clear": In(1)}
-        if rows > 1:
-            members["set_row"] = In(rb)
-        for k in range(bit_reads):
-            if rows > 1:
-                members[f"bit{k}_row"] = In(rb)
-            members[f"bit{k}_col"] = In(cb)
-            members[f"bit{k}"] = Out(1)
-        for k in range(row_reads):
-            if rows > 1:
-                members[f"row{k}_idx"] = In(rb)
-            members[f"row{k}"] = Out(cols)
-        super().__init__(members)
+        super().__init__(flag_members(rows=rows, cols=cols, bit_reads=bit_reads, row_reads=row_reads))
 
     def elaborate(self, platform):
         m = Module()

@@ -29,7 +29,7 @@ from amaranth import Cat, ClockSignal, Const, Instance, Module, Mux, Signal
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from .conv_blocks import decode, member_or_zero
+from .conv_blocks import decode, flag_members, member_or_zero
 from .layouts import index_bits
 
 __all__ = ["SPRAM_DEPTH", "SPRAM_WIDTH", "spram_blocks", "SinglePortRam", "FlagMemory"]
@@ -121,16 +121,8 @@ class FlagMemory(wiring.Component):
 
     def __init__(self, *, rows: int, cols: int, row_reads: int) -> None:
         self._rows, self._cols, self._reads = rows, cols, row_reads
-        rb = index_bits(rows)
-        members = {"set_en": In(1), "set_col": In(index_bits(cols)), "clear": In(1), "busy": Out(1)}
-        if rows > 1:
-            members["set_row"] = In(rb)
-        for k in range(row_reads):
-            members[f"row{k}_en"] = In(1)
-            if rows > 1:
-                members[f"row{k}_idx"] = In(rb)
-            members[f"row{k}"] = Out(cols)
-        super().__init__(members)
+        super().__init__({**flag_members(rows=rows, cols=cols, row_reads=row_reads, read_enables=True),
+                          "busy": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
