@@ -8,7 +8,8 @@ classifier experiments on cached features.
 
 ``features`` trains Conv1 (float reference, the options in force) and extracts the features of
 every image once; they are cached under ``--cache`` (default ``runs/feature-cache``) by a digest
-of the dataset, the options that change them and the code of ``golden/``, and it prints the
+of the dataset, the options that change them and the code (``quant.stages.code_version``, the
+quantization store's key), and it prints the
 stage statistics the spec quotes (encoder spikes per image, STDP winners per image, Conv1
 ``C_l``, Pool1 spikes and active features per image). ``classify`` trains the float classifier
 on the cached features (computing them if needed) with the classifier options in force, one
@@ -35,6 +36,7 @@ from spykehw.golden.classifier import predict, train_classifier
 from spykehw.golden.option_sets import apply_settings, changed_keys, options_preset, parse_setting
 from spykehw.golden.options import dotted_keys
 from spykehw.golden.pipeline import encode, extract_features, train_conv1
+from spykehw.quant.stages import code_version
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,19 +46,11 @@ def _options(a):
     return apply_settings(base, [parse_setting(s) for s in a.set])
 
 
-def _code_digest() -> str:
-    h = hashlib.sha256()
-    for p in sorted((ROOT / "golden").glob("*.py")):
-        if not p.name.startswith("classifier"):
-            h.update(p.read_bytes())
-    return h.hexdigest()[:12]
-
-
 def _feature_key(a, opts) -> str:
     d = dotted_keys(opts.to_dict())
     relevant = {k: v for k, v in d.items() if not k.startswith("classifier.") or k == "classifier.seed"}
     relevant.pop("classifier.seed", None)
-    blob = json.dumps([a.dataset, a.data_seed, relevant, _code_digest()], sort_keys=True, default=str)
+    blob = json.dumps([a.dataset, a.data_seed, relevant, code_version()], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
