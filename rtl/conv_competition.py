@@ -86,14 +86,18 @@ class Competition(wiring.Component):
             m.d.sync += n_cand.eq(n_cand + 1)
 
         # ----- competition pass -----------------------------------------------------------------
-        # read (ri) -> the entry and whether it is alive, registered (e1, live1) -> compared with
-        # the best so far. blk, won and supp change only between passes, so the registered
-        # alive flag is the one the comparison would compute.
+        # read (ri) -> the entry registered as it leaves the block RAM (e0) -> whether it is
+        # alive, registered with it (e1, live1) -> compared with the best so far. The entry is
+        # registered before the blocked/won look-up because the block RAM's clock-to-output and
+        # the two 23:1 multiplexers of that look-up did not fit one cycle at 75 MHz. blk, won
+        # and supp change only between passes, so the registered alive flag is the one the
+        # comparison would compute.
         ri = Signal(range(NPOS + 1), name="pass_idx")
-        s_valid = Signal(name="pass_valid")
+        s_valid = Signal(name="pass_valid")     # the read issued in the last cycle was an entry
         have, b_m, b_u, b_v = self.have, self.best_m, self.best_u, self.best_v
         b_val = Signal(V, name="best_val")
-        e = c_rd.data
+        e0 = Signal(entry, name="pass_e0")
+        v0 = Signal(name="pass_v0")             # e0 holds an entry
         e1 = Signal(entry, name="pass_e1")
         live1 = Signal(name="pass_live1")       # a valid, alive entry is in e1
         better = Signal(name="cand_better")
@@ -101,16 +105,16 @@ class Competition(wiring.Component):
             better.eq(~have | (e1.val > b_val)
                       | ((e1.val == b_val) & ((e1.u < b_u) | ((e1.u == b_u) & (e1.v < b_v))))),
             c_rd.addr.eq(ri),
-            self.pass_done.eq((ri == n_cand) & ~s_valid & ~live1),
+            self.pass_done.eq((ri == n_cand) & ~s_valid & ~v0 & ~live1),
         ]
         with m.If(self.start):
-            m.d.sync += [ri.eq(0), have.eq(0), s_valid.eq(0), live1.eq(0)]
+            m.d.sync += [ri.eq(0), have.eq(0), s_valid.eq(0), v0.eq(0), live1.eq(0)]
         with m.If(self.scan):
             m.d.comb += c_rd.en.eq(ri < n_cand)
             m.d.sync += [
-                s_valid.eq(ri < n_cand), e1.eq(e),
-                live1.eq(s_valid & ~blk_bit(e.u, e.v, "pass_blk")
-                         & ~select_bit(m, won | self.supp, e.m, "pass_won")),
+                s_valid.eq(ri < n_cand), e0.eq(c_rd.data), v0.eq(s_valid), e1.eq(e0),
+                live1.eq(v0 & ~blk_bit(e0.u, e0.v, "pass_blk")
+                         & ~select_bit(m, won | self.supp, e0.m, "pass_won")),
             ]
             with m.If(ri < n_cand):
                 m.d.sync += ri.eq(ri + 1)
