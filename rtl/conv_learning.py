@@ -57,7 +57,7 @@ Winners stream ``o_winners`` (:func:`~spykehw.rtl.layouts.spike_layout`): each s
 end-of-step marker (``step_end``, ``last`` on the image's last step), like ``o_spikes``.
 
 Cycles of the LEARN phase of a step with ``n`` candidates, ``w`` winners and ``d`` suppressed
-maps (no stalls): ``(w + 1) * (n + 2) + w`` for the competition (one pass per winner, plus the
+maps (no stalls): ``(w + 1) * (n + 3) + w`` for the competition (one pass per winner, plus the
 last, empty-handed one), ``d * (CKK + 3) + w * (CKK + 4)`` for the weight updates
 (``CKK = C*K*K`` read-modify-writes per map, pipelined), plus 3; 2 cycles when ``n = 0``; plus
 ``weight_words + 2`` in a snapshot step.
