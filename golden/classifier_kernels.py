@@ -50,28 +50,43 @@ def add_rows(W, bias, flags, out):
 
 
 @njit(cache=True)
-def _output(F3, f3, a2, mode, z3):
-    """``z3`` of one sample from its hidden activations (floored unless relu)."""
+def _activate(z2, mode, a2, act):
+    """``a2`` from ``z2`` (``1[z2 >= 0]``, relu ``max(z2, 0)``); ``act[:na]`` the units with
+    ``a2 != 0``, ascending; returns ``na``. Simple loops without data-dependent branches (a
+    branch per unit on random activations mispredicts about every other time)."""
+    H = z2.shape[0]
     if mode == RELU:
-        for c in range(z3.shape[0]):
-            z3[c] = f3[c]
-        for h in range(a2.shape[0]):
-            if a2[h] != 0.0:
-                for c in range(z3.shape[0]):
-                    z3[c] += a2[h] * F3[h, c]
+        for h in range(H):
+            a2[h] = z2[h] if z2[h] > 0.0 else 0.0
     else:
-        add_rows(F3, f3, a2, z3)
-        for c in range(z3.shape[0]):
-            z3[c] = math.floor(z3[c])
+        for h in range(H):
+            a2[h] = 1.0 if z2[h] >= 0.0 else 0.0
+    na = 0
+    for h in range(H):
+        act[na] = h
+        na += np.int64(a2[h] != 0.0)
+    return na
 
 
 @njit(cache=True)
-def _activate(z2, mode, a2):
-    for h in range(z2.shape[0]):
-        if mode == RELU:
-            a2[h] = z2[h] if z2[h] > 0.0 else 0.0
-        else:
-            a2[h] = 1.0 if z2[h] >= 0.0 else 0.0
+def _output(F3, f3, a2, act, na, mode, z3):
+    """``z3`` of one sample from its hidden activations (floored unless relu): ``f3`` plus the
+    rows of the active units ``act[:na]``, each ``z3[c]`` summed in ascending unit order."""
+    C = z3.shape[0]
+    for c in range(C):
+        z3[c] = f3[c]
+    if mode == RELU:
+        for j in range(na):
+            h = act[j]
+            for c in range(C):
+                z3[c] += a2[h] * F3[h, c]
+    else:
+        for j in range(na):
+            h = act[j]
+            for c in range(C):
+                z3[c] += F3[h, c]
+        for c in range(C):
+            z3[c] = math.floor(z3[c])
 
 
 @njit(cache=True, parallel=True, nogil=True)
@@ -82,9 +97,10 @@ def forward_kernel(F2, f2, F3, f3, x, mode):
     for r in prange(n):
         z2 = np.empty(H, np.float64)
         a2 = np.empty(H, np.float64)
+        act = np.empty(H, np.int64)
         add_rows(F2, f2, x[r], z2)
-        _activate(z2, mode, a2)
-        _output(F3, f3, a2, mode, out[r])
+        na = _activate(z2, mode, a2, act)
+        _output(F3, f3, a2, act, na, mode, out[r])
     return out
 
 
@@ -143,25 +159,13 @@ def _sample_pass(F3, f3, yr, m, mode, quadratic, window, wy, z2, a2, d2, d3, z3,
     sample; ``m`` its dropout mask (True = dropped). Fills ``z2`` (masked), ``a2``, ``d2 (H,)``,
     ``d3 (C,)``; ``z3`` is scratch. ``act[:na]``: the hidden units with ``a2 != 0``,
     ``nzc[:nd]``: those with ``d2 != 0``, both ascending; returns ``(na, nd)``. ``wy`` scales
-    ``d3`` (class weights; 1.0 leaves every value as it was). The lists are built without
-    branches (a branch per unit on random activations mispredicts often), and the sums over them
-    are those of :func:`_output` (every ``z3[c]`` adds its rows in ascending order)."""
+    ``d3`` (class weights; 1.0 leaves every value as it was)."""
     H = z2.shape[0]
     C = d3.shape[0]
-    # simple loops, each vectorised or at least free of data-dependent branches
     for h in range(H):
         z2[h] = -1.0 if m[h] else z2[h]
-    if mode == RELU:
-        for h in range(H):
-            a2[h] = z2[h] if z2[h] > 0.0 else 0.0
-    else:
-        for h in range(H):
-            a2[h] = 1.0 if z2[h] >= 0.0 else 0.0
-    na = 0
-    for h in range(H):
-        act[na] = h
-        na += np.int64(a2[h] != 0.0)
-    ng = 0  # the gated units; compacted to those with d2 != 0 below
+    na = _activate(z2, mode, a2, act)
+    ng = 0  # the gated units (without branches); compacted to those with d2 != 0 below
     if mode == SG1:
         for h in range(H):
             nzc[ng] = h
@@ -170,20 +174,7 @@ def _sample_pass(F3, f3, yr, m, mode, quadratic, window, wy, z2, a2, d2, d3, z3,
         for h in range(H):
             nzc[ng] = h
             ng += np.int64(z2[h] >= 0.0)
-    for c in range(C):
-        z3[c] = f3[c]
-    if mode == RELU:
-        for j in range(na):
-            h = act[j]
-            for c in range(C):
-                z3[c] += a2[h] * F3[h, c]
-    else:
-        for j in range(na):
-            h = act[j]
-            for c in range(C):
-                z3[c] += F3[h, c]
-        for c in range(C):
-            z3[c] = math.floor(z3[c])
+    _output(F3, f3, a2, act, na, mode, z3)
     if quadratic:
         for c in range(C):
             d3[c] = z3[c] if z3[c] > 0.0 else 0.0
