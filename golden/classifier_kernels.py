@@ -14,11 +14,19 @@ parallel region per batch made it over ten times slower); evaluation runs images
 The update of ``W2`` subtracts whole rows (vectorised) where that is exact: a row active in one
 sample of the batch takes that sample's ``delta2``, rows active in several are grouped by their
 set of samples; subtracting ``lr * 0.0`` leaves a float32 value unchanged, so the result is the
-same as updating only the nonzero columns. The forward pass reads each row active in the batch
-once for all its samples (each sample's sum still runs over its rows in ascending order). The
-next chunk's dropout masks are drawn on a helper thread while the kernel (which releases the
-GIL) trains this one. ``tests/test_classifier_fast.py`` checks that the parameters are
-bit-identical to those of the kernel before these changes.
+same as updating only the nonzero columns. ``z2`` adds four rows per pass over the float64
+accumulator (``(((z + a) + b) + c) + d`` rounds exactly as four passes do, with a quarter of the
+accumulator's loads and stores); each sample's sum still runs over its rows in ascending order.
+Per-unit decisions on random data (dropout, activation, the surrogate window, which inputs are
+active) are made without branches, as lists of the units or rows concerned: a branch per unit
+mispredicted about every other time and cost more than the arithmetic. The next chunk's dropout
+masks are drawn on a helper thread while the kernel (which releases the GIL) trains this one.
+Tried and dropped: updating batch ``b``'s rows of ``W2`` in the same pass that adds batch
+``b + 1``'s rows to its ``z2`` (slower: a row waits longer between its forward read and its
+update and falls out of the L2 cache), software prefetch of the next rows (slower) and 512-bit
+vectors (no faster in a micro-benchmark).
+``tests/test_classifier_fast.py`` checks that the parameters are bit-identical to those of the
+kernel before the first of these changes (``tests/classifier_previous.py``).
 """
 
 from __future__ import annotations
