@@ -238,29 +238,15 @@ def _sample_pass(F3, f3, yr, m, mode, quadratic, window, wy, z2, a2, d2, d3, z3,
             d3[c] *= wy
     for h in range(H):
         d2[h] = 0.0
-    # delta2 of the gated units, four at a time (four independent sums in flight; each is
-    # still summed over c in order from 0.0); nzc is compacted in place (nd <= j)
-    nd = 0
-    j = 0
-    while j < ng:
-        h0 = nzc[j]
-        h1 = nzc[min(j + 1, ng - 1)]
-        h2 = nzc[min(j + 2, ng - 1)]
-        h3 = nzc[min(j + 3, ng - 1)]
-        acc0 = acc1 = acc2 = acc3 = 0.0
+    nd = 0  # delta2 of the gated units; nzc compacted in place to those with d2 != 0 (nd <= j)
+    for j in range(ng):
+        h = nzc[j]
+        acc = 0.0
         for c in range(C):
-            dc = d3[c]
-            acc0 += dc * F3[h0, c]
-            acc1 += dc * F3[h1, c]
-            acc2 += dc * F3[h2, c]
-            acc3 += dc * F3[h3, c]
-        for t in range(min(4, ng - j)):
-            h = h0 if t == 0 else h1 if t == 1 else h2 if t == 2 else h3
-            acc = acc0 if t == 0 else acc1 if t == 1 else acc2 if t == 2 else acc3
-            d2[h] = acc
-            nzc[nd] = h
-            nd += np.int64(acc != 0.0)
-        j += 4
+            acc += d3[c] * F3[h, c]
+        d2[h] = acc
+        nzc[nd] = h
+        nd += np.int64(acc != 0.0)
     return na, nd
 
 
