@@ -22,8 +22,8 @@ active) are made without branches, as lists of the units or rows concerned: a br
 mispredicted about every other time and cost more than the arithmetic. The next chunk's dropout
 masks are drawn on a helper thread while the kernel (which releases the GIL) trains this one.
 Tried and dropped: updating batch ``b``'s rows of ``W2`` in the same pass that adds batch
-``b + 1``'s rows to its ``z2`` (slower: a row waits longer between its forward read and its
-update and falls out of the L2 cache), software prefetch of the next rows (slower) and 512-bit
+``b + 1``'s rows to its ``z2`` (slower; likely because a row then waits longer between its
+forward read and its update), software prefetch of the next rows (slower) and 512-bit
 vectors (no faster in a micro-benchmark).
 ``tests/test_classifier_fast.py`` checks that the parameters are bit-identical to those of the
 kernel before the first of these changes (``tests/classifier_previous.py``).
