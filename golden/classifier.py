@@ -170,10 +170,6 @@ class TrainState:
                 scale, lo, hi = q
                 a[...] = np.clip(a, lo / scale, hi / scale)
                 f[...] = np.clip(np.floor(a.astype(np.float64) * scale + 0.5), lo, hi) / scale
-        F, H = self.shadow[0].shape
-        self._slot = np.full(F, -1, np.int64)
-        self._rows = np.empty(F, np.int64)
-        self._member = None
 
     def params(self) -> ClassifierParams:
         """A copy of the shadow params."""
@@ -188,14 +184,12 @@ class TrainState:
         if cw is None:
             cw = class_weights(y[row0:row0 + n_batches * opts.batch], self.shadow[2].shape[1],
                                opts.class_weights)
-        if self._member is None or self._member.shape[1] != opts.batch:
-            self._member = np.zeros((self.shadow[0].shape[0], opts.batch), np.bool_)
         qat = self.qp is not None
         qp = self.qp if qat else np.ones((4, 3))  # unused placeholder
         train_kernel(*self.shadow, *self.fwd, x, y, row0, n_batches, opts.batch,
-                      np.ascontiguousarray(masks, dtype=np.bool_), float(opts.eta),
-                      MODES[opts.gradient], opts.cost == "quadratic", float(opts.sg1_window),
-                      qat, qp, self._member, self._slot, self._rows, cw)
+                     np.ascontiguousarray(masks, dtype=np.bool_), float(opts.eta),
+                     MODES[opts.gradient], opts.cost == "quadratic", float(opts.sg1_window),
+                     qat, qp, cw)
 
     def epoch(self, x: np.ndarray, y: np.ndarray, opts: ClassifierOptions,
               rng: np.random.Generator, progress: Progress | None = None) -> None:

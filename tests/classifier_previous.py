@@ -1,7 +1,8 @@
 """The classifier's training kernel as it was before the sparse-row speed-up (issue 15, item 7),
-kept verbatim (from commit 77a9362, ``golden/classifier.py``; its helpers are now in
-``golden/classifier_kernels.py``) as the reference that ``tests/test_classifier_fast.py``
-compares the current kernel with. Not used by the package."""
+kept verbatim (from commit 77a9362, ``golden/classifier.py``; its helpers ``_output`` and
+``_activate`` are copied here, the others are in ``golden/classifier_kernels.py``) as the
+reference that ``tests/test_classifier_fast.py`` compares the current kernel with. Not used by
+the package."""
 
 from __future__ import annotations
 
@@ -10,16 +11,41 @@ import math
 import numpy as np
 from numba import njit
 from spykehw.golden.classifier_kernels import (
+    RELU,
     SG1,
-    _activate,
     _clip_shadow,
-    _output,
     _qat_table,
     _quantized,
     add_rows,
 )
 
 __all__ = ["previous_train_kernel"]
+
+
+# the kernels' helpers as they were then (the package's now build lists of the active units)
+@njit(cache=False)
+def _output(F3, f3, a2, mode, z3):
+    """``z3`` of one sample from its hidden activations (floored unless relu)."""
+    if mode == RELU:
+        for c in range(z3.shape[0]):
+            z3[c] = f3[c]
+        for h in range(a2.shape[0]):
+            if a2[h] != 0.0:
+                for c in range(z3.shape[0]):
+                    z3[c] += a2[h] * F3[h, c]
+    else:
+        add_rows(F3, f3, a2, z3)
+        for c in range(z3.shape[0]):
+            z3[c] = math.floor(z3[c])
+
+
+@njit(cache=False)
+def _activate(z2, mode, a2):
+    for h in range(z2.shape[0]):
+        if mode == RELU:
+            a2[h] = z2[h] if z2[h] > 0.0 else 0.0
+        else:
+            a2[h] = 1.0 if z2[h] >= 0.0 else 0.0
 
 
 @njit(cache=False)
