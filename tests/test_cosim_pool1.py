@@ -69,3 +69,31 @@ def test_cosim_reports_a_wrong_expectation(cosim, vectors, require_simulator, tm
     messages = [m["message"] for m in info.value.result.report["mismatches"]]
     image = int(np.searchsorted(good["event_offsets"], k, side="right") - 1)
     assert messages and all(f"item {image} (mnist-test[{image}])" in m for m in messages)
+
+
+@pytest.mark.sim
+@pytest.mark.long       # about 2.5 minutes (the Conv2 core's Icarus build)
+def test_chain_conv1_pool1_conv2_on_icarus(require_simulator, tmp_path):
+    """Conv1 core -> Pool1 (inhibition: the conv core's spike potentials decide) -> Conv2 core on
+    two real images: the Conv2 spikes and Pool2 features equal the golden second layer's."""
+    from dataclasses import replace
+
+    from spykehw.golden.formats import preset
+    from spykehw.golden.options import NetworkOptions, PoolOptions
+    from spykehw.sim.conv.cases import pattern_weights
+    from spykehw.sim.conv.committed import committed_path
+    from spykehw.sim.framework.images import mnist_test_images
+    from spykehw.sim.pool1.chain import build_chain_cosim, chain_vectors, run_chain_cosim, write_chain_vectors
+
+    require_simulator("icarus")
+    opts = replace(NetworkOptions(), pool1=PoolOptions(lateral_inhibition=True))
+    fmt = preset("fpga-16")
+    w1 = np.asarray(read_vectors(committed_path("fpga-16"))["weights"][0])
+    w2 = pattern_weights(opts.conv2, fmt.conv.weight_bits)
+    vs = chain_vectors(mnist_test_images()[:2], ["mnist-test[0]", "mnist-test[1]"], w1, w2, opts, fmt)
+    assert len(vs["spikes"]) > 0 and len(vs["pool_events"]) > 20
+    vectors = write_chain_vectors(tmp_path / "chain.npz", vs)
+    design, build = build_chain_cosim(opts, fmt, w1, w2, "icarus", tmp_path / "chain")
+    assert design.params["pool1"]["mode"] == "inhibit" and design.params["conv1"]["spike_potentials"]
+    summary = run_chain_cosim(design, build, vectors, tmp_path / "runs")
+    assert summary["failures"] == [] and summary["mismatches"] == 0 and summary["images"] == 2
