@@ -5,10 +5,18 @@ the embedded MNIST sample's images of the committed ``fpga-16`` conv vectors), i
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
+from spykehw.golden.formats import preset
+from spykehw.golden.options import NetworkOptions, PoolOptions
+from spykehw.sim.conv.cases import pattern_weights
+from spykehw.sim.conv.committed import committed_path
+from spykehw.sim.framework.images import mnist_test_images
 from spykehw.sim.framework.runners import CosimFailure
 from spykehw.sim.framework.vectors import read_vectors, write_vectors
+from spykehw.sim.pool1.chain import build_chain_cosim, chain_vectors, run_chain_cosim, write_chain_vectors
 from spykehw.sim.pool1.cosim import build_pool1_cosim, run_pool1_cosim
 from spykehw.sim.pool1.vector_gen import pool1_config, real_pool1_vectors, write_vector_set
 
@@ -76,15 +84,6 @@ def test_cosim_reports_a_wrong_expectation(cosim, vectors, require_simulator, tm
 def test_chain_conv1_pool1_conv2_on_icarus(require_simulator, tmp_path):
     """Conv1 core -> Pool1 (inhibition: the conv core's spike potentials decide) -> Conv2 core on
     two real images: the Conv2 spikes and Pool2 features equal the golden second layer's."""
-    from dataclasses import replace
-
-    from spykehw.golden.formats import preset
-    from spykehw.golden.options import NetworkOptions, PoolOptions
-    from spykehw.sim.conv.cases import pattern_weights
-    from spykehw.sim.conv.committed import committed_path
-    from spykehw.sim.framework.images import mnist_test_images
-    from spykehw.sim.pool1.chain import build_chain_cosim, chain_vectors, run_chain_cosim, write_chain_vectors
-
     require_simulator("icarus")
     opts = replace(NetworkOptions(), pool1=PoolOptions(lateral_inhibition=True))
     fmt = preset("fpga-16")

@@ -22,11 +22,11 @@ from spykehw.rtl.layouts import spike_layout, unpack
 from spykehw.rtl.pool1 import Pool1, Pool1Config
 from spykehw.rtl.verilog import generate
 from spykehw.sim.conv.committed import committed_path
-from spykehw.sim.conv.packing import image_tokens, pack_tokens
+from spykehw.sim.conv.packing import image_tokens, pack_tokens, weight_words
 from spykehw.sim.conv.vector_gen import image_events
 from spykehw.sim.framework.lint import lint
 from spykehw.sim.framework.streams import simulate
-from spykehw.sim.framework.vectors import read_vectors
+from spykehw.sim.framework.vectors import ragged, read_vectors
 from spykehw.sim.pool1.packing import golden_pool_events
 from spykehw.sim.pool1.pysim import simulate_pool1
 
@@ -133,8 +133,6 @@ def conv1_vectors():
 def conv_spikes_with_potentials(vs, rows) -> list[np.ndarray]:
     """Golden ``run_conv(record=True)`` on the vector set's images ``rows``: ``(k, 5)`` rows
     ``(t, m, u, v, p)`` per image (weight set 0, the STDP weights of the real cases)."""
-    from spykehw.sim.framework.vectors import ragged
-
     ev = SpikeEvents(*ragged([image_events(vs, n) for n in rows]), 12, (2, 27, 27))
     run = run_conv(ev, np.asarray(vs["weights"][0]), CONV1, int_arithmetic(CONV1, vs.formats), record=True)
     s = run.spikes
@@ -148,7 +146,7 @@ def test_conv_core_spike_potentials_match_golden(conv1_vectors):
     vs = conv1_vectors
     rows = [0, 1]
     cfg = ConvCoreConfig(options=CONV1, formats=vs.formats, steps=12, parallelism=30, spike_potentials=True)
-    core = ConvCore(cfg, hierarchy=True, weight_init=_weight_words(cfg, vs["weights"][0]))
+    core = ConvCore(cfg, hierarchy=True, weight_init=weight_words(cfg, np.asarray(vs["weights"][0])))
     tokens = [t for n in rows for t in pack_tokens(cfg, image_tokens(image_events(vs, n), 12))]
     words: list[int] = []
 
@@ -185,11 +183,6 @@ def test_conv_core_spike_potentials_match_golden(conv1_vectors):
     assert len(want[0]) > 50
     for n in range(len(rows)):
         assert sorted(got[n]) == sorted(map(tuple, want[n].tolist())), f"image {rows[n]}"
-
-
-def _weight_words(cfg, weights):
-    from spykehw.sim.conv.packing import weight_words
-    return weight_words(cfg, np.asarray(weights))
 
 
 def test_real_conv1_spikes_all_modes(conv1_vectors):

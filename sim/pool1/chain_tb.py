@@ -21,8 +21,9 @@ import cocotb
 from cocotb.simtime import get_sim_time
 from cocotb.triggers import with_timeout
 
+from ...rtl.layer2_chain import words_digest
 from ...rtl.layouts import pack
-from ..conv.packing import compare_image, image_tokens, split_outputs
+from ..conv.packing import compare_image, image_tokens, split_outputs, weight_words
 from ..framework.cocotb_support import (
     CLOCK_PERIOD_NS,
     ENV_REPORT,
@@ -58,8 +59,6 @@ async def chain_matches_vectors(dut):
     for key in ("conv1", "pool1", "conv2"):
         assert json.dumps(p[key], sort_keys=True) == json.dumps(vs.options[key], sort_keys=True), \
             f"design {design.name}: its {key} is not the one vector {vs.name} needs"
-    from ...rtl.layer2_chain import words_digest
-    from ..conv.packing import weight_words
     for key in ("conv1", "conv2"):
         words = weight_words(p[key], vs[f"{key}_weights"])
         assert p[f"{key}_weights_sha256"] == words_digest(words), \
