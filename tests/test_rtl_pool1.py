@@ -140,12 +140,15 @@ def conv_spikes_with_potentials(vs, rows) -> list[np.ndarray]:
             for n in range(len(rows))]
 
 
-def test_conv_core_spike_potentials_match_golden(conv1_vectors):
-    """Conv1 (fpga-16, 30 lanes) on two real MNIST images: every spike's ``p`` is the golden
-    recorded potential (as a set per step)."""
+@pytest.mark.parametrize("parallelism", [30, 10])
+def test_conv_core_spike_potentials_match_golden(conv1_vectors, parallelism):
+    """Conv1 (fpga-16; one group of 30 lanes: the tree's value, three groups of 10: the group
+    combine's) on two real MNIST images: every spike's ``p`` is the golden recorded potential
+    (as a set per step)."""
     vs = conv1_vectors
     rows = [0, 1]
-    cfg = ConvCoreConfig(options=CONV1, formats=vs.formats, steps=12, parallelism=30, spike_potentials=True)
+    cfg = ConvCoreConfig(options=CONV1, formats=vs.formats, steps=12, parallelism=parallelism,
+                         spike_potentials=True)
     core = ConvCore(cfg, hierarchy=True, weight_init=weight_words(cfg, np.asarray(vs["weights"][0])))
     tokens = [t for n in rows for t in pack_tokens(cfg, image_tokens(image_events(vs, n), 12))]
     words: list[int] = []
