@@ -215,3 +215,14 @@ def test_generated_verilog_is_lint_clean(mode, tmp_path, require_simulator):
     block = Pool1(cfg)
     g = generate(block, "pool1", tmp_path, block.params())
     assert [str(w) for w in lint(g.verilog_path)] == []
+
+
+@pytest.mark.sim
+def test_conv_core_with_spike_potentials_is_lint_clean(tmp_path, require_simulator):
+    require_simulator("verilator")
+    cfg = ConvCoreConfig(options=CONV1, formats=preset("fpga-16"), steps=12, parallelism=30,
+                         spike_potentials=True)
+    core = ConvCore(cfg)
+    g = generate(core, "conv_core", tmp_path, core.params(), formats=cfg.formats)
+    assert [str(w) for w in lint(g.verilog_path)] == []
+    assert g.port("o_spikes__payload").width == cfg.spike_layout().size
