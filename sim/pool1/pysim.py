@@ -11,7 +11,6 @@ from ...rtl.layouts import unpack
 from ...rtl.pool1 import Pool1, Pool1Config
 from ..framework.streams import TransferLog, simulate
 from .packing import spike_payloads, split_events
-from .vector_gen import conv1_spikes
 
 __all__ = ["Pool1Run", "simulate_pool1"]
 
@@ -76,19 +75,3 @@ def simulate_pool1(cfg: Pool1Config, images: Sequence[np.ndarray], *, stall: flo
                     [log.edges["i"][k] for k in first] if images else [],
                     [log.edges["o"][k] for k in ends])
 
-
-def _main() -> None:
-    """Cycles per image of the bare block on the golden Conv1 spikes of the committed fpga-16
-    set's MNIST images (``python -m spykehw.sim.pool1.pysim``)."""
-    spikes, _cases, _fmt, core = conv1_spikes()
-    for mode in ("or", "accumulate", "inhibit"):
-        cfg = Pool1Config(maps=core.maps, conv_size=core.out_size, steps=core.steps,
-                          potential_bits=core.potential_bits, mode=mode)
-        run = simulate_pool1(cfg, spikes)
-        print(f"{mode}: {np.mean(run.cycles):.0f} cycles/image over {len(spikes)} images, "
-              f"{np.mean([len(s) for s in spikes]):.1f} conv spikes and "
-              f"{np.mean([len(e) for e in run.events]):.1f} pool spikes per image")
-
-
-if __name__ == "__main__":
-    _main()
