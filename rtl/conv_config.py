@@ -72,6 +72,10 @@ class ConvCoreConfig:
         (:class:`~spykehw.rtl.conv_memories.FlagMemory`), cleared by a sweep of ``H`` cycles
         after each step. Inference only; the words of a lane (``H*H*G``) must fit one SPRAM's
         16K.
+    spike_potentials : bool
+        Add each spike's potential (the winning ``V``, 0 on markers) to ``o_spikes`` as field
+        ``p`` (:meth:`spike_layout`): what Pool1's lateral inhibition compares
+        (:mod:`spykehw.rtl.pool1`). ``False`` (default): the layout and the Verilog unchanged.
     """
 
     options: ConvOptions
@@ -81,6 +85,7 @@ class ConvCoreConfig:
     max_spikes_per_input: int = 1
     learning: bool = False
     potential_memory: str = "block"
+    spike_potentials: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.options, ConvOptions):
@@ -100,8 +105,9 @@ class ConvCoreConfig:
                                 f"(one of {divisors}), not {self.parallelism}")
         if self.max_spikes_per_input < 1:
             raise ConvCoreError(f"max_spikes_per_input: must be >= 1, not {self.max_spikes_per_input}")
-        if not isinstance(self.learning, bool):
-            raise TypeError(f"learning must be a bool, not {self.learning!r}")
+        for name in ("learning", "spike_potentials"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be a bool, not {getattr(self, name)!r}")
         if self.learning and self.options.competition != "greedy":
             raise ConvCoreError(f"options.competition: the learning core builds only 'greedy' "
                                 f"(the authors' STDP competition), not {self.options.competition!r}")
@@ -117,6 +123,16 @@ class ConvCoreConfig:
             if words > SPRAM_WORDS:
                 raise ConvCoreError(f"potential_memory: 'spram' holds {SPRAM_WORDS} words per lane, "
                                     f"this layer needs H*H*G = {words} (raise parallelism)")
+
+    @property
+    def captures_value(self) -> bool:
+        """The firing pipeline hands each capture's potential on (learning or spike potentials)."""
+        return self.learning or self.spike_potentials
+
+    def spike_layout(self):
+        """The ``o_spikes`` payload (with ``p`` when ``spike_potentials``)."""
+        return spike_layout(self.maps, self.out_size, self.steps,
+                            self.potential_bits if self.spike_potentials else 0)
 
     @property
     def spram(self) -> bool:
@@ -238,6 +254,7 @@ class ConvCoreConfig:
             "parallelism": self.parallelism,
             "max_spikes_per_input": self.max_spikes_per_input,
             **({"potential_memory": self.potential_memory} if self.spram else {}),
+            **({"spike_potentials": True} if self.spike_potentials else {}),
             **({"learning": True, "stdp": dataclasses.asdict(self.formats.stdp),
                 "snapshot_base": self.snapshot_base} if self.learning else {}),
             "channels": self.channels, "in_size": self.in_size, "maps": self.maps,
@@ -248,7 +265,7 @@ class ConvCoreConfig:
             "memory_bits": self.memory_bits(),
             "layouts": {
                 "token": layout_fields(token_layout(self.channels, self.in_size)),
-                "spike": layout_fields(spike_layout(self.maps, self.out_size, self.steps)),
+                "spike": layout_fields(self.spike_layout()),
                 "feature": layout_fields(feature_layout(self.features)),
             },
         }

@@ -188,8 +188,9 @@ class ConvCore(wiring.Component):
     -------
     i_events : In(stream.Signature(token_layout(C, S)))
         Input spikes and end-of-step markers.
-    o_spikes : Out(stream.Signature(spike_layout(M, H, T)))
-        Output spikes and end-of-step markers.
+    o_spikes : Out(stream.Signature(cfg.spike_layout()))
+        Output spikes and end-of-step markers (with ``spike_potentials`` each spike's potential
+        ``p``).
     o_features : Out(stream.Signature(feature_layout(M*P*P)))
         New pool features and end-of-image markers.
     weights : In(WeightBusSignature(C*K*K*G, L, B))
@@ -223,7 +224,7 @@ class ConvCore(wiring.Component):
         self._spram_primitive = bool(spram_primitive)
         members = {
             "i_events": In(stream.Signature(token_layout(cfg.channels, cfg.in_size))),
-            "o_spikes": Out(stream.Signature(spike_layout(cfg.maps, cfg.out_size, cfg.steps))),
+            "o_spikes": Out(stream.Signature(cfg.spike_layout())),
             "o_features": Out(stream.Signature(feature_layout(cfg.features))),
             "weights": In(WeightBusSignature(cfg.weight_bus_words, cfg.parallelism, cfg.weight_bits,
                                              read_back=self._read_back)),
@@ -285,7 +286,10 @@ class ConvCore(wiring.Component):
         if cfg.spram:
             m.d.comb += ctl.clearing.eq(integ.clearing)
         wiring.connect(m, fire.ahead, out.ahead)
-        wiring.connect(m, out.o_spikes, wiring.flipped(self.o_spikes))
+        if cfg.spike_potentials:
+            self._spike_potentials(m, out, cap, ctl)
+        else:
+            wiring.connect(m, out.o_spikes, wiring.flipped(self.o_spikes))
         wiring.connect(m, out.o_features, wiring.flipped(self.o_features))
 
         idle = (ctl.integrate & ~integ.busy & ~ctl.started
@@ -307,6 +311,19 @@ class ConvCore(wiring.Component):
         ]
         wiring.connect(m, learn.o_winners, wiring.flipped(self.o_winners))
         return m
+
+    def _spike_potentials(self, m: Module, out: FeatureOutput, cap, ctl: Control) -> None:
+        """``o_spikes`` with ``p``: the output register's fields, and beside it the captured
+        potential, loaded with the same capture (0 with a marker)."""
+        p = Signal(self._cfg.potential_bits, name="spike_p")
+        with m.If(cap.en):
+            m.d.sync += p.eq(cap.val)
+        with m.If(ctl.step_end):
+            m.d.sync += p.eq(0)
+        src, dst = out.o_spikes, self.o_spikes
+        m.d.comb += [dst.valid.eq(src.valid), src.ready.eq(dst.ready), dst.payload.p.eq(p),
+                     *(getattr(dst.payload, k).eq(getattr(src.payload, k))
+                       for k in ("m", "u", "v", "t", "step_end", "last"))]
 
     def _weight_memories(self, m: Module, integ: Integration, learn: LearningUnit | None) -> None:
         """One memory per lane (a lane's read data is then a whole net). The read ports serve

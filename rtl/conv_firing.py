@@ -112,7 +112,7 @@ class MapSelect(wiring.Component):
         Stage B and its pending-list entry.
     p_data : In(V).array(L)
         The potential word read in stage B.
-    capture : Out(capture_signature(cfg, value=learning))
+    capture : Out(capture_signature(cfg, value=learning or spike_potentials))
         Stage Z captures a position (``en`` = the item's last group is in Z and nothing stalls).
     ahead : Out(lookahead_signature(cfg))
         The items one and two stages before Z (for the feature flags).
@@ -125,7 +125,7 @@ class MapSelect(wiring.Component):
         members = {"stall": In(1), "b_valid": In(1), "b_last": In(1),
                    "entry": In(cfg.pending_layout()),
                    "p_data": In(cfg.potential_bits).array(cfg.parallelism),
-                   "capture": Out(capture_signature(cfg, value=cfg.learning)),
+                   "capture": Out(capture_signature(cfg, value=cfg.captures_value)),
                    "ahead": Out(lookahead_signature(cfg)), "busy": Out(1)}
         if cfg.groups > 1:
             members["b_g"] = In(index_bits(cfg.groups))
@@ -153,7 +153,7 @@ class MapSelect(wiring.Component):
         with m.If(~stall):
             m.d.sync += self._advance(c, b)
         m.submodules.lane_max = lane_max = LaneArgmax(lanes=L, pot_bits=V,
-                                                      need_value=G > 1 or cfg.learning)
+                                                      need_value=G > 1 or cfg.captures_value)
         m.d.comb += [lane_max.values[lane].eq(self.p_data[lane]) for lane in range(L)]
         chain = [c] + [self._stage(f"s{k}") for k in range(lane_max.latency)]
         for k in range(1, len(chain)):
@@ -181,13 +181,13 @@ class MapSelect(wiring.Component):
             with m.If(~stall):
                 m.d.sync += [*self._advance(z, top), z["valid"].eq(top["valid"] & top["last"]),
                              cap.m.eq(y_m)]
-                if cfg.learning:
+                if cfg.captures_value:
                     m.d.sync += cap.val.eq(y_val)
             pre_z, pre_z2 = top, chain[-2]
         else:
             z = top
             m.d.comb += cap.m.eq(lane_max.lane_index())
-            if cfg.learning:
+            if cfg.captures_value:
                 m.d.comb += cap.val.eq(lane_max.value)
             pre_z = chain[-2]
             pre_z2 = chain[-3] if len(chain) > 2 else b
@@ -217,7 +217,7 @@ class Firing(wiring.Component):
         Reads of the pending list.
     p_rd : Out(read_signature(H*H*G, V, L))
         Reads of the potentials.
-    capture : Out(capture_signature(cfg, value=learning)); ahead : Out(lookahead_signature(cfg))
+    capture : Out(capture_signature(cfg, value=learning or spike_potentials)); ahead : Out(lookahead_signature(cfg))
     done : Out(1)
         Every pending position has been captured.
     """
@@ -229,7 +229,7 @@ class Firing(wiring.Component):
             "active": In(1), "stall": In(1), "step_clear": In(1), "n_pend": In(range(NPOS + 1)),
             "q_rd": Out(read_signature(NPOS, cfg.pending_layout())),
             "p_rd": Out(read_signature(NPOS * G, cfg.potential_bits, L)),
-            "capture": Out(capture_signature(cfg, value=cfg.learning)),
+            "capture": Out(capture_signature(cfg, value=cfg.captures_value)),
             "ahead": Out(lookahead_signature(cfg)),
             "done": Out(1),
         })

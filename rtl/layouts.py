@@ -16,7 +16,8 @@ Layouts
 ``spike_layout(M, H, T)`` (output conv spike)
     ``m``, ``u``, ``v``: a spike of map ``m`` at output position ``(u, v)``; ``t``: its step;
     ``step_end``: 1 = end-of-step marker of step ``t`` (``m``, ``u``, ``v`` are 0);
-    ``last``: 1 on the end-of-step marker of the image's last step.
+    ``last``: 1 on the end-of-step marker of the image's last step;
+    ``p`` (only with ``potential_bits``, above the others): the spike's potential (0 on markers).
 ``feature_layout(F)`` (output pool feature)
     ``index``: a feature index ``m*P*P + i*P + j`` that became 1; ``last``: 1 = end-of-image
     marker (``index`` is then 0).
@@ -55,15 +56,18 @@ def token_layout(channels: int, in_size: int) -> data.StructLayout:
     })
 
 
-def spike_layout(maps: int, out_size: int, steps: int) -> data.StructLayout:
-    return data.StructLayout({
+def spike_layout(maps: int, out_size: int, steps: int, potential_bits: int = 0) -> data.StructLayout:
+    fields = {
         "m": unsigned(index_bits(maps)),
         "u": unsigned(index_bits(out_size)),
         "v": unsigned(index_bits(out_size)),
         "t": unsigned(index_bits(steps)),
         "step_end": unsigned(1),
         "last": unsigned(1),
-    })
+    }
+    if potential_bits:
+        fields["p"] = unsigned(potential_bits)
+    return data.StructLayout(fields)
 
 
 def feature_layout(features: int) -> data.StructLayout:

@@ -128,10 +128,14 @@ def _conv(args: argparse.Namespace) -> int:
         write_vector_set,
     )
 
+    if args.pool1_rtl and (args.layer != "conv2" or args.vectors is not None):
+        raise SpykehwError("--pool1-rtl: only with --layer conv2 --run RUN (not --vectors)")
     if args.layer == "conv2" and args.vectors is None:
         _conv2_vectors_check(args)
     if _missing(args.simulator):
         return 2
+    if args.pool1_rtl:
+        return _conv2_chain(args)
     folder = RunFolder(args.out, "cosim-conv", args=vars(args) | {"func": None})
     if args.vectors is not None:
         vs = read_vectors(args.vectors, kind=KIND)
@@ -177,6 +181,51 @@ def _conv(args: argparse.Namespace) -> int:
               f"{summary['images_in_file']}", file=sys.stderr)
         return 1
     return 0 if summary["mismatches"] == 0 else 1
+
+
+def _conv2_chain(args: argparse.Namespace) -> int:
+    """``cosim conv --layer conv2 --pool1-rtl``: Conv1 core -> Pool1 -> Conv2 core as one design
+    on the encoder's spikes of the first ``--count`` test images."""
+    from ..sim.pool1.chain import (  # the hw extra (Amaranth, cocotb) is optional
+        build_chain_cosim,
+        chain_vectors,
+        run_chain_cosim,
+        write_chain_vectors,
+    )
+    from ..sim.conv.vector_gen import source_test_images
+
+    run = load_conv2_run(args.run)
+    folder = RunFolder(args.out, "cosim-conv2-chain", args=vars(args) | {"func": None})
+    images, labels, sources = source_test_images(args.source, args.count, data_dir=args.data_dir)
+    print(f"vectors: {args.count} {args.source} test images (rows 0..{args.count - 1}) through "
+          f"Conv1 -> Pool1 -> Conv2 of {run.describe()}", file=sys.stderr)
+    vs = chain_vectors(images, labels, run.conv1_weights, run.conv2_weights, run.options, run.formats,
+                       conv2_parallelism=args.parallelism,
+                       sources={**sources, "weights": f"{run.path / 'int_state.npz'}, "
+                                                      f"{run.path / 'int_conv2_state.npz'}"},
+                       description=f"Conv1 -> Pool1 -> Conv2 of {run.path}: {args.count} {args.source} "
+                                   "test images; expected values from the golden second layer")
+    vectors = write_chain_vectors(folder.file("vectors.npz"), vs)
+    folder.add("vectors.npz", f"layer2-chain vectors: {vs.description}")
+    print(f"building Conv1 core -> Pool1 -> Conv2 core for {args.simulator}...", file=sys.stderr)
+    design, build = build_chain_cosim(run.options, run.formats, run.conv1_weights, run.conv2_weights,
+                                      args.simulator, folder.file("build"),
+                                      conv2_parallelism=args.parallelism, waves=args.waves)
+    with Progress("cosim", total=args.count, unit="img", enabled=not args.quiet) as progress:
+        summary = run_chain_cosim(design, build, vectors, folder.file("runs"), chunk=args.chunk,
+                                  stall="0.2:1" if args.stall else "", progress=progress)
+    folder.write_json("summary.json", summary, "mismatches, cycles and images/s")
+    for k in ("images", "images_in_file", "mismatches", "cycles_per_image", "images_per_s"):
+        folder.result(k, summary[k])
+    print(f"{summary['images']} of {summary['images_in_file']} images through Conv1 -> Pool1 ({design.params['pool1']['mode']}) "
+          f"-> Conv2 on {args.simulator}: {summary['mismatches']} mismatches, "
+          f"{summary['cycles_per_image']:.0f} cycles/image, {summary['images_per_s']:.2f} images/s "
+          f"(testbench wall time; {summary['wall_s']:.1f} s in all)")
+    for line in summary["mismatch_lines"] + summary["failures"][:5]:
+        print(f"  {line}")
+    print(f"results: {folder.path}")
+    ok = summary["images"] == summary["images_in_file"] and summary["mismatches"] == 0 and not summary["failures"]
+    return 0 if ok else 1
 
 
 def _classifier(args: argparse.Namespace) -> int:
@@ -294,6 +343,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--state", type=existing_file, default=None, metavar="STATE",
                    help="Conv1 weights from a state file instead of STDP on 300 images")
     c.add_argument("--stall", action="store_true", help="random stalls on the core's streams")
+    c.add_argument("--pool1-rtl", action="store_true",
+                   help="with --layer conv2: Pool1 in the RTL too (Conv1 core -> Pool1 -> Conv2 core "
+                        "as one design, fed the encoder's spikes)")
     c.add_argument("--chunk", type=count, default=500, help="images per simulator run (default 500)")
     _waves_argument(c, "one per --chunk of images, in the run folder's images-<first image>/")
     c.add_argument("--no-optimize", action="store_true",
