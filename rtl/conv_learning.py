@@ -353,17 +353,17 @@ class LearningUnit(wiring.Component):
         m.submodules.control = ctl = LearnControl(cfg)
         m.submodules.snapshot = snap = Snapshot(cfg)
         # the pre flags (inputs that spiked so far in this image), read by the update engine
-        m.submodules.pre = pre = FlagGrid(rows=C * S, cols=S, bit_reads=1)
+        m.submodules.pre = pre = FlagGrid(rows=C * S, cols=S, row_reads=1)
         m.d.comb += [pre.set_en.eq(self.pre.en), pre.set_col.eq(self.pre.x),
                      pre.clear.eq(self.step_done & self.last_step),
-                     pre.bit0_col.eq(upd.pre_col), upd.pre_bit.eq(pre.bit0)]
+                     upd.pre_word.eq(pre.row0)]
         if C * S > 1:
             # row c*S + y from a table indexed by Cat(y, c): no adder on the token's slices
             yb = len(self.pre.y)
             rows = Array(Const(min(c * S + y, C * S - 1), len(pre.set_row))
                          for c in range(1 << len(self.pre.c)) for y in range(1 << yb))
             m.d.comb += [pre.set_row.eq(rows[Cat(self.pre.y, self.pre.c)]),
-                         pre.bit0_row.eq(upd.pre_row)]
+                         pre.row0_idx.eq(upd.pre_row)]
         m.d.comb += [
             *(getattr(comp.cap, k).eq(getattr(self.cap, k)) for k in ("en", "m", "u", "v", "val")),
             comp.supp.eq(sched.supp_now), comp.start.eq(ctl.start), comp.scan.eq(ctl.scan),

@@ -15,6 +15,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..golden.fixed import LFSR_TAPS
+from .conv_blocks import select_bit
 from .conv_config import ConvCoreConfig
 from .layouts import index_bits
 
@@ -59,8 +60,10 @@ class UpdateEngine(wiring.Component):
         The current STDP shift.
     w_data : In(B).array(L)
         The weight memories' read data.
-    pre_row : Out (absent with ``C*S == 1``); pre_col : Out; pre_bit : In(1)
-        The *pre* flag of the input of the weight being issued.
+    pre_row : Out (absent with ``C*S == 1``); pre_word : In(S)
+        The row of *pre* flags that holds the input of the weight being issued (``pre_row`` is a
+        register, stepped with the weight counters, so no adder lies before the row
+        multiplexer; the bit is selected in the next cycle from the registered row).
     rd : Out(weight_read_signature(cfg)); wr : Out(weight_write_signature(cfg))
     m : Out(index_bits(M))
         The map being updated.
@@ -78,7 +81,7 @@ class UpdateEngine(wiring.Component):
             "load_rc": In(1), "r": In(index_bits(H)), "c": In(index_bits(H)), "run": In(1),
             "shift": In(range(st.stdp_shift + 1)),
             "w_data": In(cfg.weight_bits).array(L),
-            "pre_col": Out(index_bits(S)), "pre_bit": In(1),
+            "pre_word": In(S),
             "rd": Out(weight_read_signature(cfg)), "wr": Out(weight_write_signature(cfg)),
             "m": Out(index_bits(M)), "finished": Out(1),
         }
@@ -91,15 +94,15 @@ class UpdateEngine(wiring.Component):
         cfg = self._cfg
         C, S, K, M = cfg.channels, cfg.in_size, cfg.kernel, cfg.maps
         H, L, G, CKK = cfg.out_size, cfg.parallelism, cfg.groups, cfg.kernel_weights
-        upd_r = Signal(index_bits(H), name="upd_r")
         upd_c = Signal(index_bits(H), name="upd_c")
         k_iss = Signal(range(CKK + 1), name="upd_k")
-        ch = Signal(index_bits(C), name="upd_ch")
         kr = Signal(index_bits(K), name="upd_kr")
         kc = Signal(index_bits(K), name="upd_kc")
         addr = Signal(index_bits(cfg.weight_words) + 1, name="upd_addr")
         p_valid = Signal(name="upd_p_valid")
         p_addr = Signal(index_bits(cfg.weight_words), name="upd_p_addr")
+        p_word = Signal(S, name="upd_p_word")
+        p_col = Signal(index_bits(S), name="upd_p_col")
         p_pre = Signal(name="upd_p_pre")
         op = Signal(2, name="upd_op")           # DECAY or STDP (LTP/LTD chosen per weight)
         group_of = Array(Const(i // L, index_bits(G)) for i in range(M))
@@ -107,20 +110,23 @@ class UpdateEngine(wiring.Component):
         lane = Signal(index_bits(L), name="upd_lane")
         m.d.comb += lane.eq(lane_of[self.m])
 
-        # pre[ch, r + kr, c + kc] of the weight being issued
+        # pre[ch, r + kr, c + kc] of the weight being issued: row ch*S + r + kr and column
+        # c + kc, kept in registers that step with (kr, kc) (ch is implied: it grows when kr wraps)
+        pre_row = Signal(index_bits(C * S), name="upd_pre_row")
+        pre_col = Signal(index_bits(S), name="upd_pre_col")
         if C * S > 1:
-            m.d.comb += self.pre_row.eq(ch * S + upd_r + kr)
-        m.d.comb += self.pre_col.eq(upd_c + kc)
+            m.d.comb += self.pre_row.eq(pre_row)
+        m.d.comb += p_pre.eq(select_bit(m, p_word, p_col, "upd_pre_bit"))
 
         busy = self._pipeline(m, lane, op, p_valid, p_addr, p_pre)
 
         with m.If(self.select):
-            m.d.sync += [k_iss.eq(0), ch.eq(0), kr.eq(0), kc.eq(0)]
+            m.d.sync += [k_iss.eq(0), kr.eq(0), kc.eq(0)]
             with m.If(self.load):
                 m.d.sync += [self.m.eq(self.load_m), op.eq(Mux(self.load_decay, DECAY, LTP)),
                              addr.eq(group_of[self.load_m])]
-        with m.If(self.load_rc):
-            m.d.sync += [upd_r.eq(self.r), upd_c.eq(self.c)]
+        with m.If(self.load_rc):    # (after ``select``: kr = kc = 0, channel 0)
+            m.d.sync += [upd_c.eq(self.c), pre_row.eq(self.r), pre_col.eq(self.c)]
 
         # Issue stage: read weight k of the map.
         issue = Signal(name="upd_issue")
@@ -130,15 +136,15 @@ class UpdateEngine(wiring.Component):
         m.d.sync += p_valid.eq(issue)
         with m.If(issue):
             m.d.sync += [k_iss.eq(k_iss + 1), addr.eq(addr + G), p_addr.eq(addr),
-                         p_pre.eq(self.pre_bit)]
+                         p_word.eq(self.pre_word), p_col.eq(pre_col)]
             with m.If(kc == K - 1):
-                m.d.sync += kc.eq(0)
+                m.d.sync += [kc.eq(0), pre_col.eq(upd_c)]
                 with m.If(kr == K - 1):
-                    m.d.sync += [kr.eq(0), ch.eq(ch + 1)]
+                    m.d.sync += [kr.eq(0), pre_row.eq(pre_row + (S - (K - 1)))]
                 with m.Else():
-                    m.d.sync += kr.eq(kr + 1)
+                    m.d.sync += [kr.eq(kr + 1), pre_row.eq(pre_row + 1)]
             with m.Else():
-                m.d.sync += kc.eq(kc + 1)
+                m.d.sync += [kc.eq(kc + 1), pre_col.eq(pre_col + 1)]
         return m
 
     def _pipeline(self, m: Module, lane: Signal, op: Signal, p_valid: Signal, p_addr: Signal,
