@@ -133,7 +133,7 @@ def run_chain_cosim(design, build, vectors: str | Path, folder: str | Path, *, c
                     stall: str = "", progress=None) -> dict[str, Any]:
     """The testbench on ``vectors``, ``chunk`` images per simulator run; a summary (images,
     mismatches, cycles per image, wall time)."""
-    folder = Path(folder)
+    folder = Path(folder).resolve()     # the simulator runs in another working directory
     n = len(read_vectors(vectors, kind=KIND)["images"])
     summary: dict[str, Any] = {"images": 0, "mismatches": 0, "cycles": 0, "wall_s": 0.0,
                                "mismatch_lines": [], "failures": []}

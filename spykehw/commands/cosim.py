@@ -163,13 +163,7 @@ def _conv(args: argparse.Namespace) -> int:
     with Progress("cosim", total=n, unit="img", enabled=not args.quiet) as progress:
         summary = cosim_vector_file(cosim, vectors, folder.file("runs"), chunk=args.chunk,
                                     stall=args.stall, progress=progress, waves=args.waves)
-    folder.write_json("summary.json", summary, "mismatches, cycles and images/s")
-    for k in ("images", "images_in_file", "mismatches", "cycles_per_image", "images_per_s"):
-        folder.result(k, summary[k])
-    print(f"{summary['images']} of {summary['images_in_file']} images compared on {args.simulator}: "
-          f"{summary['mismatches']} mismatches, "
-          f"{summary['cycles_per_image']:.0f} cycles/image, {summary['images_per_s']:.1f} images/s "
-          f"(testbench wall time; {summary['wall_s']:.1f} s in all)")
+    _write_summary(folder, summary, f"compared on {args.simulator}")
     for line in summary["mismatch_lines"]:
         print(f"  {line}")
     if summary["waveform"]:
@@ -214,18 +208,24 @@ def _conv2_chain(args: argparse.Namespace) -> int:
     with Progress("cosim", total=args.count, unit="img", enabled=not args.quiet) as progress:
         summary = run_chain_cosim(design, build, vectors, folder.file("runs"), chunk=args.chunk,
                                   stall="0.2:1" if args.stall else "", progress=progress)
-    folder.write_json("summary.json", summary, "mismatches, cycles and images/s")
-    for k in ("images", "images_in_file", "mismatches", "cycles_per_image", "images_per_s"):
-        folder.result(k, summary[k])
-    print(f"{summary['images']} of {summary['images_in_file']} images through Conv1 -> Pool1 ({design.params['pool1']['mode']}) "
-          f"-> Conv2 on {args.simulator}: {summary['mismatches']} mismatches, "
-          f"{summary['cycles_per_image']:.0f} cycles/image, {summary['images_per_s']:.2f} images/s "
-          f"(testbench wall time; {summary['wall_s']:.1f} s in all)")
+    _write_summary(folder, summary, f"through Conv1 -> Pool1 ({design.params['pool1']['mode']}) "
+                                    f"-> Conv2 on {args.simulator}")
     for line in summary["mismatch_lines"] + summary["failures"][:5]:
         print(f"  {line}")
     print(f"results: {folder.path}")
     ok = summary["images"] == summary["images_in_file"] and summary["mismatches"] == 0 and not summary["failures"]
     return 0 if ok else 1
+
+
+def _write_summary(folder: RunFolder, summary: dict, what: str) -> None:
+    """A conv co-simulation's summary into the run folder and its one-line result."""
+    folder.write_json("summary.json", summary, "mismatches, cycles and images/s")
+    for k in ("images", "images_in_file", "mismatches", "cycles_per_image", "images_per_s"):
+        folder.result(k, summary[k])
+    print(f"{summary['images']} of {summary['images_in_file']} images {what}: "
+          f"{summary['mismatches']} mismatches, "
+          f"{summary['cycles_per_image']:.0f} cycles/image, {summary['images_per_s']:.2f} images/s "
+          f"(testbench wall time; {summary['wall_s']:.1f} s in all)")
 
 
 def _classifier(args: argparse.Namespace) -> int:
