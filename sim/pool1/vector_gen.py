@@ -23,7 +23,7 @@ from ...golden.spikes import SpikeEvents
 from ...rtl.conv_config import ConvCoreConfig
 from ...rtl.pool1 import POOL1_MODES, Pool1Config
 from ..conv.committed import committed_path
-from ..conv.vector_gen import image_events
+from ..conv.vector_gen import image_events, image_spikes
 from ..framework.vectors import (
     ArraySpec,
     KindSpec,
@@ -76,14 +76,9 @@ register_kind(KindSpec(
 ))
 
 
-def image_spikes(vs: VectorSet, n: int) -> np.ndarray:
-    o = vs["spike_offsets"]
-    return np.asarray(vs["spikes"][o[n]:o[n + 1]], dtype=np.int64)
-
-
-def image_pool_events(vs: VectorSet, n: int) -> np.ndarray:
-    o = vs["event_offsets"]
-    return np.asarray(vs["events"][o[n]:o[n + 1]], dtype=np.int64)
+# A pool1 file uses the conv files' array names (event_offsets/events, spike_offsets/spikes), so
+# the conv readers serve.
+image_pool_events = image_events
 
 
 def make_pool1_vectors(cfg: Pool1Config, spikes: Sequence[np.ndarray], cases: Sequence[str], *,
